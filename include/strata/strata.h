@@ -1,0 +1,289 @@
+/*
+ * strata.h — the public contract of the Strata substrate.
+ *
+ * Strata is an MVCC copy-on-write node store. Applications (index engines)
+ * allocate nodes, name a few of them as roots, and read them back through
+ * snapshots that stay consistent for their whole life while writers go on.
+ *
+ * Handles are opaque. Every function that can fail returns an int status:
+ * 0 (STRATA_OK) on success, a negative STRATA_E* code from this header, or a
+ * negated errno value (-ENOMEM, -EIO, ...). strata_strerror() explains any of
+ * them. No function aborts the process on bad input.
+ *
+ * Threads: a strata_store may be used from any number of threads at once.
+ * A strata_txn and a strata_snapshot are used by one thread at a time (they
+ * may move between threads, with the usual happens-before hand-off).
+ *
+ * Lifetime of returned pointers is stated on each function. The general rule:
+ * node bytes read through a snapshot stay valid and unchanged until that
+ * snapshot is closed; node bytes obtained from a transaction stay valid until
+ * the transaction commits or aborts.
+ */
+#ifndef STRATA_STRATA_H
+#define STRATA_STRATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ---------------------------------------------------------
+ * Our own codes live in [-10999, -10000], away from every -errno value. */
+enum strata_status {
+	STRATA_OK = 0,
+	STRATA_EINVAL = -10001,      /* bad argument (NULL, size 0, bad option) */
+	STRATA_ESTALE = -10002,      /* NodeID's tag does not match: handle reused or never issued */
+	STRATA_ENOTVISIBLE = -10003, /* node exists but is not part of this snapshot or txn */
+	STRATA_ENOMEM = -10004,      /* allocation failed; nothing changed */
+	STRATA_EBUSY = -10005,       /* would block (NOWAIT) or a write conflict */
+	STRATA_ENOTLOCKED = -10006,  /* root not named when the transaction began */
+	STRATA_ETOOBIG = -10007,     /* node larger than STRATA_NODE_MAX */
+	STRATA_EFULL = -10008,       /* snapshot table or NodeID space exhausted */
+	STRATA_ENOTFOUND = -10009,   /* no such root name */
+	STRATA_ENOTSUP = -10010,     /* operation or mode not available in this build */
+	STRATA_ECORRUPT = -10011,    /* checksum or structure mismatch: data not served */
+	STRATA_EIO = -10012,         /* an I/O error poisoned the store for writing */
+	STRATA_ENOSPC = -10013,      /* storage full; the failed operation left no trace */
+	STRATA_EFORMAT = -10014,     /* not a Strata store, or a newer format version */
+	STRATA_ETRUNCATED = -10015,  /* file shorter than its own header says */
+	STRATA_ESNAPSHOT_TOO_OLD = -10016, /* snapshot exceeded its age/retention cap */
+	STRATA_EREADONLY = -10017,   /* node not writable in this transaction */
+	STRATA_ENAME = -10018        /* root name empty or longer than STRATA_ROOT_NAME_MAX */
+};
+
+/* Explains any status this library returns (ours or -errno). Never NULL; the
+ * string is static. */
+STRATA_API const char *strata_strerror(int status);
+
+/* ---- NodeID ----------------------------------------------------------------
+ * 64 bits, stable for the node's life (also when a node moves on disk):
+ *
+ *   63                36 35                          6 5      0
+ *  +--------------------+-----------------------------+--------+
+ *  |     tag (28)       |     handle index (30)       |shard(6)|
+ *  +--------------------+-----------------------------+--------+
+ *
+ * shard: object-table shard (0..63). index: entry within the shard. tag: ABA
+ * tag of the entry, bumped exactly once each time the handle is freed; it
+ * starts at 1, so 0 is never a valid NodeID. Resolving an ID whose tag no
+ * longer matches returns STRATA_ESTALE, never another node's bytes. A handle
+ * whose tag would wrap is retired for good instead of reused. */
+typedef uint64_t strata_node_id;
+#define STRATA_NODE_NULL ((strata_node_id)0)
+#define STRATA_NODEID_SHARD_BITS 6
+#define STRATA_NODEID_INDEX_BITS 30
+#define STRATA_NODEID_TAG_BITS 28
+#define STRATA_NODEID_SHARD(id) ((uint32_t)((id) & 0x3fu))
+#define STRATA_NODEID_INDEX(id) ((uint32_t)(((id) >> 6) & 0x3fffffffu))
+#define STRATA_NODEID_TAG(id) ((uint32_t)((id) >> 36))
+
+/* Largest node payload in bytes. Nodes up to 64 KiB come from size-classed
+ * segments; larger ones are large objects. */
+#define STRATA_NODE_MAX (16u * 1024 * 1024 - 1)
+/* Longest root name in bytes, excluding the terminating NUL. */
+#define STRATA_ROOT_NAME_MAX 255
+
+/* ---- store -------------------------------------------------------------- */
+typedef struct strata_store strata_store;
+typedef struct strata_txn strata_txn;
+typedef struct strata_snapshot strata_snapshot;
+
+typedef enum strata_mode {
+	STRATA_IN_MEMORY = 0, /* nodes live in process memory; nothing survives close */
+	STRATA_DURABLE = 1    /* nodes, object table and roots persisted in `path` */
+} strata_mode;
+
+typedef struct strata_options {
+	strata_mode mode;
+	const char *path;            /* DURABLE: store directory; ignored IN_MEMORY */
+	uint32_t ot_shards_max;      /* power of two in 1..64; default 64 */
+	uint32_t ot_shards_initial;  /* shards active at open, power of two; default 1 */
+	uint32_t max_snapshots;      /* snapshots + transactions open at once; default 1024 */
+	uint32_t reclaim_interval;   /* try reclamation every N commits; default 1 */
+} strata_options;
+
+/* Fills *opts with defaults (IN_MEMORY). Call it before setting fields so
+ * fields added later get their defaults. */
+STRATA_API void strata_options_init(strata_options *opts);
+
+/* Opens a store. On success *out is a new handle, to be closed with
+ * strata_close(). opts may be NULL (defaults).
+ * Errors: STRATA_EINVAL (bad option), STRATA_ENOMEM,
+ *         STRATA_ENOTSUP (mode not available in this build). */
+STRATA_API int strata_open(const strata_options *opts, strata_store **out);
+
+/* Closes the store and frees all its memory. Every snapshot and transaction
+ * must be closed/committed/aborted first; close returns STRATA_EBUSY and does
+ * nothing if one is still open. NULL is accepted (returns 0). */
+STRATA_API int strata_close(strata_store *store);
+
+/* Runs reclamation now: frees retired nodes that no open snapshot can see.
+ * Commits already do this every reclaim_interval commits. Returns the number
+ * of nodes freed (>= 0). */
+STRATA_API int64_t strata_reclaim(strata_store *store);
+
+/* ---- write transactions ----------------------------------------------------
+ * A transaction locks the roots it names (in a deadlock-free order), reads the
+ * latest committed state, and publishes all its changes in one new epoch at
+ * commit. Transactions on disjoint roots run in parallel; on a shared root
+ * they serialize. Nodes a transaction allocates are invisible to everybody
+ * else until commit; abort leaves no trace. */
+enum strata_txn_flags {
+	STRATA_TXN_NOWAIT = 1u << 0 /* return STRATA_EBUSY instead of waiting for a root */
+};
+
+/* Begins a transaction on nroots root names (nroots may be 0: a transaction
+ * that only allocates and reads). Names that never existed are created empty
+ * (STRATA_NODE_NULL) and become visible at commit.
+ * Errors: STRATA_EINVAL, STRATA_ENAME, STRATA_EBUSY (NOWAIT and a root is
+ *         held), STRATA_EFULL (snapshot table full), STRATA_ENOMEM. */
+STRATA_API int strata_txn_begin(strata_store *store, const char *const *roots, size_t nroots,
+				unsigned flags, strata_txn **out);
+
+/* Allocates a node of `size` bytes (1..STRATA_NODE_MAX) with an application
+ * `kind` (0..255, stored, never interpreted). *id gets its NodeID and *data
+ * a writable pointer to zeroed bytes, valid until commit/abort.
+ * Errors: STRATA_EINVAL, STRATA_ETOOBIG, STRATA_ENOMEM, STRATA_EFULL. */
+STRATA_API int strata_txn_alloc(strata_txn *txn, uint32_t size, uint8_t kind, strata_node_id *id,
+				void **data);
+
+/* Makes node `id` writable (copy-on-write). A node born in this transaction
+ * is returned in place (*new_id == id). An older node is copied to a new
+ * NodeID (*new_id), and `id` is retired as of this transaction's commit; the
+ * caller repoints parents/roots at *new_id. *data stays valid until
+ * commit/abort; *size (optional) gets the node size.
+ * Errors: STRATA_ESTALE, STRATA_ENOTVISIBLE, STRATA_EBUSY (another open
+ *         transaction already retired it), STRATA_ENOMEM, STRATA_EFULL. */
+STRATA_API int strata_txn_write(strata_txn *txn, strata_node_id id, strata_node_id *new_id,
+				void **data, uint32_t *size);
+
+/* Reads node `id` as this transaction sees it (its own changes included).
+ * *data is valid until commit/abort. size, kind optional.
+ * Errors: STRATA_ESTALE, STRATA_ENOTVISIBLE, STRATA_EINVAL. */
+STRATA_API int strata_txn_read(strata_txn *txn, strata_node_id id, const void **data,
+			       uint32_t *size, uint8_t *kind);
+
+/* Deletes node `id`: a node born in this transaction is freed at once; an
+ * older one is retired as of commit.
+ * Errors: STRATA_ESTALE, STRATA_ENOTVISIBLE, STRATA_EBUSY. */
+STRATA_API int strata_txn_free(strata_txn *txn, strata_node_id id);
+
+/* Reads / sets a root this transaction locked. set_root takes effect at
+ * commit; STRATA_NODE_NULL empties the root. The node set must be visible to
+ * this transaction.
+ * Errors: STRATA_ENOTLOCKED, STRATA_ENAME, STRATA_ESTALE, STRATA_ENOTVISIBLE. */
+STRATA_API int strata_txn_get_root(strata_txn *txn, const char *name, strata_node_id *id);
+STRATA_API int strata_txn_set_root(strata_txn *txn, const char *name, strata_node_id id);
+
+/* Epoch the transaction reads from. */
+STRATA_API uint64_t strata_txn_base_epoch(const strata_txn *txn);
+
+/* Commits: all changes become visible at once in a new epoch (*epoch, if
+ * not NULL). The txn handle is freed whatever the result. A transaction
+ * that changed nothing commits without a new epoch (*epoch = base epoch).
+ * Errors: STRATA_ENOMEM (nothing published, as if aborted). */
+STRATA_API int strata_txn_commit(strata_txn *txn, uint64_t *epoch);
+
+/* Aborts: frees what the transaction allocated, un-retires what it retired.
+ * Nothing of it was ever visible. NULL is accepted. */
+STRATA_API void strata_txn_abort(strata_txn *txn);
+
+/* ---- snapshots -------------------------------------------------------------
+ * A snapshot pins the latest committed epoch. It sees exactly that state for
+ * its whole life; it takes no lock and never blocks writers. Memory of nodes
+ * it can see is not reclaimed while it is open. */
+
+/* Errors: STRATA_EFULL (max_snapshots open), STRATA_EINVAL. */
+STRATA_API int strata_snapshot_open(strata_store *store, strata_snapshot **out);
+/* Closes; pointers obtained through it become invalid. NULL is accepted. */
+STRATA_API void strata_snapshot_close(strata_snapshot *snap);
+STRATA_API uint64_t strata_snapshot_epoch(const strata_snapshot *snap);
+
+/* Resolves `id` as of the snapshot's epoch. *data (and *size, optional)
+ * stay valid and unchanged until strata_snapshot_close(). This is the hot
+ * path: no lock, no allocation.
+ * Errors: STRATA_ESTALE (tag mismatch, never issued, or freed),
+ *         STRATA_ENOTVISIBLE (born after or retired at/before the epoch). */
+STRATA_API int strata_resolve(const strata_snapshot *snap, strata_node_id id, const void **data,
+			      uint32_t *size);
+
+typedef struct strata_node_info {
+	uint32_t size;
+	uint8_t kind;
+	uint8_t size_class;  /* allocator class index; STRATA_CLASS_LARGE for large */
+	uint64_t birth;      /* epoch it became visible */
+	uint64_t retire;     /* epoch it stopped being visible; UINT64_MAX if live */
+} strata_node_info;
+#define STRATA_CLASS_LARGE 255
+
+/* Same visibility rules as strata_resolve, returning metadata. */
+STRATA_API int strata_node_stat(const strata_snapshot *snap, strata_node_id id,
+				strata_node_info *info);
+
+/* Reads root `name` as of the snapshot: *id is its NodeID, or
+ * STRATA_NODE_NULL if the root was set empty. A name that had not been
+ * committed at the snapshot's epoch gives STRATA_ENOTFOUND.
+ * Errors: STRATA_ENAME, STRATA_ENOTFOUND. */
+STRATA_API int strata_snapshot_root(const strata_snapshot *snap, const char *name,
+				    strata_node_id *id);
+
+/* ---- statistics ----------------------------------------------------------- */
+#define STRATA_NUM_CLASSES 24 /* small size classes; large objects counted apart */
+
+typedef struct strata_class_stats {
+	uint32_t slot_size;     /* bytes per slot */
+	uint64_t segments;      /* segments currently held by this class */
+	uint64_t slots_total;   /* slots in those segments */
+	uint64_t slots_used;
+	uint64_t bytes_used;    /* slots_used * slot_size */
+	uint64_t bytes_requested; /* sum of node sizes in used slots */
+} strata_class_stats;
+
+typedef struct strata_store_stats {
+	uint64_t nodes_live;     /* committed, not retired */
+	uint64_t nodes_retired;  /* retired, waiting for no snapshot to see them */
+	uint64_t nodes_reserved; /* allocated by open transactions */
+	uint64_t handles_free;   /* freed handles ready for reuse */
+	uint64_t handles_total;  /* entries ever issued (all shards) */
+	uint32_t shards_active;
+	uint32_t shards_max;
+	uint64_t epoch_current;
+	uint64_t epoch_oldest_pinned; /* == epoch_current when nothing is pinned */
+	uint32_t snapshots_open;      /* snapshots + transactions */
+	uint64_t pinned_retired_nodes; /* retired nodes held back only by pins */
+	uint64_t pinned_retired_bytes;
+	uint64_t reclaim_runs;
+	uint64_t reclaimed_nodes;
+	uint64_t reclaimed_bytes;
+	uint64_t commits;
+	uint64_t aborts;
+	uint64_t large_objects;
+	uint64_t large_bytes;
+	uint64_t segment_bytes;  /* memory held in segments */
+	double fragmentation;    /* 1 - bytes_requested / segment_bytes (0 when empty) */
+	strata_class_stats classes[STRATA_NUM_CLASSES];
+} strata_store_stats;
+
+/* Fills *st. Counters are read without stopping writers: each is exact, the
+ * set is approximately simultaneous. */
+STRATA_API int strata_stats(strata_store *store, strata_store_stats *st);
+
+/* Checks the store's internal invariants (object table states, birth <=
+ * retire, allocator bitmaps against the object table). Returns 0 if clean,
+ * STRATA_ECORRUPT if not; each problem is reported through `report` (may be
+ * NULL) with a message naming what was found. Takes every root lock: run it
+ * when writers are quiet. */
+typedef void (*strata_report_fn)(void *ctx, const char *message);
+STRATA_API int strata_check(strata_store *store, strata_report_fn report, void *ctx);
+
+/* Library version string, e.g. "0.1.0". */
+STRATA_API const char *strata_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STRATA_STRATA_H */

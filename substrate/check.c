@@ -1,0 +1,165 @@
+/*
+ * check.c — the substrate's invariant checker, shared by the test suites and
+ * `strata check`. Every violation is reported with what was found and where;
+ * the function returns STRATA_ECORRUPT if there was any, so it can sit inside
+ * an assert()-style check.
+ *
+ * Checked: each object-table entry's state against its epochs (birth <=
+ * retire; LIVE: born, not retired; RETIRED: retired at or before the current
+ * epoch; RESERVED: birth is a transaction marker); every non-free entry's
+ * memory is an in-use slot of the right class; per-class used-slot counts
+ * and the live/retired counters equal what the table holds; each shard's
+ * handles add up (free + dead + in use == issued); the newest version of
+ * every root names a node visible at the current epoch; allocator bitmaps.
+ *
+ * It holds the commit lock and the reclamation lock, so commits and
+ * reclamation wait; transactions still open may allocate meanwhile, which
+ * can report a count mismatch: run it when writers are quiet.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+typedef struct check_ctx {
+	strata_report_fn report;
+	void *ctx;
+	int problems;
+} check_ctx;
+
+static void problem(check_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(check_ctx *c, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	c->problems++;
+	if (c->report)
+		c->report(c->ctx, msg);
+}
+
+typedef struct tally {
+	uint64_t live, retired, reserved, large;
+	uint64_t used[STRATA_NUM_CLASSES];
+} tally;
+
+static void check_entry(strata_store *s, check_ctx *c, uint32_t sh, uint32_t i, uint64_t cur,
+			tally *t)
+{
+	ot_entry *e = ot_entry_at(&s->ot, sh, i);
+	uint32_t m = atomic_load(&e->meta);
+	uint64_t b = atomic_load(&e->birth), r = atomic_load(&e->retire);
+	uint32_t size = OT_INFO_SIZE(atomic_load(&e->info));
+	strata_node_id id = ot_make_id(sh, i, OT_META_TAG(m));
+	switch (OT_META_STATE(m)) {
+	case OT_FREE:
+		return;
+	case OT_RESERVED:
+		t->reserved++;
+		if (!(b & EPOCH_PENDING))
+			problem(c, "node %#" PRIx64 ": reserved but birth %" PRIu64 " is an epoch", id, b);
+		break;
+	case OT_LIVE:
+		t->live++;
+		if ((b & EPOCH_PENDING) || b > cur)
+			problem(c, "node %#" PRIx64 ": live with birth %" PRIu64 " > current %" PRIu64, id,
+				b, cur);
+		if (r != EPOCH_INF && !(r & EPOCH_PENDING))
+			problem(c, "node %#" PRIx64 ": live but retired at %" PRIu64, id, r);
+		break;
+	case OT_RETIRED:
+		t->retired++;
+		if (b > r || r > cur)
+			problem(c, "node %#" PRIx64 ": birth %" PRIu64 " retire %" PRIu64 " current %" PRIu64,
+				id, b, r, cur);
+		break;
+	}
+	if (size == 0 || size > STRATA_NODE_MAX)
+		problem(c, "node %#" PRIx64 ": size %u out of range", id, size);
+	unsigned cls = seg_class_of(size);
+	if (cls == STRATA_CLASS_LARGE)
+		t->large++;
+	else
+		t->used[cls]++;
+	if (!seg_slot_in_use(&s->seg, entry_data(e), size))
+		problem(c, "node %#" PRIx64 ": memory %p is not an allocated slot of its class", id,
+			entry_data(e));
+}
+
+static void check_shard(strata_store *s, check_ctx *c, uint32_t sh, uint64_t cur, tally *t)
+{
+	ot_shard *shard = &s->ot.shards[sh];
+	pthread_mutex_lock(&shard->lock);
+	uint64_t before = t->live + t->retired + t->reserved;
+	for (uint32_t i = 0; i < shard->next_index; i++)
+		check_entry(s, c, sh, i, cur, t);
+	uint64_t in_use = t->live + t->retired + t->reserved - before;
+	if (in_use + shard->nfree + shard->dead != shard->next_index)
+		problem(c, "shard %u: %" PRIu64 " in use + %u free + %" PRIu64 " dead != %u issued", sh,
+			in_use, shard->nfree, shard->dead, shard->next_index);
+	pthread_mutex_unlock(&shard->lock);
+}
+
+static void check_counts(strata_store *s, check_ctx *c, const tally *t)
+{
+	if (t->live != atomic_load(&s->nodes_live))
+		problem(c, "live counter %" PRIu64 " but %" PRIu64 " live entries",
+			(uint64_t)atomic_load(&s->nodes_live), t->live);
+	if (t->retired != atomic_load(&s->nodes_retired))
+		problem(c, "retired counter %" PRIu64 " but %" PRIu64 " retired entries",
+			(uint64_t)atomic_load(&s->nodes_retired), t->retired);
+	if (t->large != atomic_load(&s->seg.large_objects))
+		problem(c, "%" PRIu64 " large objects counted, %" PRIu64 " in the table",
+			(uint64_t)atomic_load(&s->seg.large_objects), t->large);
+	for (unsigned k = 0; k < STRATA_NUM_CLASSES; k++)
+		if (t->used[k] != atomic_load(&s->seg.classes[k].slots_used))
+			problem(c, "class %u: %" PRIu64 " slots used, %" PRIu64 " entries", k,
+				(uint64_t)atomic_load(&s->seg.classes[k].slots_used), t->used[k]);
+}
+
+static void check_roots(strata_store *s, check_ctx *c, uint64_t cur)
+{
+	pthread_mutex_lock(&s->cat.lock);
+	root_dir *d = atomic_load(&s->cat.dir);
+	for (uint32_t i = 0; i < d->n; i++) {
+		const root *r = d->roots[i];
+		const root_version *v = root_version_at(r, cur);
+		uint64_t prev = EPOCH_INF;
+		for (const root_version *x = atomic_load(&r->head); x; x = atomic_load(&x->next)) {
+			if (x->epoch >= prev)
+				problem(c, "root '%s': versions not newest-first", r->name);
+			prev = x->epoch;
+		}
+		if (!v || v->id == STRATA_NODE_NULL)
+			continue;
+		ot_entry *e = ot_entry_of(&s->ot, v->id);
+		uint64_t b = e ? atomic_load(&e->birth) : 0, rt = e ? atomic_load(&e->retire) : 0;
+		if (!e || !(b <= cur && (cur < rt)))
+			problem(c, "root '%s' names node %#" PRIx64 ", not visible at epoch %" PRIu64,
+				r->name, v->id, cur);
+	}
+	pthread_mutex_unlock(&s->cat.lock);
+}
+
+int strata_check(strata_store *s, strata_report_fn report, void *ctx)
+{
+	if (!s)
+		return STRATA_EINVAL;
+	check_ctx c = {report, ctx, 0};
+	tally t = {0};
+	pthread_mutex_lock(&s->rec.run);
+	pthread_mutex_lock(&s->commit_lock);
+	uint64_t cur = atomic_load(&s->epoch_current);
+	for (uint32_t sh = 0; sh < s->ot.shards_max; sh++)
+		check_shard(s, &c, sh, cur, &t);
+	check_counts(s, &c, &t);
+	check_roots(s, &c, cur);
+	if (seg_check(&s->seg, report, ctx))
+		c.problems++;
+	pthread_mutex_unlock(&s->commit_lock);
+	pthread_mutex_unlock(&s->rec.run);
+	return c.problems ? STRATA_ECORRUPT : 0;
+}

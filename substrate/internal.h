@@ -1,0 +1,264 @@
+/*
+ * internal.h — structures shared by the substrate's files. Not installed.
+ *
+ * Ownership map (one file per component):
+ *   mem.c       the allocation funnel (jemalloc or libc)
+ *   segment.c   size-classed segments, bitmaps, large objects
+ *   otable.c    sharded object table: NodeID -> entry
+ *   pin.c       the reader table: snapshot/transaction epoch pins
+ *   catalog.c   root names -> versioned NodeIDs
+ *   txn.c       write transactions and commit
+ *   snapshot.c  snapshots and the resolve hot path
+ *   reclaim.c   retired-node queue and reclamation
+ *   store.c     open/close, statistics, invariant checker
+ *
+ * The MVCC rule, used everywhere: a node with birth b and retire r is visible
+ * to a reader at epoch s iff b <= s < r. Values with EPOCH_PENDING set are
+ * transaction markers ("born/retired by open transaction T"), larger than any
+ * epoch, so they read as "not yet born" / "not yet retired" to every reader
+ * but T.
+ */
+#ifndef STRATA_INTERNAL_H
+#define STRATA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/strata.h"
+
+#define STRATA_LIKELY(x) __builtin_expect(!!(x), 1)
+#define STRATA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CACHELINE 64
+
+#define EPOCH_INF UINT64_MAX
+#define EPOCH_PENDING (1ull << 63)
+
+/* ---- allocation funnel (mem.c) ------------------------------------------- */
+void *strata_mem_alloc(size_t size);
+void *strata_mem_calloc(size_t n, size_t size);
+void *strata_mem_realloc(void *p, size_t old_size, size_t new_size);
+void *strata_mem_aligned(size_t align, size_t size); /* not zeroed */
+void strata_mem_free(void *p, size_t size);          /* size may be 0 (unknown) */
+void *strata_mem_zmap(size_t size);                  /* zero pages, lazily backed */
+void strata_mem_zunmap(void *p, size_t size);
+const char *strata_mem_backend(void);
+
+/* ---- segment allocator (segment.c) --------------------------------------- */
+#define SEG_SHIFT 21
+#define SEG_SIZE (1u << SEG_SHIFT) /* 2 MiB, segments are aligned to it */
+#define SEG_MAX_SLOTS (SEG_SIZE / 64)
+#define SMALL_MAX 65536u
+
+typedef struct seg_class {
+	pthread_mutex_t lock;
+	uint32_t slot_size;
+	struct segment *current; /* allocate here first */
+	struct segment *partial; /* doubly linked: segments with free slots */
+	struct segment *all;     /* every segment of the class */
+	_Atomic uint64_t segments, slots_total, slots_used, bytes_requested;
+} seg_class;
+
+typedef struct seg_alloc {
+	seg_class classes[STRATA_NUM_CLASSES];
+	_Atomic uint64_t large_objects, large_bytes;
+} seg_alloc;
+
+int seg_init(seg_alloc *a);
+void seg_destroy(seg_alloc *a);
+/* size -> class index, or STRATA_CLASS_LARGE */
+unsigned seg_class_of(uint32_t size);
+uint32_t seg_class_size(unsigned cls);
+/* Returns zeroed memory of at least `size` bytes, NULL on ENOMEM. */
+void *seg_alloc_node(seg_alloc *a, uint32_t size);
+void seg_free_node(seg_alloc *a, void *p, uint32_t size);
+/* Debug: is p the start of an allocated slot of the class for `size`? */
+bool seg_slot_in_use(const seg_alloc *a, const void *p, uint32_t size);
+/* Checks every segment's bitmaps and counters; reports problems. */
+int seg_check(seg_alloc *a, strata_report_fn report, void *ctx);
+
+/* ---- object table (otable.c) --------------------------------------------- */
+enum ot_state { OT_FREE = 0, OT_RESERVED = 1, OT_LIVE = 2, OT_RETIRED = 3 };
+
+/* 32 bytes. meta = tag << 4 | state; info = size (24 bits) | kind << 24. */
+typedef struct ot_entry {
+	_Atomic uint64_t loc; /* node bytes (IN_MEMORY: a pointer) */
+	_Atomic uint64_t birth;
+	_Atomic uint64_t retire;
+	_Atomic uint32_t meta;
+	_Atomic uint32_t info;
+} ot_entry;
+
+#define OT_META(tag, st) (((uint32_t)(tag) << 4) | (uint32_t)(st))
+#define OT_META_TAG(m) ((m) >> 4)
+#define OT_META_STATE(m) ((m) & 3u)
+#define OT_INFO(size, kind) (((uint32_t)(size) & 0xffffffu) | ((uint32_t)(kind) << 24))
+#define OT_INFO_SIZE(i) ((i) & 0xffffffu)
+#define OT_INFO_KIND(i) ((uint8_t)((i) >> 24))
+#define OT_TAG_MAX ((1u << STRATA_NODEID_TAG_BITS) - 1)
+
+#define OT_CHUNK_BITS 14 /* 16384 entries = 512 KiB per chunk */
+#define OT_CHUNK (1u << OT_CHUNK_BITS)
+#define OT_DIR_BITS (STRATA_NODEID_INDEX_BITS - OT_CHUNK_BITS)
+#define OT_DIR (1u << OT_DIR_BITS)
+#define OT_MAX_SHARDS 64
+
+typedef struct ot_shard {
+	pthread_mutex_t lock;
+	uint32_t next_index; /* entries [0, next_index) were issued at least once */
+	uint32_t nfree;      /* handles on the free stack */
+	uint32_t free_cap;
+	uint32_t *free_stack;
+	uint64_t reserved;   /* entries in state RESERVED (under lock) */
+	uint64_t dead;       /* handles retired for good (tag exhausted) */
+	_Atomic uint32_t contention;
+	_Atomic(ot_entry *) *dir; /* OT_DIR chunk pointers, zero-mapped */
+} __attribute__((aligned(CACHELINE))) ot_shard;
+
+typedef struct otable {
+	ot_shard *shards; /* shards_max of them, fixed at open */
+	uint32_t shards_max;
+	_Atomic uint32_t shards_active;
+} otable;
+
+int ot_init(otable *ot, uint32_t shards_max, uint32_t shards_initial);
+void ot_destroy(otable *ot);
+/* Issues a handle in state RESERVED with the given fields. */
+int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_node_id *id);
+/* Frees the handle (tag bump; the handle is reused later). The entry must be
+ * RESERVED or RETIRED and invisible to every reader. */
+void ot_free(otable *ot, strata_node_id id);
+/* Entry for id if its tag matches (any state but FREE), else NULL. No
+ * visibility check: callers apply the MVCC rule. */
+ot_entry *ot_entry_of(const otable *ot, strata_node_id id);
+/* Entry by raw position, for scans (NULL if never issued). */
+ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index);
+void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
+static inline strata_node_id ot_make_id(uint32_t shard, uint32_t index, uint32_t tag)
+{
+	return ((uint64_t)tag << 36) | ((uint64_t)index << 6) | shard;
+}
+
+/* ---- pins: the reader table (pin.c) -------------------------------------- */
+/* A snapshot is one slot of the reader table; a transaction holds one too.
+ * `pin` is what reclamation reads (0 = slot free); `epoch` is the reader's
+ * own copy. */
+struct strata_snapshot {
+	_Atomic uint64_t pin;
+	uint64_t epoch;
+	strata_store *store;
+	uint32_t index;
+	bool is_txn;
+} __attribute__((aligned(CACHELINE)));
+
+typedef struct pin_table {
+	struct strata_snapshot *slots;
+	uint32_t nslots;
+	_Atomic uint32_t hwm; /* slots at or above hwm were never claimed */
+	_Atomic uint32_t open;
+} pin_table;
+
+int pin_init(pin_table *pt, strata_store *store, uint32_t nslots);
+void pin_destroy(pin_table *pt);
+/* Claims a slot and pins the current epoch (see pin.c for why it is safe). */
+struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *epoch_current);
+void pin_release(pin_table *pt, struct strata_snapshot *s);
+/* min(current epoch, every pinned epoch). */
+uint64_t pin_oldest(pin_table *pt, _Atomic uint64_t *epoch_current);
+
+/* ---- root catalog (catalog.c) -------------------------------------------- */
+typedef struct root_version {
+	uint64_t epoch;
+	strata_node_id id;
+	struct root_version *_Atomic next; /* older */
+} root_version;
+
+typedef struct root {
+	pthread_mutex_t lock; /* held by the transaction that names this root */
+	root_version *_Atomic head; /* newest first; NULL: never committed */
+	size_t name_len;
+	char name[];
+} root;
+
+typedef struct root_dir {
+	uint32_t n;
+	root *roots[]; /* sorted by name */
+} root_dir;
+
+typedef struct catalog {
+	pthread_mutex_t lock; /* serializes creation of names */
+	root_dir *_Atomic dir;
+} catalog;
+
+int catalog_init(catalog *c);
+void catalog_destroy(catalog *c);
+int catalog_name_ok(const char *name, size_t *len);
+root *catalog_find(catalog *c, const char *name, size_t len);
+int catalog_get_or_create(catalog *c, const char *name, size_t len, root **out);
+/* Newest version with epoch <= e, or NULL. */
+const root_version *root_version_at(const root *r, uint64_t e);
+int root_publish(root *r, uint64_t epoch, strata_node_id id);
+/* Frees versions no reader at epoch >= oldest can reach. */
+void catalog_trim(catalog *c, uint64_t oldest);
+
+/* ---- reclamation (reclaim.c) --------------------------------------------- */
+typedef struct reclaim_batch {
+	struct reclaim_batch *next;
+	uint64_t epoch; /* retire epoch of every node in it */
+	uint64_t bytes;
+	uint32_t n;
+	strata_node_id ids[];
+} reclaim_batch;
+
+typedef struct reclaimer {
+	pthread_mutex_t qlock;  /* the queue */
+	pthread_mutex_t run;    /* one reclamation at a time */
+	reclaim_batch *head, *tail;
+	_Atomic uint64_t pending_nodes, pending_bytes;
+	_Atomic uint64_t runs, freed_nodes, freed_bytes;
+} reclaimer;
+
+int reclaim_init(reclaimer *r);
+void reclaim_destroy(strata_store *s);
+void reclaim_enqueue(reclaimer *r, reclaim_batch *b);
+int64_t reclaim_run(strata_store *s, bool wait);
+
+/* ---- the store ------------------------------------------------------------ */
+struct strata_store {
+	strata_options opts;
+	_Atomic uint64_t epoch_current; /* last published epoch; starts at 1 */
+	_Atomic uint64_t next_txn;      /* transaction markers */
+	pthread_mutex_t commit_lock;    /* orders publication of epochs */
+	otable ot;
+	seg_alloc seg;
+	pin_table pins;
+	catalog cat;
+	reclaimer rec;
+	_Atomic uint64_t nodes_live, nodes_retired;
+	_Atomic uint64_t commits, aborts, commits_since_reclaim;
+	_Atomic uint32_t txns_open;
+};
+
+/* Frees a node's memory and its handle (reclaim and abort paths). */
+void store_free_node(strata_store *s, strata_node_id id, ot_entry *e);
+/* Node memory for an entry (IN_MEMORY: the pointer itself). */
+static inline void *entry_data(const ot_entry *e)
+{
+	return (void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_relaxed);
+}
+
+/* TSan cannot see the ordering liburcu establishes inside its
+ * uninstrumented code; these tell it. No-ops in other builds. */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_ACQUIRE(a) __tsan_acquire((void *)(a))
+#define TSAN_RELEASE(a) __tsan_release((void *)(a))
+#else
+#define TSAN_ACQUIRE(a) ((void)0)
+#define TSAN_RELEASE(a) ((void)0)
+#endif
+
+#endif /* STRATA_INTERNAL_H */

@@ -1,0 +1,240 @@
+/*
+ * otable.c — the sharded object table: NodeID -> 32-byte entry.
+ *
+ * Each shard owns a directory of OT_DIR chunk pointers (an anonymous mapping:
+ * untouched pages cost nothing) and chunks of OT_CHUNK entries, allocated as
+ * the shard grows and never moved or freed before close. So readers resolve
+ * without locks: shard array (fixed) -> directory slot (acquire) -> entry.
+ *
+ * Writers (issue and free of handles) take the shard's mutex. Shards are
+ * activated progressively: a store starts with ot_shards_initial active
+ * shards and doubles the count (up to ot_shards_max) when a shard's lock is
+ * found contended CONTENTION_LIMIT times, or when a shard runs out of
+ * indexes. Resolving never depends on the active count.
+ *
+ * Entry invariants:
+ *   - the tag in meta only grows, by exactly one at each free; a handle whose
+ *     tag would pass OT_TAG_MAX is never reused (counted in `dead`);
+ *   - a FREE entry's index is on its shard's free stack exactly once (unless
+ *     dead); the tag of a never-issued entry is 0, so it matches no NodeID;
+ *   - writers change meta before the other fields (release fence between),
+ *     so a reader that sees new fields sees the new meta on its re-check.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define CONTENTION_LIMIT 64
+
+static _Thread_local uint32_t tl_shard_seed;
+static _Atomic uint32_t shard_seed_next = 1;
+
+static uint32_t my_seed(void)
+{
+	if (!tl_shard_seed) {
+		/* Fibonacci hashing spreads consecutive thread numbers. */
+		uint32_t n = atomic_fetch_add_explicit(&shard_seed_next, 1, memory_order_relaxed);
+		tl_shard_seed = (n * 2654435769u) >> 8 | 1;
+	}
+	return tl_shard_seed;
+}
+
+int ot_init(otable *ot, uint32_t shards_max, uint32_t shards_initial)
+{
+	memset(ot, 0, sizeof *ot);
+	ot->shards = strata_mem_calloc(shards_max, sizeof *ot->shards);
+	if (!ot->shards)
+		return STRATA_ENOMEM;
+	ot->shards_max = shards_max;
+	for (uint32_t i = 0; i < shards_max; i++) {
+		ot_shard *sh = &ot->shards[i];
+		pthread_mutex_init(&sh->lock, NULL);
+		sh->dir = strata_mem_zmap(sizeof(*sh->dir) * OT_DIR);
+		if (!sh->dir) {
+			ot->shards_max = i + 1;
+			ot_destroy(ot);
+			return STRATA_ENOMEM;
+		}
+	}
+	atomic_store(&ot->shards_active, shards_initial);
+	return 0;
+}
+
+void ot_destroy(otable *ot)
+{
+	if (!ot->shards)
+		return;
+	for (uint32_t i = 0; i < ot->shards_max; i++) {
+		ot_shard *sh = &ot->shards[i];
+		if (sh->dir) {
+			for (uint32_t c = 0; c < OT_DIR; c++) {
+				ot_entry *chunk = atomic_load_explicit(&sh->dir[c], memory_order_relaxed);
+				if (!chunk)
+					break;
+				strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
+			}
+			strata_mem_zunmap(sh->dir, sizeof(*sh->dir) * OT_DIR);
+		}
+		strata_mem_free(sh->free_stack, sizeof(uint32_t) * sh->free_cap);
+		pthread_mutex_destroy(&sh->lock);
+	}
+	strata_mem_free(ot->shards, sizeof(ot_shard) * ot->shards_max);
+	ot->shards = NULL;
+}
+
+static void grow_active(otable *ot, uint32_t seen)
+{
+	if (seen < ot->shards_max)
+		atomic_compare_exchange_strong(&ot->shards_active, &seen, seen * 2);
+}
+
+static void lock_shard(otable *ot, ot_shard *sh, uint32_t active)
+{
+	if (pthread_mutex_trylock(&sh->lock) == 0)
+		return;
+	if (atomic_fetch_add_explicit(&sh->contention, 1, memory_order_relaxed) + 1 >=
+	    CONTENTION_LIMIT) {
+		atomic_store_explicit(&sh->contention, 0, memory_order_relaxed);
+		grow_active(ot, active);
+	}
+	pthread_mutex_lock(&sh->lock);
+}
+
+/* Takes an index from the shard (lock held); UINT32_MAX if exhausted. */
+static uint32_t take_index(ot_shard *sh, uint32_t *tag)
+{
+	if (sh->nfree) {
+		uint32_t idx = sh->free_stack[--sh->nfree];
+		ot_entry *chunk = atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
+						       memory_order_relaxed);
+		*tag = OT_META_TAG(atomic_load_explicit(&chunk[idx & (OT_CHUNK - 1)].meta,
+							memory_order_relaxed));
+		return idx;
+	}
+	uint32_t idx = sh->next_index;
+	if (idx >= (1u << STRATA_NODEID_INDEX_BITS))
+		return UINT32_MAX;
+	uint32_t c = idx >> OT_CHUNK_BITS;
+	if (!atomic_load_explicit(&sh->dir[c], memory_order_relaxed)) {
+		ot_entry *chunk = strata_mem_zmap(sizeof(ot_entry) * OT_CHUNK);
+		if (!chunk)
+			return UINT32_MAX - 1;
+		atomic_store_explicit(&sh->dir[c], chunk, memory_order_release);
+	}
+	sh->next_index = idx + 1;
+	*tag = 1;
+	return idx;
+}
+
+int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_node_id *id)
+{
+	uint32_t seed = my_seed();
+	for (;;) {
+		uint32_t active = atomic_load_explicit(&ot->shards_active, memory_order_relaxed);
+		for (uint32_t t = 0; t < active; t++) {
+			uint32_t si = (seed + t) & (active - 1);
+			ot_shard *sh = &ot->shards[si];
+			lock_shard(ot, sh, active);
+			uint32_t tag;
+			uint32_t idx = take_index(sh, &tag);
+			if (idx == UINT32_MAX - 1) {
+				pthread_mutex_unlock(&sh->lock);
+				return STRATA_ENOMEM;
+			}
+			if (idx == UINT32_MAX) {
+				pthread_mutex_unlock(&sh->lock);
+				continue;
+			}
+			ot_entry *e = &atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
+							    memory_order_relaxed)[idx & (OT_CHUNK - 1)];
+			atomic_store_explicit(&e->meta, OT_META(tag, OT_RESERVED), memory_order_relaxed);
+			atomic_thread_fence(memory_order_release);
+			atomic_store_explicit(&e->birth, birth, memory_order_relaxed);
+			atomic_store_explicit(&e->retire, EPOCH_INF, memory_order_relaxed);
+			atomic_store_explicit(&e->loc, loc, memory_order_relaxed);
+			atomic_store_explicit(&e->info, info, memory_order_relaxed);
+			sh->reserved++;
+			pthread_mutex_unlock(&sh->lock);
+			*id = ot_make_id(si, idx, tag);
+			return 0;
+		}
+		/* Every active shard is out of indexes. */
+		if (active >= ot->shards_max)
+			return STRATA_EFULL;
+		grow_active(ot, active);
+	}
+}
+
+void ot_free(otable *ot, strata_node_id id)
+{
+	ot_shard *sh = &ot->shards[STRATA_NODEID_SHARD(id)];
+	uint32_t idx = STRATA_NODEID_INDEX(id);
+	ot_entry *e = &atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
+					    memory_order_relaxed)[idx & (OT_CHUNK - 1)];
+	pthread_mutex_lock(&sh->lock);
+	uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
+	uint32_t tag = OT_META_TAG(m);
+	if (OT_META_STATE(m) == OT_RESERVED)
+		sh->reserved--;
+	if (tag >= OT_TAG_MAX) {
+		/* Keep the exhausted tag: no NodeID can match a FREE entry, and the
+		 * handle is never reissued, so old IDs stay stale forever. */
+		atomic_store_explicit(&e->meta, OT_META(tag, OT_FREE), memory_order_relaxed);
+		sh->dead++;
+	} else {
+		atomic_store_explicit(&e->meta, OT_META(tag + 1, OT_FREE), memory_order_relaxed);
+		if (sh->nfree == sh->free_cap) {
+			uint32_t cap = sh->free_cap ? sh->free_cap * 2 : 256;
+			uint32_t *ns = strata_mem_realloc(sh->free_stack, sizeof(uint32_t) * sh->free_cap,
+							  sizeof(uint32_t) * cap);
+			if (!ns) {
+				/* Cannot record the handle: leak it rather than risk reuse. */
+				sh->dead++;
+				goto out;
+			}
+			sh->free_stack = ns;
+			sh->free_cap = cap;
+		}
+		sh->free_stack[sh->nfree++] = idx;
+	}
+out:
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&e->loc, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&sh->lock);
+}
+
+ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index)
+{
+	if (shard >= ot->shards_max)
+		return NULL;
+	ot_entry *chunk = atomic_load_explicit(&ot->shards[shard].dir[index >> OT_CHUNK_BITS],
+					       memory_order_acquire);
+	return chunk ? &chunk[index & (OT_CHUNK - 1)] : NULL;
+}
+
+ot_entry *ot_entry_of(const otable *ot, strata_node_id id)
+{
+	ot_entry *e = ot_entry_at(ot, STRATA_NODEID_SHARD(id), STRATA_NODEID_INDEX(id));
+	if (!e)
+		return NULL;
+	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
+	if (OT_META_TAG(m) != STRATA_NODEID_TAG(id) || OT_META_STATE(m) == OT_FREE)
+		return NULL;
+	return e;
+}
+
+void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total)
+{
+	uint64_t r = 0, f = 0, t = 0;
+	for (uint32_t i = 0; i < ot->shards_max; i++) {
+		ot_shard *sh = &ot->shards[i];
+		pthread_mutex_lock(&sh->lock);
+		r += sh->reserved;
+		f += sh->nfree;
+		t += sh->next_index;
+		pthread_mutex_unlock(&sh->lock);
+	}
+	*reserved = r;
+	*free = f;
+	*total = t;
+}

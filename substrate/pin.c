@@ -1,0 +1,97 @@
+/*
+ * pin.c — the reader table: every open snapshot and transaction owns one
+ * cache-line slot holding the epoch it pins. Reclamation frees a node retired
+ * at epoch E only when min(current, all pins) >= E.
+ *
+ * Why not liburcu read-side sections for snapshots: a snapshot lives as long
+ * as the application wants, may move between threads, and must report its
+ * epoch; an RCU read-side section must stay short and on one thread (a long
+ * one stalls every grace period). A pin is the epoch itself, so the reclaim
+ * rule can free everything a long reader cannot see.
+ *
+ * Pinning is safe without a lock (all four accesses are seq_cst):
+ *   reader: s = load(cur); CAS(slot, 0 -> s); verify load(cur) == s, else
+ *           store(slot, s' = the new value) and verify again;
+ *   reclaimer: h = load(cur); m = min(h, every slot).
+ * If the reclaimer's scan missed the reader's final store, that store comes
+ * after the scan in the single total order, so the reader's verifying load
+ * comes after the reclaimer's load of h, and s == cur >= h. Then no node the
+ * reader can see (retire > s >= h >= m) is freed.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static _Thread_local uint32_t tl_slot_hint;
+
+int pin_init(pin_table *pt, strata_store *store, uint32_t nslots)
+{
+	memset(pt, 0, sizeof *pt);
+	pt->slots = strata_mem_aligned(CACHELINE, sizeof(*pt->slots) * nslots);
+	if (!pt->slots)
+		return STRATA_ENOMEM;
+	memset(pt->slots, 0, sizeof(*pt->slots) * nslots);
+	for (uint32_t i = 0; i < nslots; i++) {
+		pt->slots[i].store = store;
+		pt->slots[i].index = i;
+	}
+	pt->nslots = nslots;
+	return 0;
+}
+
+void pin_destroy(pin_table *pt)
+{
+	strata_mem_free(pt->slots, sizeof(*pt->slots) * pt->nslots);
+	pt->slots = NULL;
+}
+
+static void raise_hwm(pin_table *pt, uint32_t i)
+{
+	uint32_t h = atomic_load_explicit(&pt->hwm, memory_order_relaxed);
+	while (h <= i && !atomic_compare_exchange_weak(&pt->hwm, &h, i + 1))
+		;
+}
+
+struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur)
+{
+	uint32_t n = pt->nslots;
+	uint32_t start = tl_slot_hint < n ? tl_slot_hint : 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = start + k < n ? start + k : start + k - n;
+		struct strata_snapshot *s = &pt->slots[i];
+		if (atomic_load_explicit(&s->pin, memory_order_relaxed))
+			continue;
+		uint64_t e = atomic_load(cur);
+		uint64_t zero = 0;
+		if (!atomic_compare_exchange_strong(&s->pin, &zero, e))
+			continue;
+		raise_hwm(pt, i);
+		for (uint64_t now; (now = atomic_load(cur)) != e;) {
+			e = now;
+			atomic_store(&s->pin, e);
+		}
+		s->epoch = e;
+		tl_slot_hint = i;
+		atomic_fetch_add_explicit(&pt->open, 1, memory_order_relaxed);
+		return s;
+	}
+	return NULL;
+}
+
+void pin_release(pin_table *pt, struct strata_snapshot *s)
+{
+	atomic_fetch_sub_explicit(&pt->open, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->pin, 0, memory_order_release);
+}
+
+uint64_t pin_oldest(pin_table *pt, _Atomic uint64_t *cur)
+{
+	uint64_t m = atomic_load(cur);
+	uint32_t h = atomic_load(&pt->hwm);
+	for (uint32_t i = 0; i < h; i++) {
+		uint64_t p = atomic_load(&pt->slots[i].pin);
+		if (p && p < m)
+			m = p;
+	}
+	return m;
+}

@@ -1,0 +1,331 @@
+/*
+ * segment.c — the size-class allocator for node memory.
+ *
+ * Nodes up to 64 KiB live in 2 MiB segments, each dedicated to one size
+ * class and aligned to 2 MiB so a node pointer finds its segment header by
+ * masking. Nodes above 64 KiB are large objects straight from the funnel.
+ *
+ * Segment layout:  [header (bitmaps) | pad to 64 B | slot 0 | slot 1 | ...]
+ *
+ * Free slots are found in O(1) by a three-level bitmap (1 = free):
+ *   l0[w] bit b   slot w*64+b is free
+ *   l1[k] bit j   l0[k*64+j] != 0
+ *   l2    bit k   l1[k] != 0
+ * so the first free slot is three count-trailing-zeros away.
+ *
+ * Invariants (checked by seg_check): nfree == popcount(l0); the summaries
+ * match l0; bits at or above nslots are 0; a segment is on its class's
+ * partial list iff it is not `current` and 0 < nfree; a completely free
+ * segment that is not current is returned to the funnel.
+ * Each class has its own lock; classes never share segments.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SEG_MAGIC 0x53474d31u /* "SGM1" */
+#define L0_WORDS (SEG_MAX_SLOTS / 64)
+#define L1_WORDS (L0_WORDS / 64)
+
+typedef struct segment {
+	uint32_t magic;
+	uint16_t cls;
+	bool in_partial;
+	uint32_t nslots, nfree;
+	uint32_t data_off;
+	struct segment *prev, *next;         /* partial list */
+	struct segment *all_prev, *all_next; /* every segment of the class */
+	uint64_t l2;
+	uint64_t l1[L1_WORDS];
+	uint64_t l0[L0_WORDS];
+} segment;
+
+/* Geometric classes, about four per doubling above 512 B. */
+static const uint32_t class_sizes[STRATA_NUM_CLASSES] = {
+	64, 128, 192, 256, 320, 384, 448, 512, 640, 768, 1024, 1280,
+	1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152, 65536,
+};
+
+_Static_assert(sizeof(segment) < SEG_SIZE / 8, "segment header too large");
+
+unsigned seg_class_of(uint32_t size)
+{
+	if (size <= 512)
+		return size ? (size + 63) / 64 - 1 : 0;
+	if (size > SMALL_MAX)
+		return STRATA_CLASS_LARGE;
+	unsigned c = 8;
+	while (class_sizes[c] < size)
+		c++;
+	return c;
+}
+
+uint32_t seg_class_size(unsigned cls)
+{
+	return cls < STRATA_NUM_CLASSES ? class_sizes[cls] : 0;
+}
+
+static inline segment *seg_of(const void *p)
+{
+	return (segment *)((uintptr_t)p & ~(uintptr_t)(SEG_SIZE - 1));
+}
+
+/* ---- bitmap --------------------------------------------------------------- */
+static void bm_set_free(segment *g, uint32_t i)
+{
+	uint32_t w = i / 64, k = w / 64;
+	g->l0[w] |= 1ull << (i % 64);
+	g->l1[k] |= 1ull << (w % 64);
+	g->l2 |= 1ull << k;
+}
+
+static uint32_t bm_take_first(segment *g)
+{
+	uint32_t k = (uint32_t)__builtin_ctzll(g->l2);
+	uint32_t w = k * 64 + (uint32_t)__builtin_ctzll(g->l1[k]);
+	uint32_t b = (uint32_t)__builtin_ctzll(g->l0[w]);
+	g->l0[w] &= g->l0[w] - 1;
+	if (!g->l0[w]) {
+		g->l1[k] &= ~(1ull << (w % 64));
+		if (!g->l1[k])
+			g->l2 &= ~(1ull << k);
+	}
+	return w * 64 + b;
+}
+
+static bool bm_is_free(const segment *g, uint32_t i)
+{
+	return (g->l0[i / 64] >> (i % 64)) & 1;
+}
+
+/* ---- lists ---------------------------------------------------------------- */
+static void partial_push(seg_class *c, segment *g)
+{
+	g->prev = NULL;
+	g->next = c->partial;
+	if (c->partial)
+		c->partial->prev = g;
+	c->partial = g;
+	g->in_partial = true;
+}
+
+static void partial_remove(seg_class *c, segment *g)
+{
+	if (g->prev)
+		g->prev->next = g->next;
+	else
+		c->partial = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	g->in_partial = false;
+	g->prev = g->next = NULL;
+}
+
+static segment *seg_new(seg_class *c, unsigned cls)
+{
+	segment *g = strata_mem_aligned(SEG_SIZE, SEG_SIZE);
+	if (!g)
+		return NULL;
+	memset(g, 0, sizeof *g);
+	g->magic = SEG_MAGIC;
+	g->cls = (uint16_t)cls;
+	g->data_off = (uint32_t)((sizeof *g + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
+	g->nslots = (SEG_SIZE - g->data_off) / c->slot_size;
+	g->nfree = g->nslots;
+	for (uint32_t i = 0; i < g->nslots; i++)
+		bm_set_free(g, i);
+	g->all_next = c->all;
+	if (g->all_next)
+		g->all_next->all_prev = g;
+	c->all = g;
+	atomic_fetch_add_explicit(&c->segments, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->slots_total, g->nslots, memory_order_relaxed);
+	return g;
+}
+
+static void seg_release(seg_class *c, segment *g)
+{
+	if (g->all_prev)
+		g->all_prev->all_next = g->all_next;
+	else
+		c->all = g->all_next;
+	if (g->all_next)
+		g->all_next->all_prev = g->all_prev;
+	atomic_fetch_sub_explicit(&c->segments, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&c->slots_total, g->nslots, memory_order_relaxed);
+	g->magic = 0;
+	strata_mem_free(g, SEG_SIZE);
+}
+
+/* ---- public (internal) API ------------------------------------------------ */
+int seg_init(seg_alloc *a)
+{
+	memset(a, 0, sizeof *a);
+	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++) {
+		if (pthread_mutex_init(&a->classes[i].lock, NULL))
+			return STRATA_ENOMEM;
+		a->classes[i].slot_size = class_sizes[i];
+	}
+	return 0;
+}
+
+void seg_destroy(seg_alloc *a)
+{
+	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++) {
+		seg_class *c = &a->classes[i];
+		while (c->all)
+			seg_release(c, c->all);
+		c->current = c->partial = NULL;
+		pthread_mutex_destroy(&c->lock);
+	}
+}
+
+void *seg_alloc_node(seg_alloc *a, uint32_t size)
+{
+	unsigned cls = seg_class_of(size);
+	if (cls == STRATA_CLASS_LARGE) {
+		void *p = strata_mem_calloc(1, size);
+		if (p) {
+			atomic_fetch_add_explicit(&a->large_objects, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&a->large_bytes, size, memory_order_relaxed);
+		}
+		return p;
+	}
+	seg_class *c = &a->classes[cls];
+	pthread_mutex_lock(&c->lock);
+	segment *g = c->current;
+	if (!g || !g->nfree) {
+		g = c->partial;
+		if (g)
+			partial_remove(c, g);
+		else if (!(g = seg_new(c, cls))) {
+			pthread_mutex_unlock(&c->lock);
+			return NULL;
+		}
+		c->current = g;
+	}
+	uint32_t i = bm_take_first(g);
+	g->nfree--;
+	atomic_fetch_add_explicit(&c->slots_used, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->bytes_requested, size, memory_order_relaxed);
+	pthread_mutex_unlock(&c->lock);
+	char *p = (char *)g + g->data_off + (size_t)i * c->slot_size;
+	memset(p, 0, size);
+	return p;
+}
+
+void seg_free_node(seg_alloc *a, void *p, uint32_t size)
+{
+	unsigned cls = seg_class_of(size);
+	if (cls == STRATA_CLASS_LARGE) {
+		strata_mem_free(p, size);
+		atomic_fetch_sub_explicit(&a->large_objects, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&a->large_bytes, size, memory_order_relaxed);
+		return;
+	}
+	seg_class *c = &a->classes[cls];
+	segment *g = seg_of(p);
+	uint32_t i = (uint32_t)(((char *)p - (char *)g - g->data_off) / c->slot_size);
+	pthread_mutex_lock(&c->lock);
+	bm_set_free(g, i);
+	g->nfree++;
+	if (g != c->current) {
+		if (g->nfree == g->nslots) {
+			if (g->in_partial)
+				partial_remove(c, g);
+			seg_release(c, g);
+		} else if (!g->in_partial) {
+			partial_push(c, g);
+		}
+	}
+	atomic_fetch_sub_explicit(&c->slots_used, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&c->bytes_requested, size, memory_order_relaxed);
+	pthread_mutex_unlock(&c->lock);
+}
+
+bool seg_slot_in_use(const seg_alloc *a, const void *p, uint32_t size)
+{
+	unsigned cls = seg_class_of(size);
+	if (cls == STRATA_CLASS_LARGE)
+		return p != NULL;
+	const segment *g = seg_of(p);
+	for (const segment *x = a->classes[cls].all; x; x = x->all_next)
+		if (x == g)
+			goto found;
+	return false;
+found:;
+	size_t off = (size_t)((const char *)p - (const char *)g);
+	uint32_t ss = a->classes[cls].slot_size;
+	if (off < g->data_off || (off - g->data_off) % ss)
+		return false;
+	uint32_t i = (uint32_t)((off - g->data_off) / ss);
+	return i < g->nslots && !bm_is_free(g, i);
+}
+
+static int check_one(const seg_class *c, const segment *g, unsigned cls, strata_report_fn report,
+		     void *ctx)
+{
+	char msg[200];
+	int bad = 0;
+#define SEG_BAD(...)                                               \
+	do {                                                       \
+		snprintf(msg, sizeof msg, __VA_ARGS__);            \
+		if (report)                                        \
+			report(ctx, msg);                          \
+		bad = 1;                                           \
+	} while (0)
+	if (g->magic != SEG_MAGIC || g->cls != cls)
+		SEG_BAD("segment %p of class %u: bad magic or class", (const void *)g, cls);
+	uint32_t pop = 0;
+	for (uint32_t w = 0; w < L0_WORDS; w++) {
+		pop += (uint32_t)__builtin_popcountll(g->l0[w]);
+		bool l1bit = (g->l1[w / 64] >> (w % 64)) & 1;
+		if (l1bit != (g->l0[w] != 0))
+			SEG_BAD("segment %p: l1 summary bit %u disagrees with l0", (const void *)g, w);
+		if ((w + 1) * 64 > g->nslots && w * 64 < g->nslots + 64) {
+			uint32_t first_bad = g->nslots > w * 64 ? g->nslots - w * 64 : 0;
+			if (first_bad < 64 && (g->l0[w] >> first_bad))
+				SEG_BAD("segment %p: free bits beyond nslots", (const void *)g);
+		}
+	}
+	for (uint32_t k = 0; k < L1_WORDS; k++)
+		if (((g->l2 >> k) & 1) != (g->l1[k] != 0))
+			SEG_BAD("segment %p: l2 summary bit %u disagrees with l1", (const void *)g, k);
+	if (pop != g->nfree)
+		SEG_BAD("segment %p: nfree %u but %u free bits", (const void *)g, g->nfree, pop);
+	bool want_partial = g != c->current && g->nfree > 0;
+	if (g->in_partial != want_partial)
+		SEG_BAD("segment %p: partial-list membership wrong", (const void *)g);
+	if (g != c->current && g->nfree == g->nslots)
+		SEG_BAD("segment %p: empty segment kept", (const void *)g);
+#undef SEG_BAD
+	return bad;
+}
+
+int seg_check(seg_alloc *a, strata_report_fn report, void *ctx)
+{
+	int bad = 0;
+	for (unsigned cls = 0; cls < STRATA_NUM_CLASSES; cls++) {
+		seg_class *c = &a->classes[cls];
+		pthread_mutex_lock(&c->lock);
+		uint64_t nseg = 0, used = 0;
+		for (segment *g = c->all; g; g = g->all_next) {
+			bad |= check_one(c, g, cls, report, ctx);
+			nseg++;
+			used += g->nslots - g->nfree;
+		}
+		if (nseg != atomic_load(&c->segments) || used != atomic_load(&c->slots_used)) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "class %u: counters say %llu segments/%llu used, found %llu/%llu",
+				 cls, (unsigned long long)atomic_load(&c->segments),
+				 (unsigned long long)atomic_load(&c->slots_used),
+				 (unsigned long long)nseg, (unsigned long long)used);
+			if (report)
+				report(ctx, msg);
+			bad = 1;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	return bad ? STRATA_ECORRUPT : 0;
+}

@@ -1,0 +1,122 @@
+/*
+ * snapshot.c — snapshots and the resolve hot path.
+ *
+ * A snapshot is a pinned slot of the reader table (pin.c) and nothing more:
+ * opening one allocates nothing. strata_resolve() applies the MVCC rule
+ * (birth <= s < retire) to the object-table entry, after checking the tag;
+ * it re-reads the entry's tag after reading the fields, so an entry freed
+ * and reused while we read it gives STRATA_ESTALE, never someone else's
+ * bytes. A node visible to the snapshot cannot be freed while it is open,
+ * so the bytes returned stay valid until strata_snapshot_close().
+ */
+#include <string.h>
+
+#include "internal.h"
+
+int strata_snapshot_open(strata_store *s, strata_snapshot **out)
+{
+	if (!s || !out)
+		return STRATA_EINVAL;
+	strata_snapshot *snap = pin_acquire(&s->pins, &s->epoch_current);
+	if (!snap) {
+		*out = NULL;
+		return STRATA_EFULL;
+	}
+	snap->is_txn = false;
+	*out = snap;
+	return 0;
+}
+
+void strata_snapshot_close(strata_snapshot *snap)
+{
+	if (snap)
+		pin_release(&snap->store->pins, snap);
+}
+
+uint64_t strata_snapshot_epoch(const strata_snapshot *snap)
+{
+	return snap ? snap->epoch : 0;
+}
+
+typedef struct entry_read {
+	uint64_t birth, retire;
+	uint32_t info;
+	const void *data;
+} entry_read;
+
+/* Reads the entry for `id` consistently and applies visibility at epoch e. */
+static inline int read_visible(const strata_snapshot *snap, strata_node_id id, entry_read *out)
+{
+	const otable *ot = &snap->store->ot;
+	uint32_t shard = STRATA_NODEID_SHARD(id), idx = STRATA_NODEID_INDEX(id);
+	if (STRATA_UNLIKELY(shard >= ot->shards_max))
+		return STRATA_ESTALE;
+	ot_entry *chunk = atomic_load_explicit(&ot->shards[shard].dir[idx >> OT_CHUNK_BITS],
+					       memory_order_acquire);
+	if (STRATA_UNLIKELY(!chunk))
+		return STRATA_ESTALE;
+	ot_entry *e = &chunk[idx & (OT_CHUNK - 1)];
+	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
+	if (STRATA_UNLIKELY(OT_META_TAG(m) != STRATA_NODEID_TAG(id) ||
+			    OT_META_STATE(m) == OT_FREE))
+		return STRATA_ESTALE;
+	out->birth = atomic_load_explicit(&e->birth, memory_order_relaxed);
+	out->retire = atomic_load_explicit(&e->retire, memory_order_relaxed);
+	out->info = atomic_load_explicit(&e->info, memory_order_relaxed);
+	out->data = entry_data(e);
+	atomic_thread_fence(memory_order_acquire);
+	if (STRATA_UNLIKELY(OT_META_TAG(atomic_load_explicit(&e->meta, memory_order_relaxed)) !=
+			    OT_META_TAG(m)))
+		return STRATA_ESTALE;
+	uint64_t s = snap->epoch;
+	if (STRATA_UNLIKELY(!(out->birth <= s && s < out->retire)))
+		return STRATA_ENOTVISIBLE;
+	return 0;
+}
+
+int strata_resolve(const strata_snapshot *snap, strata_node_id id, const void **data,
+		   uint32_t *size)
+{
+	if (STRATA_UNLIKELY(!snap || !data))
+		return STRATA_EINVAL;
+	entry_read r;
+	int rc = read_visible(snap, id, &r);
+	if (STRATA_UNLIKELY(rc))
+		return rc;
+	*data = r.data;
+	if (size)
+		*size = OT_INFO_SIZE(r.info);
+	return 0;
+}
+
+int strata_node_stat(const strata_snapshot *snap, strata_node_id id, strata_node_info *info)
+{
+	if (!snap || !info)
+		return STRATA_EINVAL;
+	entry_read r;
+	int rc = read_visible(snap, id, &r);
+	if (rc)
+		return rc;
+	info->size = OT_INFO_SIZE(r.info);
+	info->kind = OT_INFO_KIND(r.info);
+	info->size_class = (uint8_t)seg_class_of(info->size);
+	info->birth = r.birth;
+	info->retire = r.retire & EPOCH_PENDING ? EPOCH_INF : r.retire;
+	return 0;
+}
+
+int strata_snapshot_root(const strata_snapshot *snap, const char *name, strata_node_id *id)
+{
+	if (!snap || !id)
+		return STRATA_EINVAL;
+	size_t len;
+	int rc = catalog_name_ok(name, &len);
+	if (rc)
+		return rc;
+	root *r = catalog_find(&snap->store->cat, name, len);
+	const root_version *v = r ? root_version_at(r, snap->epoch) : NULL;
+	if (!v)
+		return STRATA_ENOTFOUND;
+	*id = v->id;
+	return 0;
+}

@@ -1,0 +1,177 @@
+/*
+ * store.c — opening and closing a store, statistics, and the invariant
+ * checker shared by tests and `strata check`.
+ *
+ * Epochs start at 1 (the empty store); every commit that changes something
+ * publishes current+1. The store owns one of each component (see
+ * internal.h); close refuses while a snapshot or transaction is open, so no
+ * reader can outlive the memory it reads.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+void strata_options_init(strata_options *o)
+{
+	if (!o)
+		return;
+	memset(o, 0, sizeof *o);
+	o->mode = STRATA_IN_MEMORY;
+	o->ot_shards_max = OT_MAX_SHARDS;
+	o->ot_shards_initial = 1;
+	o->max_snapshots = 1024;
+	o->reclaim_interval = 1;
+}
+
+static bool pow2(uint32_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static int options_check(const strata_options *o)
+{
+	if (o->mode != STRATA_IN_MEMORY && o->mode != STRATA_DURABLE)
+		return STRATA_EINVAL;
+	if (!pow2(o->ot_shards_max) || o->ot_shards_max > OT_MAX_SHARDS)
+		return STRATA_EINVAL;
+	if (!pow2(o->ot_shards_initial) || o->ot_shards_initial > o->ot_shards_max)
+		return STRATA_EINVAL;
+	if (o->max_snapshots == 0 || o->max_snapshots > (1u << 20) || o->reclaim_interval == 0)
+		return STRATA_EINVAL;
+	if (o->mode == STRATA_DURABLE)
+		return STRATA_ENOTSUP; /* DURABLE mode is the durability issue's work */
+	return 0;
+}
+
+int strata_open(const strata_options *opts, strata_store **out)
+{
+	if (!out)
+		return STRATA_EINVAL;
+	*out = NULL;
+	strata_options o;
+	if (opts)
+		o = *opts;
+	else
+		strata_options_init(&o);
+	int rc = options_check(&o);
+	if (rc)
+		return rc;
+	strata_store *s = strata_mem_aligned(CACHELINE, sizeof *s);
+	if (!s)
+		return STRATA_ENOMEM;
+	memset(s, 0, sizeof *s);
+	s->opts = o;
+	s->opts.path = NULL; /* not owned; DURABLE copies it when it arrives */
+	atomic_store(&s->epoch_current, 1);
+	atomic_store(&s->next_txn, 1);
+	pthread_mutex_init(&s->commit_lock, NULL);
+	if ((rc = ot_init(&s->ot, o.ot_shards_max, o.ot_shards_initial)))
+		goto err_ot;
+	if ((rc = seg_init(&s->seg)))
+		goto err_seg;
+	if ((rc = pin_init(&s->pins, s, o.max_snapshots)))
+		goto err_pin;
+	if ((rc = catalog_init(&s->cat)))
+		goto err_cat;
+	if ((rc = reclaim_init(&s->rec)))
+		goto err_rec;
+	*out = s;
+	return 0;
+err_rec:
+	catalog_destroy(&s->cat);
+err_cat:
+	pin_destroy(&s->pins);
+err_pin:
+	seg_destroy(&s->seg);
+err_seg:
+	ot_destroy(&s->ot);
+err_ot:
+	pthread_mutex_destroy(&s->commit_lock);
+	strata_mem_free(s, sizeof *s);
+	return rc;
+}
+
+/* Large objects are separate allocations; segments go wholesale. */
+static void free_large_objects(strata_store *s)
+{
+	for (uint32_t sh = 0; sh < s->ot.shards_max; sh++) {
+		uint32_t n = s->ot.shards[sh].next_index;
+		for (uint32_t i = 0; i < n; i++) {
+			ot_entry *e = ot_entry_at(&s->ot, sh, i);
+			uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
+			uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
+			if (OT_META_STATE(m) != OT_FREE && seg_class_of(size) == STRATA_CLASS_LARGE)
+				seg_free_node(&s->seg, entry_data(e), size);
+		}
+	}
+}
+
+int strata_close(strata_store *s)
+{
+	if (!s)
+		return 0;
+	if (atomic_load(&s->pins.open) || atomic_load(&s->txns_open))
+		return STRATA_EBUSY;
+	free_large_objects(s);
+	reclaim_destroy(s);
+	catalog_destroy(&s->cat);
+	pin_destroy(&s->pins);
+	seg_destroy(&s->seg);
+	ot_destroy(&s->ot);
+	pthread_mutex_destroy(&s->commit_lock);
+	strata_mem_free(s, sizeof *s);
+	return 0;
+}
+
+void store_free_node(strata_store *s, strata_node_id id, ot_entry *e)
+{
+	uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
+	seg_free_node(&s->seg, entry_data(e), size);
+	ot_free(&s->ot, id);
+}
+
+int64_t strata_reclaim(strata_store *s)
+{
+	return s ? reclaim_run(s, true) : STRATA_EINVAL;
+}
+
+int strata_stats(strata_store *s, strata_store_stats *st)
+{
+	if (!s || !st)
+		return STRATA_EINVAL;
+	memset(st, 0, sizeof *st);
+	st->nodes_live = atomic_load(&s->nodes_live);
+	st->nodes_retired = atomic_load(&s->nodes_retired);
+	ot_counts(&s->ot, &st->nodes_reserved, &st->handles_free, &st->handles_total);
+	st->shards_active = atomic_load(&s->ot.shards_active);
+	st->shards_max = s->ot.shards_max;
+	st->epoch_current = atomic_load(&s->epoch_current);
+	st->epoch_oldest_pinned = pin_oldest(&s->pins, &s->epoch_current);
+	st->snapshots_open = atomic_load(&s->pins.open);
+	st->pinned_retired_nodes = atomic_load(&s->rec.pending_nodes);
+	st->pinned_retired_bytes = atomic_load(&s->rec.pending_bytes);
+	st->reclaim_runs = atomic_load(&s->rec.runs);
+	st->reclaimed_nodes = atomic_load(&s->rec.freed_nodes);
+	st->reclaimed_bytes = atomic_load(&s->rec.freed_bytes);
+	st->commits = atomic_load(&s->commits);
+	st->aborts = atomic_load(&s->aborts);
+	st->large_objects = atomic_load(&s->seg.large_objects);
+	st->large_bytes = atomic_load(&s->seg.large_bytes);
+	uint64_t requested = st->large_bytes;
+	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++) {
+		seg_class *c = &s->seg.classes[i];
+		strata_class_stats *cs = &st->classes[i];
+		cs->slot_size = c->slot_size;
+		cs->segments = atomic_load(&c->segments);
+		cs->slots_total = atomic_load(&c->slots_total);
+		cs->slots_used = atomic_load(&c->slots_used);
+		cs->bytes_used = cs->slots_used * c->slot_size;
+		cs->bytes_requested = atomic_load(&c->bytes_requested);
+		st->segment_bytes += cs->segments * SEG_SIZE;
+		requested += cs->bytes_requested;
+	}
+	uint64_t held = st->segment_bytes + st->large_bytes;
+	st->fragmentation = held ? 1.0 - (double)requested / (double)held : 0.0;
+	return 0;
+}

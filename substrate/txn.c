@@ -1,0 +1,517 @@
+/*
+ * txn.c — write transactions: copy-on-write, root changes, commit and abort.
+ *
+ * A transaction locks its roots (ordered by address, so two transactions
+ * never wait on each other in a cycle), then pins the current epoch: it reads
+ * the state of that epoch plus its own changes. Nodes it allocates carry its
+ * marker (EPOCH_PENDING | sequence) as birth; nodes it retires carry the
+ * marker as retire, claimed by CAS so two transactions cannot retire the
+ * same node (the second gets STRATA_EBUSY).
+ *
+ * Commit takes the commit lock, stamps births and retires with E = current+1,
+ * prepends root versions, then publishes E with a release store: a reader
+ * that loads E sees every stamp; a reader below E sees markers or E, both
+ * "not born"/"not retired" to it. Everything that can fail (memory for root
+ * versions and the reclaim batch) is allocated before the lock, so a commit
+ * either publishes all of its changes or none.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct idvec {
+	strata_node_id *v;
+	size_t n, cap;
+} idvec;
+
+typedef struct txn_root {
+	root *r;
+	strata_node_id pending;
+	bool set;
+} txn_root;
+
+struct strata_txn {
+	strata_store *s;
+	struct strata_snapshot *pin;
+	uint64_t marker;
+	uint64_t base;
+	size_t nroots, roots_cap, nlocked;
+	txn_root *roots;
+	idvec reserved, retired;
+	uint64_t retired_bytes;
+};
+
+static int idvec_push(idvec *a, strata_node_id id)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		strata_node_id *nv = strata_mem_realloc(a->v, a->cap * sizeof *nv, cap * sizeof *nv);
+		if (!nv)
+			return STRATA_ENOMEM;
+		a->v = nv;
+		a->cap = cap;
+	}
+	a->v[a->n++] = id;
+	return 0;
+}
+
+static void idvec_free(idvec *a)
+{
+	strata_mem_free(a->v, a->cap * sizeof *a->v);
+	a->v = NULL;
+	a->n = a->cap = 0;
+}
+
+static int root_ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const txn_root *)a)->r, y = (uintptr_t)((const txn_root *)b)->r;
+	return x < y ? -1 : x > y;
+}
+
+static void unlock_roots(strata_txn *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pthread_mutex_unlock(&t->roots[i].r->lock);
+}
+
+static void txn_release(strata_txn *t)
+{
+	strata_store *s = t->s;
+	unlock_roots(t, t->nlocked);
+	if (t->pin)
+		pin_release(&s->pins, t->pin);
+	idvec_free(&t->reserved);
+	idvec_free(&t->retired);
+	strata_mem_free(t->roots, sizeof *t->roots * t->roots_cap);
+	strata_mem_free(t, sizeof *t);
+	atomic_fetch_sub_explicit(&s->txns_open, 1, memory_order_relaxed);
+}
+
+/* Resolves the roots and sorts them, dropping duplicate names. */
+static int collect_roots(strata_txn *t, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		int rc = catalog_name_ok(names[i], &len);
+		if (rc)
+			return rc;
+		if ((rc = catalog_get_or_create(&t->s->cat, names[i], len, &t->roots[i].r)))
+			return rc;
+	}
+	qsort(t->roots, n, sizeof *t->roots, root_ptr_cmp);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!k || t->roots[k - 1].r != t->roots[i].r)
+			t->roots[k++] = t->roots[i];
+	t->nroots = k;
+	return 0;
+}
+
+static int lock_roots(strata_txn *t, unsigned flags)
+{
+	for (size_t i = 0; i < t->nroots; i++) {
+		if (!(flags & STRATA_TXN_NOWAIT)) {
+			pthread_mutex_lock(&t->roots[i].r->lock);
+		} else if (pthread_mutex_trylock(&t->roots[i].r->lock)) {
+			return STRATA_EBUSY;
+		}
+		t->nlocked = i + 1;
+	}
+	return 0;
+}
+
+int strata_txn_begin(strata_store *s, const char *const *names, size_t n, unsigned flags,
+		     strata_txn **out)
+{
+	if (!s || !out || (n && !names) || (flags & ~(unsigned)STRATA_TXN_NOWAIT))
+		return STRATA_EINVAL;
+	*out = NULL;
+	strata_txn *t = strata_mem_calloc(1, sizeof *t);
+	if (!t)
+		return STRATA_ENOMEM;
+	t->s = s;
+	atomic_fetch_add_explicit(&s->txns_open, 1, memory_order_relaxed);
+	int rc = STRATA_ENOMEM;
+	if (n && !(t->roots = strata_mem_calloc(n, sizeof *t->roots)))
+		goto err;
+	t->roots_cap = n;
+	if ((rc = collect_roots(t, names, n)) || (rc = lock_roots(t, flags)))
+		goto err;
+	rc = STRATA_EFULL;
+	if (!(t->pin = pin_acquire(&s->pins, &s->epoch_current)))
+		goto err;
+	t->pin->is_txn = true;
+	t->base = t->pin->epoch;
+	t->marker = EPOCH_PENDING | atomic_fetch_add_explicit(&s->next_txn, 1, memory_order_relaxed);
+	*out = t;
+	return 0;
+err:
+	txn_release(t);
+	return rc;
+}
+
+uint64_t strata_txn_base_epoch(const strata_txn *t)
+{
+	return t ? t->base : 0;
+}
+
+/* How this transaction sees `id`. */
+typedef struct txn_view {
+	ot_entry *e;
+	bool own;  /* born in this transaction: writable in place */
+	void *data;
+	uint32_t size;
+	uint8_t kind;
+} txn_view;
+
+static int txn_lookup(const strata_txn *t, strata_node_id id, txn_view *v)
+{
+	ot_entry *e = ot_entry_of(&t->s->ot, id);
+	if (!e)
+		return STRATA_ESTALE;
+	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
+	uint64_t b = atomic_load_explicit(&e->birth, memory_order_relaxed);
+	uint64_t r = atomic_load_explicit(&e->retire, memory_order_relaxed);
+	uint32_t info = atomic_load_explicit(&e->info, memory_order_relaxed);
+	void *data = entry_data(e);
+	atomic_thread_fence(memory_order_acquire);
+	if (OT_META_TAG(atomic_load_explicit(&e->meta, memory_order_relaxed)) != OT_META_TAG(m) ||
+	    OT_META_TAG(m) != STRATA_NODEID_TAG(id))
+		return STRATA_ESTALE;
+	v->own = b == t->marker;
+	if (!v->own && (r == t->marker || !(b <= t->base && t->base < r)))
+		return STRATA_ENOTVISIBLE;
+	v->e = e;
+	v->data = data;
+	v->size = OT_INFO_SIZE(info);
+	v->kind = OT_INFO_KIND(info);
+	return 0;
+}
+
+int strata_txn_alloc(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id *id, void **data)
+{
+	if (!t || !id || !data || size == 0)
+		return STRATA_EINVAL;
+	if (size > STRATA_NODE_MAX)
+		return STRATA_ETOOBIG;
+	strata_store *s = t->s;
+	void *p = seg_alloc_node(&s->seg, size);
+	if (!p)
+		return STRATA_ENOMEM;
+	int rc = ot_alloc(&s->ot, t->marker, (uint64_t)(uintptr_t)p, OT_INFO(size, kind), id);
+	if (rc) {
+		seg_free_node(&s->seg, p, size);
+		return rc;
+	}
+	if ((rc = idvec_push(&t->reserved, *id))) {
+		store_free_node(s, *id, ot_entry_of(&s->ot, *id));
+		return rc;
+	}
+	*data = p;
+	return 0;
+}
+
+int strata_txn_read(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
+		    uint8_t *kind)
+{
+	if (!t || !data)
+		return STRATA_EINVAL;
+	txn_view v;
+	int rc = txn_lookup(t, id, &v);
+	if (rc)
+		return rc;
+	*data = v.data;
+	if (size)
+		*size = v.size;
+	if (kind)
+		*kind = v.kind;
+	return 0;
+}
+
+/* Claims the right to retire a committed node at this commit. */
+static int retire_claim(strata_txn *t, strata_node_id id, ot_entry *e, uint32_t size)
+{
+	uint64_t inf = EPOCH_INF;
+	if (!atomic_compare_exchange_strong(&e->retire, &inf, t->marker))
+		return STRATA_EBUSY;
+	if (idvec_push(&t->retired, id)) {
+		atomic_store(&e->retire, EPOCH_INF);
+		return STRATA_ENOMEM;
+	}
+	t->retired_bytes += size;
+	return 0;
+}
+
+static void retire_unclaim(strata_txn *t, ot_entry *e, uint32_t size)
+{
+	t->retired.n--;
+	t->retired_bytes -= size;
+	atomic_store(&e->retire, EPOCH_INF);
+}
+
+int strata_txn_write(strata_txn *t, strata_node_id id, strata_node_id *new_id, void **data,
+		     uint32_t *size)
+{
+	if (!t || !new_id || !data)
+		return STRATA_EINVAL;
+	txn_view v;
+	int rc = txn_lookup(t, id, &v);
+	if (rc)
+		return rc;
+	if (size)
+		*size = v.size;
+	if (v.own) {
+		*new_id = id;
+		*data = v.data;
+		return 0;
+	}
+	if ((rc = retire_claim(t, id, v.e, v.size)))
+		return rc;
+	void *copy;
+	if ((rc = strata_txn_alloc(t, v.size, v.kind, new_id, &copy))) {
+		retire_unclaim(t, v.e, v.size);
+		return rc;
+	}
+	memcpy(copy, v.data, v.size);
+	*data = copy;
+	return 0;
+}
+
+int strata_txn_free(strata_txn *t, strata_node_id id)
+{
+	if (!t)
+		return STRATA_EINVAL;
+	txn_view v;
+	int rc = txn_lookup(t, id, &v);
+	if (rc)
+		return rc;
+	if (v.own) {
+		/* Never visible to anyone: free now. Its entry in `reserved`
+		 * turns stale and commit/abort skip it. */
+		store_free_node(t->s, id, v.e);
+		return 0;
+	}
+	return retire_claim(t, id, v.e, v.size);
+}
+
+static txn_root *find_root(strata_txn *t, const char *name, int *rc)
+{
+	size_t len;
+	if ((*rc = catalog_name_ok(name, &len)))
+		return NULL;
+	for (size_t i = 0; i < t->nroots; i++) {
+		root *r = t->roots[i].r;
+		if (r->name_len == len && memcmp(r->name, name, len) == 0)
+			return &t->roots[i];
+	}
+	*rc = STRATA_ENOTLOCKED;
+	return NULL;
+}
+
+int strata_txn_get_root(strata_txn *t, const char *name, strata_node_id *id)
+{
+	if (!t || !id)
+		return STRATA_EINVAL;
+	int rc;
+	txn_root *tr = find_root(t, name, &rc);
+	if (!tr)
+		return rc;
+	if (tr->set) {
+		*id = tr->pending;
+	} else {
+		/* We hold the root's lock: the head is the latest commit. */
+		const root_version *v = atomic_load_explicit(&tr->r->head, memory_order_acquire);
+		*id = v ? v->id : STRATA_NODE_NULL;
+	}
+	return 0;
+}
+
+int strata_txn_set_root(strata_txn *t, const char *name, strata_node_id id)
+{
+	if (!t)
+		return STRATA_EINVAL;
+	int rc;
+	txn_root *tr = find_root(t, name, &rc);
+	if (!tr)
+		return rc;
+	if (id != STRATA_NODE_NULL) {
+		txn_view v;
+		if ((rc = txn_lookup(t, id, &v)))
+			return rc;
+	}
+	tr->pending = id;
+	tr->set = true;
+	return 0;
+}
+
+/* ---- commit / abort ------------------------------------------------------- */
+
+static bool root_needs_version(const txn_root *tr)
+{
+	return tr->set || !atomic_load_explicit(&tr->r->head, memory_order_relaxed);
+}
+
+/* Reserved entries still owned (not freed inside the transaction). */
+static ot_entry *owned_entry(strata_txn *t, strata_node_id id)
+{
+	ot_entry *e = ot_entry_of(&t->s->ot, id);
+	if (e && atomic_load_explicit(&e->birth, memory_order_relaxed) == t->marker)
+		return e;
+	return NULL;
+}
+
+static void stamp_nodes(strata_txn *t, uint64_t E)
+{
+	uint64_t born = 0;
+	for (size_t i = 0; i < t->reserved.n; i++) {
+		strata_node_id id = t->reserved.v[i];
+		ot_entry *e = owned_entry(t, id);
+		if (!e)
+			continue;
+		atomic_store_explicit(&e->birth, E, memory_order_relaxed);
+		atomic_store_explicit(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_LIVE),
+				      memory_order_relaxed);
+		ot_shard *sh = &t->s->ot.shards[STRATA_NODEID_SHARD(id)];
+		pthread_mutex_lock(&sh->lock);
+		sh->reserved--;
+		pthread_mutex_unlock(&sh->lock);
+		born++;
+	}
+	for (size_t i = 0; i < t->retired.n; i++) {
+		strata_node_id id = t->retired.v[i];
+		ot_entry *e = ot_entry_of(&t->s->ot, id);
+		atomic_store_explicit(&e->retire, E, memory_order_relaxed);
+		atomic_store_explicit(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_RETIRED),
+				      memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(&t->s->nodes_live, born - t->retired.n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->s->nodes_retired, t->retired.n, memory_order_relaxed);
+}
+
+/* Everything commit needs that can fail, allocated up front. */
+typedef struct commit_prep {
+	root_version **versions; /* one per root needing a version, else NULL */
+	reclaim_batch *batch;
+} commit_prep;
+
+static void prep_free(strata_txn *t, commit_prep *p)
+{
+	if (p->versions) {
+		for (size_t i = 0; i < t->nroots; i++)
+			strata_mem_free(p->versions[i], sizeof(root_version));
+		strata_mem_free(p->versions, sizeof(root_version *) * t->nroots);
+	}
+	if (p->batch)
+		strata_mem_free(p->batch, sizeof *p->batch + sizeof(strata_node_id) * p->batch->n);
+}
+
+static int prep_alloc(strata_txn *t, commit_prep *p)
+{
+	memset(p, 0, sizeof *p);
+	if (t->nroots && !(p->versions = strata_mem_calloc(t->nroots, sizeof(root_version *))))
+		return STRATA_ENOMEM;
+	for (size_t i = 0; i < t->nroots; i++)
+		if (root_needs_version(&t->roots[i]) &&
+		    !(p->versions[i] = strata_mem_alloc(sizeof(root_version))))
+			goto nomem;
+	if (t->retired.n) {
+		p->batch = strata_mem_alloc(sizeof *p->batch + sizeof(strata_node_id) * t->retired.n);
+		if (!p->batch)
+			goto nomem;
+		p->batch->n = (uint32_t)t->retired.n;
+		p->batch->bytes = t->retired_bytes;
+		memcpy(p->batch->ids, t->retired.v, sizeof(strata_node_id) * t->retired.n);
+	}
+	return 0;
+nomem:
+	prep_free(t, p);
+	return STRATA_ENOMEM;
+}
+
+static void publish_roots(strata_txn *t, commit_prep *p, uint64_t E)
+{
+	for (size_t i = 0; i < t->nroots; i++) {
+		root_version *v = p->versions[i];
+		if (!v)
+			continue;
+		txn_root *tr = &t->roots[i];
+		root_version *head = atomic_load_explicit(&tr->r->head, memory_order_relaxed);
+		v->epoch = E;
+		v->id = tr->set ? tr->pending : (head ? head->id : STRATA_NODE_NULL);
+		atomic_store_explicit(&v->next, head, memory_order_relaxed);
+		atomic_store_explicit(&tr->r->head, v, memory_order_release);
+		p->versions[i] = NULL;
+	}
+}
+
+static bool txn_changed(strata_txn *t)
+{
+	if (t->retired.n)
+		return true;
+	for (size_t i = 0; i < t->nroots; i++)
+		if (root_needs_version(&t->roots[i]))
+			return true;
+	for (size_t i = 0; i < t->reserved.n; i++)
+		if (owned_entry(t, t->reserved.v[i]))
+			return true;
+	return false;
+}
+
+int strata_txn_commit(strata_txn *t, uint64_t *epoch)
+{
+	if (!t)
+		return STRATA_EINVAL;
+	strata_store *s = t->s;
+	if (!txn_changed(t)) {
+		if (epoch)
+			*epoch = t->base;
+		txn_release(t);
+		return 0;
+	}
+	commit_prep p;
+	if (prep_alloc(t, &p)) {
+		strata_txn_abort(t);
+		return STRATA_ENOMEM;
+	}
+	pthread_mutex_lock(&s->commit_lock);
+	uint64_t E = atomic_load_explicit(&s->epoch_current, memory_order_relaxed) + 1;
+	stamp_nodes(t, E);
+	publish_roots(t, &p, E);
+	if (p.batch) {
+		p.batch->epoch = E;
+		reclaim_enqueue(&s->rec, p.batch);
+		p.batch = NULL;
+	}
+	atomic_store_explicit(&s->epoch_current, E, memory_order_release);
+	pthread_mutex_unlock(&s->commit_lock);
+	prep_free(t, &p);
+	atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+	if (epoch)
+		*epoch = E;
+	txn_release(t);
+	if (atomic_fetch_add_explicit(&s->commits_since_reclaim, 1, memory_order_relaxed) + 1 >=
+	    s->opts.reclaim_interval) {
+		atomic_store_explicit(&s->commits_since_reclaim, 0, memory_order_relaxed);
+		reclaim_run(s, false);
+	}
+	return 0;
+}
+
+void strata_txn_abort(strata_txn *t)
+{
+	if (!t)
+		return;
+	strata_store *s = t->s;
+	for (size_t i = 0; i < t->reserved.n; i++) {
+		ot_entry *e = owned_entry(t, t->reserved.v[i]);
+		if (e)
+			store_free_node(s, t->reserved.v[i], e);
+	}
+	for (size_t i = 0; i < t->retired.n; i++) {
+		ot_entry *e = ot_entry_of(&s->ot, t->retired.v[i]);
+		atomic_store(&e->retire, EPOCH_INF);
+	}
+	atomic_fetch_add_explicit(&s->aborts, 1, memory_order_relaxed);
+	txn_release(t);
+}
