@@ -32,9 +32,12 @@ static _Atomic uint32_t shard_seed_next = 1;
 static uint32_t my_seed(void)
 {
 	if (!tl_shard_seed) {
-		/* Fibonacci hashing spreads consecutive thread numbers. */
+		/* Fibonacci hashing spreads consecutive thread numbers. The +1
+		 * keeps 0 free as "unset" without fixing the low bit (| 1 made
+		 * every home shard odd: with two active shards all threads
+		 * shared shard 1). */
 		uint32_t n = atomic_fetch_add_explicit(&shard_seed_next, 1, memory_order_relaxed);
-		tl_shard_seed = (n * 2654435769u) >> 8 | 1;
+		tl_shard_seed = ((n * 2654435769u) >> 8) + 1;
 	}
 	return tl_shard_seed;
 }
