@@ -1,5 +1,8 @@
 /* model.c — see model.h. */
+#include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "support/model.h"
 
@@ -20,4 +23,42 @@ void test_report(void *ctx, const char *message)
 {
 	(void)ctx;
 	cr_log_error("check: %s", message);
+}
+
+void test_report_collect(void *ctx, const char *message)
+{
+	test_collect *c = ctx;
+	if (c->n++ == 0)
+		snprintf(c->first, sizeof c->first, "%s", message);
+	size_t used = strlen(c->all);
+	if (used + 1 < sizeof c->all)
+		snprintf(c->all + used, sizeof c->all - used, "%s\n", message);
+	/* Also visible in the test log, so an unexpected message is explained. */
+	cr_log_info("check (expected): %s", message);
+}
+
+uint64_t test_fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+strata_store *test_open(const strata_options *opts)
+{
+	strata_store *s = NULL;
+	int rc = strata_open(opts, &s);
+	cr_assert_eq(rc, 0, "strata_open: %s", strata_strerror(rc));
+	cr_assert_not_null(s);
+	return s;
+}
+
+void test_close(strata_store *s)
+{
+	cr_assert_eq(strata_check(s, test_report, NULL), 0, "strata_check before close");
+	int rc = strata_close(s);
+	cr_assert_eq(rc, 0, "strata_close: %s", strata_strerror(rc));
 }

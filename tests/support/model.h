@@ -1,8 +1,13 @@
-/* model.h — helpers shared by the test suites: a deterministic PRNG and a
- * checker reporter that prints through Criterion. */
+/* model.h — helpers shared by the test suites: a deterministic PRNG, a
+ * checksum, and checker reporters that print through Criterion (one of them
+ * also counts and keeps the messages, so a test can assert that the checker
+ * complained and about what). */
 #ifndef STRATA_TEST_MODEL_H
 #define STRATA_TEST_MODEL_H
+#include <stddef.h>
 #include <stdint.h>
+
+#include "strata/strata.h"
 
 typedef struct test_rng {
 	uint64_t s;
@@ -14,4 +19,21 @@ uint64_t rng_below(test_rng *r, uint64_t n);
 
 /* strata_report_fn that logs each problem with cr_log_error. */
 void test_report(void *ctx, const char *message);
+
+/* Collects checker messages: ctx is a test_collect. */
+typedef struct test_collect {
+	int n;
+	char first[256];
+	char all[4096]; /* messages joined by '\n', truncated */
+} test_collect;
+void test_report_collect(void *ctx, const char *message);
+
+/* FNV-1a over bytes, chained through `h` (start with TEST_FNV_SEED). */
+#define TEST_FNV_SEED 0xcbf29ce484222325ull
+uint64_t test_fnv(uint64_t h, const void *p, size_t n);
+
+/* Opens a store with the given options (NULL: defaults) or fails the test. */
+strata_store *test_open(const strata_options *opts);
+/* Closes it, asserting that strata_check is clean first. */
+void test_close(strata_store *s);
 #endif

@@ -1,0 +1,389 @@
+/*
+ * test_segment.c — the size-class allocator (white-box, on a bare
+ * seg_alloc): class boundaries; a randomized differential test against a
+ * model of live allocations (no overlap, alignment, zeroed memory, no
+ * clobbering, counters equal to the model, seg_check clean after every
+ * batch); segments handed back when they empty; large objects counted.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "support/model.h"
+
+/* ---- class mapping ---------------------------------------------------------- */
+
+Test(segment, class_boundaries)
+{
+	cr_assert_eq(seg_class_of(1), 0);
+	cr_assert_eq(seg_class_of(64), 0);
+	cr_assert_eq(seg_class_of(65), 1);
+	cr_assert_eq(seg_class_of(128), 1);
+	cr_assert_eq(seg_class_of(129), 2);
+	cr_assert_eq(seg_class_of(512), 7);
+	cr_assert_eq(seg_class_of(513), 8);
+	cr_assert_eq(seg_class_of(640), 8);
+	cr_assert_eq(seg_class_of(641), 9);
+	cr_assert_eq(seg_class_of(65535), STRATA_NUM_CLASSES - 1);
+	cr_assert_eq(seg_class_of(65536), STRATA_NUM_CLASSES - 1);
+	cr_assert_eq(seg_class_of(65537), STRATA_CLASS_LARGE);
+	cr_assert_eq(seg_class_of(STRATA_NODE_MAX), STRATA_CLASS_LARGE);
+	cr_assert_eq(seg_class_of(UINT32_MAX), STRATA_CLASS_LARGE);
+	cr_assert_eq(seg_class_size(0), 64);
+	cr_assert_eq(seg_class_size(7), 512);
+	cr_assert_eq(seg_class_size(8), 640);
+	cr_assert_eq(seg_class_size(STRATA_NUM_CLASSES - 1), SMALL_MAX);
+	cr_assert_eq(seg_class_size(STRATA_NUM_CLASSES), 0);
+	cr_assert_eq(seg_class_size(STRATA_CLASS_LARGE), 0);
+}
+
+Test(segment, every_size_maps_to_the_tightest_class)
+{
+	for (unsigned c = 0; c < STRATA_NUM_CLASSES; c++) {
+		cr_assert_eq(seg_class_size(c) % 64, 0, "slot sizes keep 64-byte alignment");
+		if (c)
+			cr_assert_gt(seg_class_size(c), seg_class_size(c - 1));
+	}
+	for (uint32_t size = 1; size <= SMALL_MAX; size++) {
+		unsigned c = seg_class_of(size);
+		cr_assert_lt(c, STRATA_NUM_CLASSES, "size %u", size);
+		cr_assert_geq(seg_class_size(c), size, "size %u does not fit class %u", size, c);
+		if (c)
+			cr_assert_lt(seg_class_size(c - 1), size, "size %u: class %u is not tightest", size, c);
+	}
+}
+
+/* ---- the model -------------------------------------------------------------- */
+
+typedef struct live_obj {
+	unsigned char *p;
+	uint32_t size;
+	uint32_t tag; /* pattern seed */
+} live_obj;
+
+typedef struct model {
+	live_obj *objs;
+	size_t n, cap;
+	uint64_t used[STRATA_NUM_CLASSES], requested[STRATA_NUM_CLASSES];
+	uint64_t large_n, large_bytes;
+	uint64_t seed; /* for failure messages */
+} model;
+
+/* Objects are filled from one random buffer at an offset chosen by their
+ * tag, so fill and verify are memcpy/memcmp (the suite stays fast). */
+#define LARGE_TEST_MAX (SMALL_MAX + 200000u)
+#define PATTERN_SPAN 4096u
+static unsigned char pattern[PATTERN_SPAN + LARGE_TEST_MAX];
+static unsigned char zeros[LARGE_TEST_MAX];
+
+static void pattern_init(uint64_t seed)
+{
+	test_rng r = {seed ^ 0xa5a5a5a5ull};
+	for (size_t i = 0; i < sizeof pattern; i++)
+		pattern[i] = (unsigned char)rng_next(&r);
+}
+
+static const unsigned char *pattern_of(uint32_t tag)
+{
+	return pattern + (tag * 2654435761u) % PATTERN_SPAN;
+}
+
+static void fill(live_obj *o)
+{
+	memcpy(o->p, pattern_of(o->tag), o->size);
+}
+
+static void verify(const model *m, const live_obj *o)
+{
+	if (memcmp(o->p, pattern_of(o->tag), o->size))
+		cr_assert_fail("seed %llu: object %p (size %u, tag %u) was clobbered",
+			       (unsigned long long)m->seed, (void *)o->p, o->size, o->tag);
+}
+
+static void model_add(model *m, unsigned char *p, uint32_t size, uint32_t tag)
+{
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 256;
+		m->objs = realloc(m->objs, sizeof *m->objs * m->cap);
+	}
+	m->objs[m->n++] = (live_obj){p, size, tag};
+	unsigned c = seg_class_of(size);
+	if (c == STRATA_CLASS_LARGE) {
+		m->large_n++;
+		m->large_bytes += size;
+	} else {
+		m->used[c]++;
+		m->requested[c] += size;
+	}
+}
+
+static void model_remove(model *m, size_t k)
+{
+	live_obj o = m->objs[k];
+	m->objs[k] = m->objs[--m->n];
+	unsigned c = seg_class_of(o.size);
+	if (c == STRATA_CLASS_LARGE) {
+		m->large_n--;
+		m->large_bytes -= o.size;
+	} else {
+		m->used[c]--;
+		m->requested[c] -= o.size;
+	}
+}
+
+/* Mostly small nodes across all classes, some near class edges, a few large. */
+static uint32_t random_size(test_rng *r)
+{
+	uint64_t k = rng_below(r, 100);
+	if (k < 60)
+		return 1 + (uint32_t)rng_below(r, 512);
+	if (k < 75) {
+		/* a class size, one below or one above (the next class) */
+		uint32_t edge = seg_class_size((unsigned)rng_below(r, STRATA_NUM_CLASSES));
+		return edge + (uint32_t)rng_below(r, 3) - 1;
+	}
+	if (k < 98)
+		return 513 + (uint32_t)rng_below(r, SMALL_MAX - 512);
+	return SMALL_MAX + 1 + (uint32_t)rng_below(r, LARGE_TEST_MAX - SMALL_MAX);
+}
+
+static void alloc_one(seg_alloc *a, model *m, test_rng *r, uint32_t tag)
+{
+	uint32_t size = random_size(r);
+	unsigned char *p = seg_alloc_node(a, size);
+	cr_assert_not_null(p, "seed %llu: alloc of %u failed", (unsigned long long)m->seed, size);
+	unsigned c = seg_class_of(size);
+	uintptr_t align = c == STRATA_CLASS_LARGE ? 16 : 64;
+	cr_assert_eq((uintptr_t)p % align, 0, "seed %llu: %p misaligned (size %u)",
+		     (unsigned long long)m->seed, (void *)p, size);
+	if (memcmp(p, zeros, size))
+		cr_assert_fail("seed %llu: new object of %u bytes not zeroed",
+			       (unsigned long long)m->seed, size);
+	cr_assert(seg_slot_in_use(a, p, size));
+	model_add(m, p, size, tag);
+	fill(&m->objs[m->n - 1]);
+}
+
+static void free_one(seg_alloc *a, model *m, size_t k)
+{
+	live_obj o = m->objs[k];
+	verify(m, &o);
+	model_remove(m, k);
+	seg_free_node(a, o.p, o.size);
+	if (seg_class_of(o.size) != STRATA_CLASS_LARGE)
+		cr_assert_not(seg_slot_in_use(a, o.p, o.size), "seed %llu: freed slot still in use",
+			      (unsigned long long)m->seed);
+}
+
+static uint32_t extent(const live_obj *o)
+{
+	unsigned c = seg_class_of(o->size);
+	return c == STRATA_CLASS_LARGE ? o->size : seg_class_size(c);
+}
+
+static int obj_cmp(const void *x, const void *y)
+{
+	uintptr_t a = (uintptr_t)((const live_obj *)x)->p, b = (uintptr_t)((const live_obj *)y)->p;
+	return a < b ? -1 : a > b;
+}
+
+/* Everything the model knows must match the allocator. */
+static void check_against_model(seg_alloc *a, model *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		verify(m, &m->objs[i]);
+		cr_assert(seg_slot_in_use(a, m->objs[i].p, m->objs[i].size));
+	}
+	/* Whole slots (not just the requested bytes) must not overlap. */
+	qsort(m->objs, m->n, sizeof *m->objs, obj_cmp);
+	for (size_t i = 1; i < m->n; i++)
+		cr_assert_leq((uintptr_t)m->objs[i - 1].p + extent(&m->objs[i - 1]), (uintptr_t)m->objs[i].p,
+			      "seed %llu: slots %p and %p overlap", (unsigned long long)m->seed,
+			      (void *)m->objs[i - 1].p, (void *)m->objs[i].p);
+	for (unsigned c = 0; c < STRATA_NUM_CLASSES; c++) {
+		seg_class *k = &a->classes[c];
+		cr_assert_eq(atomic_load(&k->slots_used), m->used[c], "seed %llu class %u",
+			     (unsigned long long)m->seed, c);
+		cr_assert_eq(atomic_load(&k->bytes_requested), m->requested[c]);
+		uint64_t segs = atomic_load(&k->segments), total = atomic_load(&k->slots_total);
+		cr_assert_geq(total, m->used[c]);
+		if (segs) {
+			/* Equal segments, each nearly filled by slots. */
+			cr_assert_eq(total % segs, 0);
+			uint64_t per = total / segs;
+			cr_assert_leq(per * k->slot_size, SEG_SIZE);
+			cr_assert_gt((per + 1) * k->slot_size + 8192, SEG_SIZE);
+			/* No more segments than the used slots need, plus the
+			 * current one and partly used ones. */
+			cr_assert_leq(segs, m->used[c] + 1);
+		}
+	}
+	cr_assert_eq(atomic_load(&a->large_objects), m->large_n);
+	cr_assert_eq(atomic_load(&a->large_bytes), m->large_bytes);
+	cr_assert_eq(seg_check(a, test_report, NULL), 0, "seed %llu", (unsigned long long)m->seed);
+}
+
+static void run_random(uint64_t seed, int batches, int batch_ops, size_t max_live)
+{
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	model m = {.seed = seed};
+	test_rng r = {seed};
+	pattern_init(seed);
+	uint32_t tag = 1;
+	for (int b = 0; b < batches; b++) {
+		/* Alternate growing and shrinking phases so segments both fill
+		 * up and empty out. */
+		unsigned grow = (b / 4) % 2 ? 35 : 65;
+		for (int op = 0; op < batch_ops; op++) {
+			if (m.n < max_live && (m.n == 0 || rng_below(&r, 100) < grow))
+				alloc_one(&a, &m, &r, tag++);
+			else
+				free_one(&a, &m, (size_t)rng_below(&r, m.n));
+		}
+		check_against_model(&a, &m);
+	}
+	while (m.n)
+		free_one(&a, &m, (size_t)rng_below(&r, m.n));
+	check_against_model(&a, &m);
+	for (unsigned c = 0; c < STRATA_NUM_CLASSES; c++)
+		cr_assert_leq(atomic_load(&a.classes[c].segments), 1,
+			      "seed %llu: class %u kept empty segments", (unsigned long long)seed, c);
+	seg_destroy(&a);
+	free(m.objs);
+}
+
+Test(segment, random_against_model_seed_1, .timeout = 120)
+{
+	run_random(1, 40, 500, 3000);
+}
+
+Test(segment, random_against_model_seed_2, .timeout = 120)
+{
+	run_random(0x5eed5eedull, 40, 500, 3000);
+}
+
+Test(segment, random_against_model_small_live_set, .timeout = 120)
+{
+	/* Few live objects: segments empty often and must be handed back. */
+	run_random(77, 60, 300, 40);
+}
+
+/* ---- segments come and go ---------------------------------------------------- */
+
+/* Slots per segment of a class, learned from the allocator's counters. */
+static uint64_t slots_per_segment(seg_alloc *a, uint32_t size)
+{
+	void *p = seg_alloc_node(a, size);
+	seg_class *c = &a->classes[seg_class_of(size)];
+	uint64_t per = atomic_load(&c->slots_total) / atomic_load(&c->segments);
+	seg_free_node(a, p, size);
+	return per;
+}
+
+Test(segment, sequential_fill_uses_exact_segments_and_returns_empty_ones)
+{
+	const uint32_t size = 16000; /* class 16384: about 127 slots a segment */
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	seg_class *c = &a.classes[seg_class_of(size)];
+	uint64_t per = slots_per_segment(&a, size);
+	cr_assert_gt(per, 100);
+	size_t n = 3 * per + 1;
+	void **p = calloc(n, sizeof *p);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_not_null(p[i] = seg_alloc_node(&a, size));
+		/* Segments are added only when the previous ones are full. */
+		cr_assert_eq(atomic_load(&c->segments), i / per + 1, "after %zu allocations", i + 1);
+	}
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	/* Free the first segment's slots: it is given back exactly when its
+	 * last slot goes, not before. */
+	for (size_t i = 0; i < per; i++) {
+		cr_assert_eq(atomic_load(&c->segments), 4, "segment released early (slot %zu)", i);
+		seg_free_node(&a, p[i], size);
+		p[i] = NULL;
+	}
+	cr_assert_eq(atomic_load(&c->segments), 3, "an empty non-current segment must be released");
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	/* Partly free the second: it stays, and is reused before a new one. */
+	seg_free_node(&a, p[per], size);
+	void *again = seg_alloc_node(&a, size);
+	cr_assert_eq(atomic_load(&c->segments), 3);
+	/* current (4th) still had room, so the hole is filled later */
+	for (size_t i = per + 1; i < n; i++)
+		seg_free_node(&a, p[i], size);
+	seg_free_node(&a, again, size);
+	cr_assert_eq(atomic_load(&c->slots_used), 0);
+	cr_assert_leq(atomic_load(&c->segments), 1, "only the current segment may stay");
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	free(p);
+	seg_destroy(&a);
+}
+
+Test(segment, freed_slot_is_reused_before_a_new_segment)
+{
+	const uint32_t size = 60000; /* class 65536: 31 slots a segment */
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	seg_class *c = &a.classes[seg_class_of(size)];
+	uint64_t per = slots_per_segment(&a, size);
+	void *p[64];
+	cr_assert_leq(per, 63);
+	for (uint64_t i = 0; i < per; i++)
+		p[i] = seg_alloc_node(&a, size);
+	cr_assert_eq(atomic_load(&c->segments), 1);
+	seg_free_node(&a, p[5], size);
+	void *q = seg_alloc_node(&a, size);
+	cr_assert_eq(q, p[5], "the only free slot must be taken");
+	cr_assert_eq(atomic_load(&c->segments), 1);
+	p[5] = q;
+	for (uint64_t i = 0; i < per; i++)
+		seg_free_node(&a, p[i], size);
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	seg_destroy(&a);
+}
+
+Test(segment, large_objects_are_counted)
+{
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	const uint32_t sizes[] = {SMALL_MAX + 1, 100000, 1u << 20};
+	unsigned char *p[3];
+	uint64_t bytes = 0;
+	for (int i = 0; i < 3; i++) {
+		cr_assert_not_null(p[i] = seg_alloc_node(&a, sizes[i]));
+		for (uint32_t j = 0; j < sizes[i]; j += 4093)
+			cr_assert_eq(p[i][j], 0);
+		cr_assert_eq(p[i][sizes[i] - 1], 0);
+		memset(p[i], 0xee, sizes[i]);
+		bytes += sizes[i];
+		cr_assert_eq(atomic_load(&a.large_objects), (uint64_t)i + 1);
+		cr_assert_eq(atomic_load(&a.large_bytes), bytes);
+	}
+	for (unsigned c = 0; c < STRATA_NUM_CLASSES; c++)
+		cr_assert_eq(atomic_load(&a.classes[c].segments), 0, "large objects use no segment");
+	for (int i = 0; i < 3; i++)
+		seg_free_node(&a, p[i], sizes[i]);
+	cr_assert_eq(atomic_load(&a.large_objects), 0);
+	cr_assert_eq(atomic_load(&a.large_bytes), 0);
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	seg_destroy(&a);
+}
+
+Test(segment, slot_in_use_rejects_foreign_and_interior_pointers)
+{
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	char *p = seg_alloc_node(&a, 100);
+	cr_assert(seg_slot_in_use(&a, p, 100));
+	cr_assert_not(seg_slot_in_use(&a, p + 64, 100), "interior pointer");
+	cr_assert_not(seg_slot_in_use(&a, p, 10), "wrong class for that slot");
+	char *q = seg_alloc_node(&a, 100);
+	cr_assert_eq(q - p, 128, "consecutive slots of one class");
+	seg_free_node(&a, q, 100);
+	cr_assert_not(seg_slot_in_use(&a, q, 100));
+	seg_free_node(&a, p, 100);
+	seg_destroy(&a);
+}
