@@ -1,1 +1,150 @@
-int main(void) { return 0; }
+/*
+ * strata.c — entry point of the `strata` command-line tool: the command
+ * table, dispatch, and the help and usage texts. The commands themselves
+ * live in tools/cmd_<name>.c (see cli.h for how to add one).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "strata/strata.h"
+
+static int cmd_help(int argc, char **argv);
+
+/* Order here is the order `strata --help` lists them in. */
+const cli_command cli_commands[] = {
+	{"help", "[COMMAND]", "list the commands, or explain one",
+	 "Without COMMAND, lists every command. With it, prints that command's\n"
+	 "usage and description. `strata --help` and `strata COMMAND --help` do\n"
+	 "the same.",
+	 cmd_help},
+	{"version", "", "print the library version", "Prints `strata X.Y.Z`, the version of the linked Strata library.",
+	 cmd_version},
+	{"demo", "[DIR]", "end-to-end demonstration of the substrate (report in DIR)",
+	 "Builds a small linked list of nodes in an in-memory store, updates it\n"
+	 "copy-on-write while an old snapshot stays open, shows both snapshots,\n"
+	 "aborts a transaction, shows stale NodeID detection after reclamation,\n"
+	 "runs the invariant checker and prints the store statistics.\n"
+	 "Everything printed is also written to DIR/demo-report.txt; DIR is\n"
+	 "created if needed and defaults to ./strata-demo.",
+	 cmd_demo},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static const char usage_line[] = "usage: strata COMMAND [ARGUMENTS]\n";
+
+const cli_command *cli_find(const char *name)
+{
+	for (const cli_command *c = cli_commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+bool cli_is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static void print_command_usage(FILE *out, const cli_command *cmd)
+{
+	fprintf(out, "usage: strata %s%s%s\n", cmd->name, cmd->args[0] ? " " : "", cmd->args);
+}
+
+void cli_print_command_help(FILE *out, const cli_command *cmd)
+{
+	print_command_usage(out, cmd);
+	fprintf(out, "\n%s.\n", cmd->summary);
+	if (cmd->help)
+		fprintf(out, "\n%s\n", cmd->help);
+}
+
+static void print_overview(FILE *out)
+{
+	fputs(usage_line, out);
+	fprintf(out, "\nStrata %s: command-line tool for the MVCC copy-on-write node store.\n\n"
+		     "Commands:\n", strata_version());
+	for (const cli_command *c = cli_commands; c->name; c++) {
+		char synopsis[64];
+		snprintf(synopsis, sizeof synopsis, "%s %s", c->name, c->args);
+		fprintf(out, "  %-18s %s\n", synopsis, c->summary);
+	}
+	fputs("\nRun `strata help COMMAND` for details on one command.\n"
+	      "Exit status: 0 success, 1 failure, 2 usage error.\n", out);
+}
+
+/* Usage errors that happen before a command is chosen. */
+static int top_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int top_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("strata: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(usage_line, stderr);
+	fputs("Run `strata --help` for the list of commands.\n", stderr);
+	return CLI_USAGE;
+}
+
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "strata %s: ", cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	print_command_usage(stderr, cmd);
+	return CLI_USAGE;
+}
+
+void cli_printf(cli_out *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	if (out && out->file) {
+		va_start(ap, fmt);
+		vfprintf(out->file, fmt, ap);
+		va_end(ap);
+	}
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const cli_command *self = cli_find("help");
+	if (argc > 2)
+		return cli_usage_error(self, "too many arguments");
+	if (argc == 1) {
+		print_overview(stdout);
+		return CLI_OK;
+	}
+	const cli_command *cmd = cli_find(argv[1]);
+	if (!cmd)
+		return cli_usage_error(self, "unknown command '%s'", argv[1]);
+	cli_print_command_help(stdout, cmd);
+	return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return top_usage_error("no command given");
+	if (cli_is_help(argv[1]))
+		return cmd_help(1, argv + 1);
+	if (argv[1][0] == '-')
+		return top_usage_error("unknown option '%s'", argv[1]);
+	const cli_command *cmd = cli_find(argv[1]);
+	if (!cmd)
+		return top_usage_error("unknown command '%s'", argv[1]);
+	/* `strata CMD --help` is answered here so handlers need not repeat it. */
+	if (argc > 2 && cli_is_help(argv[2])) {
+		cli_print_command_help(stdout, cmd);
+		return CLI_OK;
+	}
+	return cmd->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,116 @@
+# Makefile — a thin wrapper over CMake, so a fresh Debian 12 machine needs
+# only `make demo` or `make test`. It installs the missing Debian packages,
+# configures a build directory once, builds, and runs. CMake (CMakeLists.txt)
+# remains the real build; nothing here compiles anything itself.
+#
+#   make demo        build, then run `strata demo` (report in ./strata-demo)
+#   make test        build, then the whole suite through ctest
+#   make test-asan   the suite under AddressSanitizer + UBSan (build-asan/)
+#   make test-tsan   the suite under ThreadSanitizer (build-tsan/)
+#   make bench       Release build (build-rel/), then `strata-bench substrate`
+#   make install     cmake --install build (PREFIX=/usr/local by default)
+#   make deps        only install the missing Debian packages
+#   make clean       remove every build directory and the demo output
+
+CMAKE ?= cmake
+CTEST ?= ctest
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
+DEMO_DIR ?=
+
+BUILD := build
+ASAN_BUILD := build-asan
+TSAN_BUILD := build-tsan
+REL_BUILD := build-rel
+
+# What the build, the tests and the LMDB bench peer need on Debian 12.
+DEB_PACKAGES ?= cmake pkg-config gcc g++ make liburcu-dev libjemalloc-dev \
+	libcriterion-dev liblmdb-dev
+
+CTEST_FLAGS := --output-on-failure -V
+ASAN_SANITIZE := address,undefined
+# Sanitizer reports must fail the run, and say where.
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+
+.PHONY: all deps build demo test test-asan test-tsan bench install clean
+
+all: build
+
+# ---- Debian packages ------------------------------------------------------
+# Asks dpkg which packages are missing and installs only those; apt-get
+# update runs only when something is missing, so a ready machine is not
+# touched. Not root: sudo if there is one, otherwise say what to install.
+deps:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "deps: no dpkg-query (not Debian?); make sure these are installed: $(DEB_PACKAGES)"; \
+		exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q ' installed$$' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: missing Debian packages:$$missing"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; echo "deps: not root, using sudo"; \
+	else \
+		echo "deps: not root and no sudo: as root, run" >&2; \
+		echo "  apt-get update && apt-get install -y --no-install-recommends$$missing" >&2; \
+		exit 1; \
+	fi; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+# ---- configure (once per build directory) ---------------------------------
+# Keyed on CMakeCache.txt: after the first configure, `cmake --build` re-runs
+# CMake by itself when a CMakeLists.txt changes. A failed configure removes
+# the cache so the next make tries again instead of building a broken tree.
+define configure
+	$(CMAKE) -S . -B $(1) $(2) || { rm -f $(1)/CMakeCache.txt; exit 1; }
+endef
+
+$(BUILD)/CMakeCache.txt: | deps
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+
+$(ASAN_BUILD)/CMakeCache.txt: | deps
+	$(call configure,$(ASAN_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=$(ASAN_SANITIZE))
+
+$(TSAN_BUILD)/CMakeCache.txt: | deps
+	$(call configure,$(TSAN_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=thread)
+
+# The bench needs neither the test suites nor Criterion's build time.
+$(REL_BUILD)/CMakeCache.txt: | deps
+	$(call configure,$(REL_BUILD),-DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF)
+
+# ---- build and run ---------------------------------------------------------
+build: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+# The demo needs only the tool, not the test suites and the bench.
+demo: $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS) --target strata_cli
+	./$(BUILD)/strata demo $(DEMO_DIR)
+
+test: build
+	$(CTEST) --test-dir $(BUILD) $(CTEST_FLAGS)
+
+test-asan: $(ASAN_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
+	$(ASAN_ENV) $(CTEST) --test-dir $(ASAN_BUILD) $(CTEST_FLAGS)
+
+test-tsan: $(TSAN_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(TSAN_BUILD) -j $(JOBS)
+	$(TSAN_ENV) $(CTEST) --test-dir $(TSAN_BUILD) $(CTEST_FLAGS)
+
+bench: $(REL_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(REL_BUILD) -j $(JOBS) --target strata-bench
+	./$(REL_BUILD)/bench/strata-bench substrate
+
+install: build
+	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(REL_BUILD) strata-demo

@@ -1,0 +1,68 @@
+/*
+ * cli.h — the plumbing every `strata` subcommand shares: the command table
+ * entry type, the usage-error convention, and a printer that writes to the
+ * terminal and, optionally, to a report file at the same time.
+ *
+ * Adding a subcommand: write tools/cmd_<name>.c with a handler of type
+ * cli_handler, declare it below, and add one row to the table in strata.c.
+ *
+ * Exit statuses (shared by every command, tested by tests/cli):
+ *   0  success
+ *   1  the operation failed (the message names the strata_strerror reason)
+ *   2  usage error: unknown command, bad or extra arguments
+ */
+#ifndef STRATA_TOOLS_CLI_H
+#define STRATA_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* argv[0] is the command's own name; argv[argc] is NULL. Returns an exit
+ * status from the enum above. */
+typedef int (*cli_handler)(int argc, char **argv);
+
+typedef struct cli_command {
+	const char *name;
+	const char *args;    /* argument synopsis for usage lines, "" if none */
+	const char *summary; /* one line for `strata --help` */
+	const char *help;    /* longer text for `strata help NAME`, may be NULL */
+	cli_handler run;
+} cli_command;
+
+/* The table lives in strata.c; it ends with an all-NULL row. */
+extern const cli_command cli_commands[];
+
+const cli_command *cli_find(const char *name);
+/* Prints "strata: <message>" and the command's usage line to stderr and
+ * returns CLI_USAGE, so handlers can `return cli_usage_error(...)`. */
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Full help for one command on `out`. */
+void cli_print_command_help(FILE *out, const cli_command *cmd);
+/* True when argv[i] asks for help (-h / --help). */
+bool cli_is_help(const char *arg);
+
+/* A tee: everything printed goes to stdout and, once a file is attached,
+ * to that file too, so a command's report and its terminal output match. */
+typedef struct cli_out {
+	FILE *file; /* NULL: terminal only */
+} cli_out;
+
+void cli_printf(cli_out *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- shared printers (print.c) ------------------------------------------ */
+struct strata_store_stats;
+/* "1.5 MiB"-style size into buf (at least 32 bytes); returns buf. */
+const char *cli_fmt_bytes(char *buf, size_t len, uint64_t bytes);
+/* The statistics block used by `strata demo` (and later `strata stats`). */
+void cli_print_stats(cli_out *out, const struct strata_store_stats *st);
+
+/* ---- handlers, one file each ------------------------------------------- */
+int cmd_version(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif /* STRATA_TOOLS_CLI_H */
