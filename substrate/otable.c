@@ -17,8 +17,10 @@
  *     tag would pass OT_TAG_MAX is never reused (counted in `dead`);
  *   - a FREE entry's index is on its shard's free stack exactly once (unless
  *     dead); the tag of a never-issued entry is 0, so it matches no NodeID;
- *   - writers change meta before the other fields (release fence between),
- *     so a reader that sees new fields sees the new meta on its re-check.
+ *   - writers change meta before the other fields, which they store with
+ *     release; readers load the fields with acquire and then re-read meta,
+ *     so a reader that sees any new field sees the new tag (a seqlock
+ *     without fences: free on x86, and TSan understands it).
  */
 #include <string.h>
 
@@ -150,12 +152,13 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 			}
 			ot_entry *e = &atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
 							    memory_order_relaxed)[idx & (OT_CHUNK - 1)];
+			/* meta first; the release stores after it let a reader that
+			 * sees any new field also see the new tag on its re-check. */
 			atomic_store_explicit(&e->meta, OT_META(tag, OT_RESERVED), memory_order_relaxed);
-			atomic_thread_fence(memory_order_release);
-			atomic_store_explicit(&e->birth, birth, memory_order_relaxed);
-			atomic_store_explicit(&e->retire, EPOCH_INF, memory_order_relaxed);
-			atomic_store_explicit(&e->loc, loc, memory_order_relaxed);
-			atomic_store_explicit(&e->info, info, memory_order_relaxed);
+			atomic_store_explicit(&e->birth, birth, memory_order_release);
+			atomic_store_explicit(&e->retire, EPOCH_INF, memory_order_release);
+			atomic_store_explicit(&e->loc, loc, memory_order_release);
+			atomic_store_explicit(&e->info, info, memory_order_release);
 			sh->reserved++;
 			pthread_mutex_unlock(&sh->lock);
 			*id = ot_make_id(si, idx, tag);
@@ -201,8 +204,7 @@ void ot_free(otable *ot, strata_node_id id)
 		sh->free_stack[sh->nfree++] = idx;
 	}
 out:
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&e->loc, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->loc, 0, memory_order_release);
 	pthread_mutex_unlock(&sh->lock);
 }
 

@@ -60,11 +60,11 @@ static inline int read_visible(const strata_snapshot *snap, strata_node_id id, e
 	if (STRATA_UNLIKELY(OT_META_TAG(m) != STRATA_NODEID_TAG(id) ||
 			    OT_META_STATE(m) == OT_FREE))
 		return STRATA_ESTALE;
-	out->birth = atomic_load_explicit(&e->birth, memory_order_relaxed);
-	out->retire = atomic_load_explicit(&e->retire, memory_order_relaxed);
-	out->info = atomic_load_explicit(&e->info, memory_order_relaxed);
-	out->data = entry_data(e);
-	atomic_thread_fence(memory_order_acquire);
+	/* Acquire loads keep the re-read of meta below after them. */
+	out->birth = atomic_load_explicit(&e->birth, memory_order_acquire);
+	out->retire = atomic_load_explicit(&e->retire, memory_order_acquire);
+	out->info = atomic_load_explicit(&e->info, memory_order_acquire);
+	out->data = (const void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
 	if (STRATA_UNLIKELY(OT_META_TAG(atomic_load_explicit(&e->meta, memory_order_relaxed)) !=
 			    OT_META_TAG(m)))
 		return STRATA_ESTALE;

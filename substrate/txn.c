@@ -99,7 +99,8 @@ static int collect_roots(strata_txn *t, const char *const *names, size_t n)
 		if ((rc = catalog_get_or_create(&t->s->cat, names[i], len, &t->roots[i].r)))
 			return rc;
 	}
-	qsort(t->roots, n, sizeof *t->roots, root_ptr_cmp);
+	if (n) /* t->roots is NULL when n == 0; qsort's pointer must not be */
+		qsort(t->roots, n, sizeof *t->roots, root_ptr_cmp);
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!k || t->roots[k - 1].r != t->roots[i].r)
@@ -171,11 +172,10 @@ static int txn_lookup(const strata_txn *t, strata_node_id id, txn_view *v)
 	if (!e)
 		return STRATA_ESTALE;
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
-	uint64_t b = atomic_load_explicit(&e->birth, memory_order_relaxed);
-	uint64_t r = atomic_load_explicit(&e->retire, memory_order_relaxed);
-	uint32_t info = atomic_load_explicit(&e->info, memory_order_relaxed);
-	void *data = entry_data(e);
-	atomic_thread_fence(memory_order_acquire);
+	uint64_t b = atomic_load_explicit(&e->birth, memory_order_acquire);
+	uint64_t r = atomic_load_explicit(&e->retire, memory_order_acquire);
+	uint32_t info = atomic_load_explicit(&e->info, memory_order_acquire);
+	void *data = (void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
 	if (OT_META_TAG(atomic_load_explicit(&e->meta, memory_order_relaxed)) != OT_META_TAG(m) ||
 	    OT_META_TAG(m) != STRATA_NODEID_TAG(id))
 		return STRATA_ESTALE;
