@@ -17,6 +17,10 @@
 #include "internal.h"
 #include "support/model.h"
 
+/* Every test ends with a leak check in ASan builds (see model.h). */
+TestSuite(nodeid, .fini = test_leak_check);
+TestSuite(otable, .fini = test_leak_check);
+
 /* ---- helpers ------------------------------------------------------------ */
 
 /* Commits one node of `size` bytes filled with `fill` as root `name`. */

@@ -12,6 +12,9 @@
 #include "internal.h"
 #include "support/model.h"
 
+/* Every test ends with a leak check in ASan builds (see model.h). */
+TestSuite(segment, .fini = test_leak_check);
+
 /* ---- class mapping ---------------------------------------------------------- */
 
 Test(segment, class_boundaries)

@@ -15,6 +15,9 @@
 #include "internal.h"
 #include "support/model.h"
 
+/* Every test ends with a leak check in ASan builds (see model.h). */
+TestSuite(snapshot, .fini = test_leak_check);
+
 static strata_store_stats stats_of(strata_store *s)
 {
 	strata_store_stats st;

@@ -14,6 +14,9 @@
 #include "internal.h"
 #include "support/model.h"
 
+/* Every test ends with a leak check in ASan builds (see model.h). */
+TestSuite(store, .fini = test_leak_check);
+
 static strata_store_stats stats_of(strata_store *s)
 {
 	strata_store_stats st;

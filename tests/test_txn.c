@@ -16,6 +16,10 @@
 #include "internal.h"
 #include "support/model.h"
 
+/* Every test ends with a leak check in ASan builds (see model.h). */
+TestSuite(txn, .fini = test_leak_check);
+TestSuite(txn_random, .fini = test_leak_check);
+
 /* ---- small helpers ------------------------------------------------------------ */
 
 static strata_txn *begin1(strata_store *s, const char *name)

@@ -32,6 +32,11 @@ void test_report_collect(void *ctx, const char *message);
 #define TEST_FNV_SEED 0xcbf29ce484222325ull
 uint64_t test_fnv(uint64_t h, const void *p, size_t n);
 
+/* Suite .fini for every suite: in ASan builds, fails the test if it leaked.
+ * (LeakSanitizer's own exit-time report in a Criterion worker does not fail
+ * the test, so each test checks before its process ends.) No-op elsewhere. */
+void test_leak_check(void);
+
 /* Opens a store with the given options (NULL: defaults) or fails the test. */
 strata_store *test_open(const strata_options *opts);
 /* Closes it, asserting that strata_check is clean first. */
