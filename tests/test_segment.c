@@ -173,7 +173,7 @@ static void alloc_one(seg_alloc *a, model *m, test_rng *r, uint32_t tag)
 	if (memcmp(p, zeros, size))
 		cr_assert_fail("seed %llu: new object of %u bytes not zeroed",
 			       (unsigned long long)m->seed, size);
-	cr_assert(seg_slot_in_use(a, p, size));
+	cr_assert(seg_slot_in_use(a, p, size), "seed %llu", (unsigned long long)m->seed);
 	if (c != STRATA_CLASS_LARGE)
 		m->last_seg[c] = seg_base(p);
 	model_add(m, p, size, tag);
@@ -233,7 +233,8 @@ static void check_against_model(seg_alloc *a, model *m)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		verify(m, &m->objs[i]);
-		cr_assert(seg_slot_in_use(a, m->objs[i].p, m->objs[i].size));
+		cr_assert(seg_slot_in_use(a, m->objs[i].p, m->objs[i].size), "seed %llu",
+			  (unsigned long long)m->seed);
 	}
 	/* Whole slots (not just the requested bytes) must not overlap. */
 	qsort(m->objs, m->n, sizeof *m->objs, obj_cmp);
@@ -245,23 +246,25 @@ static void check_against_model(seg_alloc *a, model *m)
 		seg_class *k = &a->classes[c];
 		cr_assert_eq(atomic_load(&k->slots_used), m->used[c], "seed %llu class %u",
 			     (unsigned long long)m->seed, c);
-		cr_assert_eq(atomic_load(&k->bytes_requested), m->requested[c]);
+		cr_assert_eq(atomic_load(&k->bytes_requested), m->requested[c], "seed %llu class %u",
+			     (unsigned long long)m->seed, c);
 		uint64_t segs = atomic_load(&k->segments), total = atomic_load(&k->slots_total);
-		cr_assert_geq(total, m->used[c]);
+		cr_assert_geq(total, m->used[c], "seed %llu class %u", (unsigned long long)m->seed, c);
 		if (segs) {
 			/* Equal segments, each nearly filled by slots. */
-			cr_assert_eq(total % segs, 0);
+			cr_assert_eq(total % segs, 0, "seed %llu class %u", (unsigned long long)m->seed, c);
 			uint64_t per = total / segs;
-			cr_assert_leq(per * k->slot_size, SEG_SIZE);
-			cr_assert_gt((per + 1) * k->slot_size + 8192, SEG_SIZE);
+			cr_assert(per * k->slot_size <= SEG_SIZE && (per + 1) * k->slot_size + 8192 > SEG_SIZE,
+				  "seed %llu class %u: %llu slots a segment", (unsigned long long)m->seed, c,
+				  (unsigned long long)per);
 		}
 		cr_assert_eq(segs, model_segments(m, c), "seed %llu class %u: segments",
 			     (unsigned long long)m->seed, c);
 		m->releases += segs < m->prev_segs[c];
 		m->prev_segs[c] = segs;
 	}
-	cr_assert_eq(atomic_load(&a->large_objects), m->large_n);
-	cr_assert_eq(atomic_load(&a->large_bytes), m->large_bytes);
+	cr_assert_eq(atomic_load(&a->large_objects), m->large_n, "seed %llu", (unsigned long long)m->seed);
+	cr_assert_eq(atomic_load(&a->large_bytes), m->large_bytes, "seed %llu", (unsigned long long)m->seed);
 	cr_assert_eq(seg_check(a, test_report, NULL), 0, "seed %llu", (unsigned long long)m->seed);
 }
 

@@ -475,6 +475,7 @@ Test(txn, disjoint_roots_run_in_parallel, .timeout = 60)
 
 typedef struct ser_arg {
 	strata_store *s;
+	_Atomic int trying; /* about to call strata_txn_begin */
 	_Atomic int began;
 	strata_node_id seen;
 	uint64_t base;
@@ -486,6 +487,7 @@ static void *ser_worker(void *p)
 	ser_arg *a = p;
 	strata_txn *t;
 	const char *name = "shared";
+	atomic_store(&a->trying, 1);
 	if ((a->rc = strata_txn_begin(a->s, &name, 1, 0, &t)))
 		return NULL;
 	atomic_store(&a->began, 1);
@@ -501,9 +503,12 @@ Test(txn, shared_root_blocks_until_commit, .timeout = 60)
 	strata_txn *t = begin1(s, "shared");
 	strata_node_id x = alloc_fill(t, 16, 5);
 	cr_assert_eq(strata_txn_set_root(t, "shared", x), 0);
-	ser_arg a = {s, 0, 0, 0, -1};
+	ser_arg a = {s, 0, 0, 0, 0, -1};
 	pthread_t th;
 	pthread_create(&th, NULL, ser_worker, &a);
+	/* Once the waiter is at the door, give it ample time to get in. */
+	while (!atomic_load(&a.trying))
+		sched_yield();
 	usleep(200 * 1000);
 	int began_early = atomic_load(&a.began);
 	uint64_t e;
@@ -595,13 +600,14 @@ static void verify_tree(const reader *rdr, const mroot *m, uint32_t r, uint64_t 
 		cr_assert_eq(rc, 0, "seed %llu step %d kid %u: %s", (unsigned long long)seed, step, j,
 			     strata_strerror(rc));
 		const knode *k = d;
-		cr_assert_eq(size, m->kid_size[j]);
+		cr_assert_eq(size, m->kid_size[j], "seed %llu step %d kid %u", (unsigned long long)seed, step, j);
 		cr_assert(k->magic == KMAGIC && k->root == r && k->value == m->value && k->slot == j &&
 				  k->size == size,
 			  "seed %llu step %d root %u kid %u content", (unsigned long long)seed, step, r, j);
 		const unsigned char *kb = (const unsigned char *)(k + 1);
 		for (uint32_t i = 0; i < size - sizeof *k; i++)
-			cr_assert_eq(kb[i], pat(m->value, r + 100 + j, i));
+			cr_assert_eq(kb[i], pat(m->value, r + 100 + j, i), "seed %llu step %d kid %u byte %u",
+				     (unsigned long long)seed, step, j, i);
 	}
 }
 
@@ -698,7 +704,7 @@ static strata_node_id c_alloc(txn_ctx *c, uint32_t size, void **p)
 	int rc = strata_txn_alloc(c->t, size, 1, &id, p);
 	cr_assert_eq(rc, 0, "seed %llu step %d: alloc %s", (unsigned long long)c->seed, c->step,
 		     strata_strerror(rc));
-	cr_assert_lt(c->nown, 256);
+	cr_assert_lt(c->nown, 256, "seed %llu step %d", (unsigned long long)c->seed, c->step);
 	c->own[c->nown++] = id;
 	return id;
 }
@@ -715,7 +721,7 @@ static strata_node_id c_write(txn_ctx *c, strata_node_id id, void **p)
 		cr_assert_eq(nid, id, "seed %llu step %d: own node must stay in place",
 			     (unsigned long long)c->seed, c->step);
 	} else {
-		cr_assert_neq(nid, id);
+		cr_assert_neq(nid, id, "seed %llu step %d", (unsigned long long)c->seed, c->step);
 		c->retired[c->nretired++] = id;
 		c->own[c->nown++] = nid;
 	}
@@ -731,10 +737,12 @@ static void c_free(txn_ctx *c, strata_node_id id)
 	const void *d;
 	if (own) {
 		drop_own(c, id);
-		cr_assert_eq(strata_txn_read(c->t, id, &d, NULL, NULL), STRATA_ESTALE);
+		cr_assert_eq(strata_txn_read(c->t, id, &d, NULL, NULL), STRATA_ESTALE, "seed %llu step %d",
+			     (unsigned long long)c->seed, c->step);
 	} else {
 		c->retired[c->nretired++] = id;
-		cr_assert_eq(strata_txn_read(c->t, id, &d, NULL, NULL), STRATA_ENOTVISIBLE);
+		cr_assert_eq(strata_txn_read(c->t, id, &d, NULL, NULL), STRATA_ENOTVISIBLE,
+			     "seed %llu step %d", (unsigned long long)c->seed, c->step);
 	}
 }
 
@@ -838,11 +846,12 @@ static void one_op(txn_ctx *c, uint32_t r)
 		return;
 	}
 	}
-	cr_assert_eq(strata_txn_set_root(c->t, root_names[r], m->id), 0);
+	cr_assert_eq(strata_txn_set_root(c->t, root_names[r], m->id), 0, "seed %llu step %d",
+		     (unsigned long long)c->seed, c->step);
 	c->changed = true;
 	strata_node_id got;
 	cr_assert_eq(strata_txn_get_root(c->t, root_names[r], &got), 0);
-	cr_assert_eq(got, m->id);
+	cr_assert_eq(got, m->id, "seed %llu step %d root %u", (unsigned long long)c->seed, c->step, r);
 	verify_tree(&rdr, m, r, c->seed, c->step);
 }
 
@@ -899,7 +908,8 @@ static void random_step(random_run *w, int step)
 	int rc = strata_txn_begin(w->s, names, (size_t)np, 0, &c.t);
 	cr_assert_eq(rc, 0, "seed %llu step %d: begin %s", (unsigned long long)w->seed, step,
 		     strata_strerror(rc));
-	cr_assert_eq(strata_txn_base_epoch(c.t), before.epoch_current);
+	cr_assert_eq(strata_txn_base_epoch(c.t), before.epoch_current, "seed %llu step %d",
+		     (unsigned long long)w->seed, step);
 	for (int i = 0; i < np; i++) {
 		c.changed |= !c.m.r[picked[i]].exists; /* a new name is a change */
 		c.m.r[picked[i]].exists = true;
@@ -910,7 +920,7 @@ static void random_step(random_run *w, int step)
 
 	if (rng_below(&w->rng, 10) < 7) {
 		uint64_t e;
-		cr_assert_eq(strata_txn_commit(c.t, &e), 0);
+		cr_assert_eq(strata_txn_commit(c.t, &e), 0, "seed %llu step %d", (unsigned long long)w->seed, step);
 		cr_assert_eq(e, before.epoch_current + (c.changed ? 1 : 0),
 			     "seed %llu step %d: commit epoch", (unsigned long long)w->seed, step);
 		w->m = c.m;
@@ -921,8 +931,10 @@ static void random_step(random_run *w, int step)
 	} else {
 		strata_txn_abort(c.t);
 		strata_store_stats after = stats_of(w->s);
-		cr_assert_eq(after.epoch_current, before.epoch_current);
-		cr_assert_eq(after.nodes_retired, before.nodes_retired);
+		cr_assert_eq(after.epoch_current, before.epoch_current, "seed %llu step %d",
+			     (unsigned long long)w->seed, step);
+		cr_assert_eq(after.nodes_retired, before.nodes_retired, "seed %llu step %d",
+			     (unsigned long long)w->seed, step);
 		cr_assert_eq(after.handles_total - after.handles_free,
 			     before.handles_total - before.handles_free,
 			     "seed %llu step %d: abort left handles in use", (unsigned long long)w->seed, step);
@@ -931,7 +943,8 @@ static void random_step(random_run *w, int step)
 		cr_assert_eq(strata_snapshot_open(w->s, &snap), 0);
 		const void *d;
 		for (int i = 0; i < c.nown; i++)
-			cr_assert_eq(strata_resolve(snap, c.own[i], &d, NULL), STRATA_ESTALE);
+			cr_assert_eq(strata_resolve(snap, c.own[i], &d, NULL), STRATA_ESTALE,
+				     "seed %llu step %d: aborted node survived", (unsigned long long)w->seed, step);
 		strata_snapshot_close(snap);
 		w->aborts++;
 	}
@@ -943,10 +956,11 @@ static void verify_now(random_run *w, int step)
 	strata_store_stats st = stats_of(w->s);
 	cr_assert_eq(st.nodes_live, model_live_nodes(&w->m), "seed %llu step %d: live nodes",
 		     (unsigned long long)w->seed, step);
-	cr_assert_eq(st.nodes_reserved, 0);
+	cr_assert_eq(st.nodes_reserved, 0, "seed %llu step %d", (unsigned long long)w->seed, step);
 	strata_snapshot *snap;
 	cr_assert_eq(strata_snapshot_open(w->s, &snap), 0);
-	cr_assert_eq(strata_snapshot_epoch(snap), st.epoch_current);
+	cr_assert_eq(strata_snapshot_epoch(snap), st.epoch_current, "seed %llu step %d",
+		     (unsigned long long)w->seed, step);
 	verify_snapshot(snap, &w->m, w->seed, step);
 	int n = w->nrecent < RECENT ? w->nrecent : RECENT;
 	for (int i = 0; i < n; i++) {
@@ -1002,12 +1016,13 @@ static void run_random(uint64_t seed, int steps, uint32_t reclaim_interval)
 		strata_snapshot_close(w->held[i].snap);
 	strata_reclaim(w->s);
 	strata_store_stats st = stats_of(w->s);
-	cr_assert_eq(st.nodes_retired, 0, "nothing pinned: every retired node is freed");
-	cr_assert_eq(st.pinned_retired_nodes, 0);
+	cr_assert_eq(st.nodes_retired, 0, "seed %llu: nothing pinned, every retired node is freed",
+		     (unsigned long long)seed);
+	cr_assert_eq(st.pinned_retired_nodes, 0, "seed %llu", (unsigned long long)seed);
 	/* stats count commits that published an epoch; empty ones do not. */
-	cr_assert_eq(st.commits, (uint64_t)w->published);
-	cr_assert_eq(st.epoch_current, 1 + (uint64_t)w->published);
-	cr_assert_eq(st.aborts, (uint64_t)w->aborts);
+	cr_assert_eq(st.commits, (uint64_t)w->published, "seed %llu", (unsigned long long)seed);
+	cr_assert_eq(st.epoch_current, 1 + (uint64_t)w->published, "seed %llu", (unsigned long long)seed);
+	cr_assert_eq(st.aborts, (uint64_t)w->aborts, "seed %llu", (unsigned long long)seed);
 	cr_assert_gt(w->commits, steps / 2);
 	cr_assert_gt(w->aborts, steps / 10);
 	test_close(w->s);
