@@ -224,6 +224,8 @@ int reclaim_init(reclaimer *r);
 void reclaim_destroy(strata_store *s);
 void reclaim_enqueue(reclaimer *r, reclaim_batch *b);
 int64_t reclaim_run(strata_store *s, bool wait);
+/* Retired nodes/bytes queued whose epoch is above `oldest`: what pins hold. */
+void reclaim_held_back(reclaimer *r, uint64_t oldest, uint64_t *nodes, uint64_t *bytes);
 
 /* ---- the store ------------------------------------------------------------ */
 struct strata_store {

@@ -33,9 +33,23 @@ void reclaim_enqueue(reclaimer *r, reclaim_batch *b)
 	else
 		r->head = b;
 	r->tail = b;
-	pthread_mutex_unlock(&r->qlock);
 	atomic_fetch_add_explicit(&r->pending_nodes, b->n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&r->pending_bytes, b->bytes, memory_order_relaxed);
+	pthread_mutex_unlock(&r->qlock);
+}
+
+void reclaim_held_back(reclaimer *r, uint64_t oldest, uint64_t *nodes, uint64_t *bytes)
+{
+	uint64_t ready_n = 0, ready_b = 0;
+	pthread_mutex_lock(&r->qlock);
+	/* The queue is in epoch order: the reclaimable batches are its head. */
+	for (reclaim_batch *b = r->head; b && b->epoch <= oldest; b = b->next) {
+		ready_n += b->n;
+		ready_b += b->bytes;
+	}
+	*nodes = atomic_load_explicit(&r->pending_nodes, memory_order_relaxed) - ready_n;
+	*bytes = atomic_load_explicit(&r->pending_bytes, memory_order_relaxed) - ready_b;
+	pthread_mutex_unlock(&r->qlock);
 }
 
 /* Detaches the batches with epoch <= oldest. */
@@ -53,6 +67,10 @@ static reclaim_batch *take_ready(reclaimer *r, uint64_t oldest)
 	if (!r->head)
 		r->tail = NULL;
 	last->next = NULL;
+	for (reclaim_batch *b = first; b; b = b->next) {
+		atomic_fetch_sub_explicit(&r->pending_nodes, b->n, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&r->pending_bytes, b->bytes, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&r->qlock);
 	return first;
 }
@@ -75,8 +93,6 @@ int64_t reclaim_run(strata_store *s, bool wait)
 				store_free_node(s, b->ids[i], e);
 		}
 		freed += b->n;
-		atomic_fetch_sub_explicit(&r->pending_nodes, b->n, memory_order_relaxed);
-		atomic_fetch_sub_explicit(&r->pending_bytes, b->bytes, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&s->nodes_retired, b->n, memory_order_relaxed);
 		atomic_fetch_add_explicit(&r->freed_nodes, b->n, memory_order_relaxed);
 		atomic_fetch_add_explicit(&r->freed_bytes, b->bytes, memory_order_relaxed);

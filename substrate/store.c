@@ -149,8 +149,8 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 	st->epoch_current = atomic_load(&s->epoch_current);
 	st->epoch_oldest_pinned = pin_oldest(&s->pins, &s->epoch_current);
 	st->snapshots_open = atomic_load(&s->pins.open);
-	st->pinned_retired_nodes = atomic_load(&s->rec.pending_nodes);
-	st->pinned_retired_bytes = atomic_load(&s->rec.pending_bytes);
+	reclaim_held_back(&s->rec, st->epoch_oldest_pinned, &st->pinned_retired_nodes,
+			  &st->pinned_retired_bytes);
 	st->reclaim_runs = atomic_load(&s->rec.runs);
 	st->reclaimed_nodes = atomic_load(&s->rec.freed_nodes);
 	st->reclaimed_bytes = atomic_load(&s->rec.freed_bytes);

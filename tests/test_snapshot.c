@@ -209,6 +209,34 @@ Test(snapshot, a_newer_pin_frees_only_what_it_cannot_see)
 	test_close(s);
 }
 
+/* With reclamation deferred, retired nodes nobody pins are counted as
+ * retired but not as held back by pins. */
+Test(snapshot, held_back_counts_only_what_pins_hold)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.reclaim_interval = 1000000;
+	strata_store *s = test_open(&o);
+	uint64_t e;
+	replace_root(s, "r", 100, 1, &e);
+	for (int i = 0; i < 5; i++)
+		replace_root(s, "r", 100, 2 + i, &e);
+	strata_store_stats st = stats_of(s);
+	cr_assert_eq(st.nodes_retired, 5);
+	cr_assert_eq(st.pinned_retired_nodes, 0, "no snapshot open: nothing is held by pins");
+	cr_assert_eq(st.pinned_retired_bytes, 0);
+	strata_snapshot *pin = snap_open(s);
+	replace_root(s, "r", 100, 9, &e); /* retires the node pin sees */
+	st = stats_of(s);
+	cr_assert_eq(st.nodes_retired, 6);
+	cr_assert_eq(st.pinned_retired_nodes, 1);
+	cr_assert_eq(st.pinned_retired_bytes, 100);
+	cr_assert_eq(strata_reclaim(s), 5);
+	strata_snapshot_close(pin);
+	cr_assert_eq(strata_reclaim(s), 1);
+	test_close(s);
+}
+
 Test(snapshot, table_full)
 {
 	strata_options o;

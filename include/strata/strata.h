@@ -254,12 +254,12 @@ typedef struct strata_store_stats {
 	uint64_t epoch_current;
 	uint64_t epoch_oldest_pinned; /* == epoch_current when nothing is pinned */
 	uint32_t snapshots_open;      /* snapshots + transactions */
-	uint64_t pinned_retired_nodes; /* retired nodes held back only by pins */
-	uint64_t pinned_retired_bytes;
+	uint64_t pinned_retired_nodes; /* retired nodes an open snapshot can still see */
+	uint64_t pinned_retired_bytes;  /* (nodes_retired - these: reclaimable now) */
 	uint64_t reclaim_runs;
 	uint64_t reclaimed_nodes;
 	uint64_t reclaimed_bytes;
-	uint64_t commits;
+	uint64_t commits;        /* commits that published an epoch (empty ones excluded) */
 	uint64_t aborts;
 	uint64_t large_objects;
 	uint64_t large_bytes;
