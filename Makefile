@@ -7,6 +7,7 @@
 #   make test        build, then the whole suite through ctest
 #   make test-asan   the suite under AddressSanitizer + UBSan (build-asan/)
 #   make test-tsan   the suite under ThreadSanitizer (build-tsan/)
+#   make soak        the reader/writer stress test, long (SOAK_COMMITS=2000000)
 #   make bench       Release build (build-rel/), then `strata-bench substrate`
 #   make install     cmake --install build (PREFIX=/usr/local by default)
 #   make deps        only install the missing Debian packages
@@ -34,7 +35,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 
-.PHONY: all deps build demo test test-asan test-tsan bench install clean
+.PHONY: all deps build demo test test-asan test-tsan soak bench install clean
 
 all: build
 
@@ -104,6 +105,15 @@ test-asan: $(ASAN_BUILD)/CMakeCache.txt
 test-tsan: $(TSAN_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(TSAN_BUILD) -j $(JOBS)
 	$(TSAN_ENV) $(CTEST) --test-dir $(TSAN_BUILD) $(CTEST_FLAGS)
+
+# The reader/writer stress test, long: SOAK_COMMITS epochs (the default
+# suite runs a bounded 3000), in the normal and the TSan build.
+SOAK_COMMITS ?= 2000000
+soak: $(BUILD)/CMakeCache.txt $(TSAN_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS) --target test_snapshot
+	$(CMAKE) --build $(TSAN_BUILD) -j $(JOBS) --target test_snapshot
+	STRATA_STRESS_COMMITS=$(SOAK_COMMITS) $(BUILD)/tests/test_snapshot --filter 'snapshot/stress*' --verbose
+	STRATA_STRESS_COMMITS=$$(( $(SOAK_COMMITS) / 10 )) $(TSAN_ENV) $(TSAN_BUILD)/tests/test_snapshot --filter 'snapshot/stress*' --verbose
 
 bench: $(REL_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(REL_BUILD) -j $(JOBS) --target strata-bench

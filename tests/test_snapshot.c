@@ -269,8 +269,16 @@ Test(snapshot, table_full)
 #define K 48            /* children under the root */
 #define CHILD_BYTES 200
 #define READERS 4
-#define COMMITS 3000     /* at least this many epochs... */
-#define MAX_COMMITS 30000 /* ...and more until each reader did MIN_SNAPS */
+/* At least COMMITS epochs, and more (up to 10x) until each reader did
+ * MIN_SNAPS. STRATA_STRESS_COMMITS raises it for `make soak`. */
+static uint64_t stress_commits(void)
+{
+	const char *e = getenv("STRATA_STRESS_COMMITS");
+	uint64_t n = e ? strtoull(e, NULL, 10) : 0;
+	return n >= 3000 ? n : 3000;
+}
+#define COMMITS stress_commits()
+#define MAX_COMMITS (10 * stress_commits())
 #define MIN_SNAPS 300
 #define REVERIFY 3      /* re-checks per snapshot */
 
