@@ -1,0 +1,23 @@
+/*
+ * peer_lmdb.h — LMDB as a peer measured in the same run as Strata. Built
+ * only when pkg-config finds lmdb (STRATA_BENCH_HAVE_LMDB); otherwise
+ * peer_lmdb_open() says so and the suite skips the peer's figures.
+ */
+#ifndef STRATA_BENCH_PEER_LMDB_H
+#define STRATA_BENCH_PEER_LMDB_H
+
+#include <stdint.h>
+
+typedef struct peer_lmdb peer_lmdb;
+
+/* Opens an environment in a fresh temporary directory holding one key.
+ * Returns 0, or -1 with a reason in `why` (also when LMDB is not built in). */
+int peer_lmdb_open(peer_lmdb **out, const char **why);
+/* Closes the environment and removes its directory. NULL is accepted. */
+void peer_lmdb_close(peer_lmdb *p);
+
+/* bench_fn batches (arg: peer_lmdb *). */
+uint64_t peer_lmdb_begin_abort(void *arg, uint64_t ops); /* read txn begin + abort */
+uint64_t peer_lmdb_renew_reset(void *arg, uint64_t ops); /* read txn renew + reset */
+
+#endif /* STRATA_BENCH_PEER_LMDB_H */

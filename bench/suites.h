@@ -1,0 +1,13 @@
+/*
+ * suites.h — the suites strata-bench can run. A new suite (durable, xtree,
+ * bptree) adds its entry point here and a row in main.c's table.
+ */
+#ifndef STRATA_BENCH_SUITES_H
+#define STRATA_BENCH_SUITES_H
+
+#include "bench.h"
+
+/* Each returns 0, or non-zero when the suite could not run. */
+int bench_substrate(bench_session *s);
+
+#endif /* STRATA_BENCH_SUITES_H */
