@@ -5,6 +5,8 @@
  */
 #include "peer_lmdb.h"
 
+#include <stddef.h>
+
 #include "bench.h"
 
 #ifdef STRATA_BENCH_HAVE_LMDB
@@ -12,7 +14,6 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 struct peer_lmdb {
