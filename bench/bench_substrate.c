@@ -161,7 +161,7 @@ static void fig_resolve_hot(bench_session *s)
 		return;
 	hot_store h;
 	hot_open(&h, 1);
-	bench_measure(s, "resolve_hot", NULL, run_resolve_hot, &h.ctx, bench_ops(s, 4000000, 1000000));
+	bench_measure(s, "resolve_hot", NULL, run_resolve_hot, &h.ctx, bench_ops(s, 4000000, 250000));
 	hot_close(&h);
 }
 
@@ -184,7 +184,7 @@ static void fig_resolve_cold(bench_session *s)
 		strata_snapshot *snap;
 		bench_check(strata_snapshot_open(st, &snap), "strata_snapshot_open");
 		resolve_ctx c = {.snap = snap, .ids = ids, .n = n};
-		uint64_t ops = n < 4000000 ? n : 4000000;
+		uint64_t ops = bench_ops(s, 4000000, 250000);
 		bench_measure(s, "resolve_cold", NULL, run_resolve_cold, &c, ops);
 		strata_snapshot_close(snap);
 		bench_note(s, "resolve_cold: %llu live 64 B nodes (built in txns of %d allocs); "
@@ -273,8 +273,8 @@ static uint64_t run_seg_alloc_free(void *arg, uint64_t ops)
  * cost microseconds per op. */
 static uint64_t alloc_ops(const bench_session *s, uint32_t size)
 {
-	uint64_t max = bench_ops(s, 1000000, 200000);
-	uint64_t bytes = bench_ops(s, 1ull << 30, 1ull << 27);
+	uint64_t max = bench_ops(s, 1000000, 50000);
+	uint64_t bytes = bench_ops(s, 1ull << 30, 1ull << 25);
 	uint64_t n = bytes / size;
 	return n > max ? max : n < 1000 ? 1000 : n;
 }
@@ -361,7 +361,7 @@ static uint64_t run_commit_cow(void *arg, uint64_t ops)
 
 static void fig_commit(bench_session *s)
 {
-	uint64_t ops = bench_ops(s, 200000, 20000);
+	uint64_t ops = bench_ops(s, 200000, 5000);
 	if (bench_wants(s, "commit_1node")) {
 		strata_store *st = open_store(1);
 		bench_measure(s, "commit_1node", NULL, run_commit_1node, st, ops);
@@ -399,7 +399,7 @@ static void fig_snapshot(bench_session *s)
 	strata_store *st = open_store(1);
 	make_nodes(st, 1, NODE_64, 1, NULL); /* a committed epoch to pin */
 	bench_measure(s, "snapshot_open_close", NULL, run_snapshot_open_close, st,
-		      bench_ops(s, 4000000, 1000000));
+		      bench_ops(s, 4000000, 250000));
 	bench_check(strata_close(st), "strata_close");
 }
 
@@ -417,7 +417,7 @@ static void fig_lmdb(bench_session *s)
 			fprintf(stderr, "  lmdb peer skipped: %s\n", why);
 		return;
 	}
-	uint64_t ops = bench_ops(s, 4000000, 1000000);
+	uint64_t ops = bench_ops(s, 4000000, 250000);
 	if (ba)
 		bench_measure(s, "lmdb_read_begin_abort", "lmdb", peer_lmdb_begin_abort, p, ops);
 	if (rr)
@@ -442,7 +442,7 @@ static void fig_shard_resolve(bench_session *s)
 	hot_open(&many, 64);
 	bench_overhead(s, "shard_overhead_resolve_hot", "resolve_hot_1shard", run_resolve_hot,
 		       &one.ctx, "resolve_hot_64shards", run_resolve_hot, &many.ctx,
-		       bench_ops(s, 4000000, 1000000));
+		       bench_ops(s, 4000000, 250000));
 	hot_close(&one);
 	hot_close(&many);
 }
@@ -456,7 +456,7 @@ static void fig_shard_alloc(bench_session *s)
 	alloc_ctx many = {.st = open_store(64), .size = NODE_64};
 	bench_overhead(s, "shard_overhead_alloc_free", "txn_alloc_free_64B_1shard",
 		       run_txn_alloc_free, &one, "txn_alloc_free_64B_64shards", run_txn_alloc_free,
-		       &many, bench_ops(s, 1000000, 100000));
+		       &many, bench_ops(s, 1000000, 25000));
 	bench_check(strata_close(one.st), "strata_close");
 	bench_check(strata_close(many.st), "strata_close");
 }
@@ -486,7 +486,7 @@ static void fig_calib(bench_session *s)
 {
 	if (bench_wants(s, "calib_alu"))
 		bench_measure(s, "calib_alu", "machine", bench_calib_alu, NULL,
-			      bench_ops(s, 50000000, 10000000));
+			      bench_ops(s, 50000000, 2000000));
 }
 
 int bench_substrate(bench_session *s)
