@@ -111,13 +111,18 @@ typedef struct ot_shard {
 	uint32_t nfree;      /* handles on the free stack */
 	uint32_t free_cap;
 	uint32_t *free_stack;
-	uint64_t reserved;   /* entries in state RESERVED (under lock) */
+	_Atomic uint64_t reserved; /* entries in state RESERVED */
 	uint64_t dead;       /* handles retired for good (tag exhausted) */
 	_Atomic uint32_t contention;
-	_Atomic(ot_entry *) *dir; /* OT_DIR chunk pointers, zero-mapped */
+	_Atomic(ot_entry *) *dir; /* this shard's OT_DIR slice of otable.dirs */
 } __attribute__((aligned(CACHELINE))) ot_shard;
 
 typedef struct otable {
+	/* Every shard's chunk directory in one zero-mapped region of
+	 * OT_MAX_SHARDS slices, shard s at [s * OT_DIR, (s+1) * OT_DIR):
+	 * resolve indexes it with bits of the NodeID, one load instead of
+	 * shard -> directory, and no bound test (unused slices stay NULL). */
+	_Atomic(ot_entry *) *dirs;
 	ot_shard *shards; /* shards_max of them, fixed at open */
 	uint32_t shards_max;
 	_Atomic uint32_t shards_active;
@@ -136,6 +141,11 @@ ot_entry *ot_entry_of(const otable *ot, strata_node_id id);
 /* Entry by raw position, for scans (NULL if never issued). */
 ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index);
 void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
+/* Directory slot of a NodeID in otable.dirs. */
+static inline uint32_t ot_dir_slot(strata_node_id id)
+{
+	return (STRATA_NODEID_SHARD(id) << OT_DIR_BITS) | (STRATA_NODEID_INDEX(id) >> OT_CHUNK_BITS);
+}
 static inline strata_node_id ot_make_id(uint32_t shard, uint32_t index, uint32_t tag)
 {
 	return ((uint64_t)tag << 36) | ((uint64_t)index << 6) | shard;
@@ -148,6 +158,9 @@ static inline strata_node_id ot_make_id(uint32_t shard, uint32_t index, uint32_t
 struct strata_snapshot {
 	_Atomic uint64_t pin;
 	uint64_t epoch;
+	/* Copy of otable.dirs: resolve reads nothing but this cache line,
+	 * the directory slot and the entry. */
+	_Atomic(ot_entry *) *dirs;
 	strata_store *store;
 	uint32_t index;
 	bool is_txn;
@@ -157,16 +170,18 @@ typedef struct pin_table {
 	struct strata_snapshot *slots;
 	uint32_t nslots;
 	_Atomic uint32_t hwm; /* slots at or above hwm were never claimed */
-	_Atomic uint32_t open;
 } pin_table;
 
-int pin_init(pin_table *pt, strata_store *store, uint32_t nslots);
+int pin_init(pin_table *pt, strata_store *store, const otable *ot, uint32_t nslots);
 void pin_destroy(pin_table *pt);
 /* Claims a slot and pins the current epoch (see pin.c for why it is safe). */
 struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *epoch_current);
 void pin_release(pin_table *pt, struct strata_snapshot *s);
 /* min(current epoch, every pinned epoch). */
 uint64_t pin_oldest(pin_table *pt, _Atomic uint64_t *epoch_current);
+/* Slots in use (snapshots + transactions). A scan: no shared counter is
+ * written on the open/close path. */
+uint32_t pin_count(pin_table *pt);
 
 /* ---- root catalog (catalog.c) -------------------------------------------- */
 typedef struct root_version {

@@ -1,10 +1,11 @@
 /*
  * otable.c — the sharded object table: NodeID -> 32-byte entry.
  *
- * Each shard owns a directory of OT_DIR chunk pointers (an anonymous mapping:
- * untouched pages cost nothing) and chunks of OT_CHUNK entries, allocated as
- * the shard grows and never moved or freed before close. So readers resolve
- * without locks: shard array (fixed) -> directory slot (acquire) -> entry.
+ * Each shard owns a directory of OT_DIR chunk pointers (a slice of one
+ * anonymous mapping for all shards: untouched pages cost nothing) and chunks
+ * of OT_CHUNK entries, allocated as the shard grows and never moved or freed
+ * before close. So readers resolve without locks: directory slot (acquire)
+ * -> entry.
  *
  * Writers (issue and free of handles) take the shard's mutex. Shards are
  * activated progressively: a store starts with ot_shards_initial active
@@ -51,15 +52,17 @@ int ot_init(otable *ot, uint32_t shards_max, uint32_t shards_initial)
 	if (!ot->shards)
 		return STRATA_ENOMEM;
 	ot->shards_max = shards_max;
+	/* All 64 shards' directories, whatever shards_max: a NodeID naming a
+	 * shard past shards_max finds a NULL slot (stale) with no bound test
+	 * on the resolve path. Untouched pages cost nothing. */
+	ot->dirs = strata_mem_zmap(sizeof(*ot->dirs) * OT_DIR * OT_MAX_SHARDS);
+	if (!ot->dirs) {
+		strata_mem_free(ot->shards, sizeof(ot_shard) * shards_max);
+		return STRATA_ENOMEM;
+	}
 	for (uint32_t i = 0; i < shards_max; i++) {
-		ot_shard *sh = &ot->shards[i];
-		pthread_mutex_init(&sh->lock, NULL);
-		sh->dir = strata_mem_zmap(sizeof(*sh->dir) * OT_DIR);
-		if (!sh->dir) {
-			ot->shards_max = i + 1;
-			ot_destroy(ot);
-			return STRATA_ENOMEM;
-		}
+		pthread_mutex_init(&ot->shards[i].lock, NULL);
+		ot->shards[i].dir = ot->dirs + (size_t)i * OT_DIR;
 	}
 	atomic_store(&ot->shards_active, shards_initial);
 	return 0;
@@ -71,18 +74,16 @@ void ot_destroy(otable *ot)
 		return;
 	for (uint32_t i = 0; i < ot->shards_max; i++) {
 		ot_shard *sh = &ot->shards[i];
-		if (sh->dir) {
-			for (uint32_t c = 0; c < OT_DIR; c++) {
-				ot_entry *chunk = atomic_load_explicit(&sh->dir[c], memory_order_relaxed);
-				if (!chunk)
-					break;
-				strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
-			}
-			strata_mem_zunmap(sh->dir, sizeof(*sh->dir) * OT_DIR);
+		for (uint32_t c = 0; c < OT_DIR; c++) {
+			ot_entry *chunk = atomic_load_explicit(&sh->dir[c], memory_order_relaxed);
+			if (!chunk)
+				break;
+			strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
 		}
 		strata_mem_free(sh->free_stack, sizeof(uint32_t) * sh->free_cap);
 		pthread_mutex_destroy(&sh->lock);
 	}
+	strata_mem_zunmap(ot->dirs, sizeof(*ot->dirs) * OT_DIR * OT_MAX_SHARDS);
 	strata_mem_free(ot->shards, sizeof(ot_shard) * ot->shards_max);
 	ot->shards = NULL;
 }
@@ -159,7 +160,7 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 			atomic_store_explicit(&e->retire, EPOCH_INF, memory_order_release);
 			atomic_store_explicit(&e->loc, loc, memory_order_release);
 			atomic_store_explicit(&e->info, info, memory_order_release);
-			sh->reserved++;
+			atomic_fetch_add_explicit(&sh->reserved, 1, memory_order_relaxed);
 			pthread_mutex_unlock(&sh->lock);
 			*id = ot_make_id(si, idx, tag);
 			return 0;
@@ -181,7 +182,7 @@ void ot_free(otable *ot, strata_node_id id)
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
 	uint32_t tag = OT_META_TAG(m);
 	if (OT_META_STATE(m) == OT_RESERVED)
-		sh->reserved--;
+		atomic_fetch_sub_explicit(&sh->reserved, 1, memory_order_relaxed);
 	if (tag >= OT_TAG_MAX) {
 		/* Keep the exhausted tag: no NodeID can match a FREE entry, and the
 		 * handle is never reissued, so old IDs stay stale forever. */
@@ -234,7 +235,7 @@ void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total)
 	for (uint32_t i = 0; i < ot->shards_max; i++) {
 		ot_shard *sh = &ot->shards[i];
 		pthread_mutex_lock(&sh->lock);
-		r += sh->reserved;
+		r += atomic_load_explicit(&sh->reserved, memory_order_relaxed);
 		f += sh->nfree;
 		t += sh->next_index;
 		pthread_mutex_unlock(&sh->lock);

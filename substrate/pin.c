@@ -24,7 +24,7 @@
 
 static _Thread_local uint32_t tl_slot_hint;
 
-int pin_init(pin_table *pt, strata_store *store, uint32_t nslots)
+int pin_init(pin_table *pt, strata_store *store, const otable *ot, uint32_t nslots)
 {
 	memset(pt, 0, sizeof *pt);
 	pt->slots = strata_mem_aligned(CACHELINE, sizeof(*pt->slots) * nslots);
@@ -34,6 +34,7 @@ int pin_init(pin_table *pt, strata_store *store, uint32_t nslots)
 	for (uint32_t i = 0; i < nslots; i++) {
 		pt->slots[i].store = store;
 		pt->slots[i].index = i;
+		pt->slots[i].dirs = ot->dirs;
 	}
 	pt->nslots = nslots;
 	return 0;
@@ -72,7 +73,6 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur)
 		}
 		s->epoch = e;
 		tl_slot_hint = i;
-		atomic_fetch_add_explicit(&pt->open, 1, memory_order_relaxed);
 		return s;
 	}
 	return NULL;
@@ -80,8 +80,16 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur)
 
 void pin_release(pin_table *pt, struct strata_snapshot *s)
 {
-	atomic_fetch_sub_explicit(&pt->open, 1, memory_order_relaxed);
+	(void)pt;
 	atomic_store_explicit(&s->pin, 0, memory_order_release);
+}
+
+uint32_t pin_count(pin_table *pt)
+{
+	uint32_t n = 0, h = atomic_load(&pt->hwm);
+	for (uint32_t i = 0; i < h; i++)
+		n += atomic_load_explicit(&pt->slots[i].pin, memory_order_acquire) != 0;
+	return n;
 }
 
 uint64_t pin_oldest(pin_table *pt, _Atomic uint64_t *cur)

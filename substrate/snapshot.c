@@ -3,11 +3,22 @@
  *
  * A snapshot is a pinned slot of the reader table (pin.c) and nothing more:
  * opening one allocates nothing. strata_resolve() applies the MVCC rule
- * (birth <= s < retire) to the object-table entry, after checking the tag;
- * it re-reads the entry's tag after reading the fields, so an entry freed
- * and reused while we read it gives STRATA_ESTALE, never someone else's
- * bytes. A node visible to the snapshot cannot be freed while it is open,
- * so the bytes returned stay valid until strata_snapshot_close().
+ * (birth <= s < retire) to the object-table entry after checking the tag.
+ * A node visible to the snapshot cannot be freed while it is open, so the
+ * bytes returned stay valid until strata_snapshot_close().
+ *
+ * Why no re-check of the tag (no seqlock) on the hot path: the entry may be
+ * freed and reused while we read it only if its occupant A is invisible to
+ * every pin, ours included. A later occupant B is born after that free, so
+ * B's birth (a transaction marker, then an epoch > current) is above our
+ * epoch s. We load retire, then birth, both with acquire; writers store
+ * them with release, birth before retire (ot_alloc, commit). If the retire
+ * we read is A's, A is invisible, so either A's retire <= s or A's birth > s:
+ * not visible. If it is B's (or later), the acquire makes the birth we read
+ * B's or later: > s, not visible. So a mix of two occupants never passes
+ * the visibility test, and a visible result is A, whose fields cannot change
+ * while we are pinned. A free entry keeps its last occupant's epochs (or a
+ * marker), which no pin can see: the state test only picks the error code.
  */
 #include <string.h>
 
@@ -47,30 +58,21 @@ typedef struct entry_read {
 /* Reads the entry for `id` consistently and applies visibility at epoch e. */
 static inline int read_visible(const strata_snapshot *snap, strata_node_id id, entry_read *out)
 {
-	const otable *ot = &snap->store->ot;
-	uint32_t shard = STRATA_NODEID_SHARD(id), idx = STRATA_NODEID_INDEX(id);
-	if (STRATA_UNLIKELY(shard >= ot->shards_max))
-		return STRATA_ESTALE;
-	ot_entry *chunk = atomic_load_explicit(&ot->shards[shard].dir[idx >> OT_CHUNK_BITS],
-					       memory_order_acquire);
+	ot_entry *chunk = atomic_load_explicit(&snap->dirs[ot_dir_slot(id)], memory_order_acquire);
 	if (STRATA_UNLIKELY(!chunk))
 		return STRATA_ESTALE;
-	ot_entry *e = &chunk[idx & (OT_CHUNK - 1)];
+	ot_entry *e = &chunk[STRATA_NODEID_INDEX(id) & (OT_CHUNK - 1)];
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
-	if (STRATA_UNLIKELY(OT_META_TAG(m) != STRATA_NODEID_TAG(id) ||
-			    OT_META_STATE(m) == OT_FREE))
+	if (STRATA_UNLIKELY(OT_META_TAG(m) != STRATA_NODEID_TAG(id)))
 		return STRATA_ESTALE;
-	/* Acquire loads keep the re-read of meta below after them. */
-	out->birth = atomic_load_explicit(&e->birth, memory_order_acquire);
+	/* retire before birth, both acquire: see "Why no re-check" above. */
 	out->retire = atomic_load_explicit(&e->retire, memory_order_acquire);
-	out->info = atomic_load_explicit(&e->info, memory_order_acquire);
-	out->data = (const void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
-	if (STRATA_UNLIKELY(OT_META_TAG(atomic_load_explicit(&e->meta, memory_order_relaxed)) !=
-			    OT_META_TAG(m)))
-		return STRATA_ESTALE;
+	out->birth = atomic_load_explicit(&e->birth, memory_order_acquire);
 	uint64_t s = snap->epoch;
 	if (STRATA_UNLIKELY(!(out->birth <= s && s < out->retire)))
-		return STRATA_ENOTVISIBLE;
+		return OT_META_STATE(m) == OT_FREE ? STRATA_ESTALE : STRATA_ENOTVISIBLE;
+	out->info = atomic_load_explicit(&e->info, memory_order_relaxed);
+	out->data = entry_data(e);
 	return 0;
 }
 

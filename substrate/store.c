@@ -70,7 +70,7 @@ int strata_open(const strata_options *opts, strata_store **out)
 		goto err_ot;
 	if ((rc = seg_init(&s->seg)))
 		goto err_seg;
-	if ((rc = pin_init(&s->pins, s, o.max_snapshots)))
+	if ((rc = pin_init(&s->pins, s, &s->ot, o.max_snapshots)))
 		goto err_pin;
 	if ((rc = catalog_init(&s->cat)))
 		goto err_cat;
@@ -111,7 +111,7 @@ int strata_close(strata_store *s)
 {
 	if (!s)
 		return 0;
-	if (atomic_load(&s->pins.open) || atomic_load(&s->txns_open))
+	if (pin_count(&s->pins) || atomic_load(&s->txns_open))
 		return STRATA_EBUSY;
 	free_large_objects(s);
 	reclaim_destroy(s);
@@ -148,7 +148,7 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 	st->shards_max = s->ot.shards_max;
 	st->epoch_current = atomic_load(&s->epoch_current);
 	st->epoch_oldest_pinned = pin_oldest(&s->pins, &s->epoch_current);
-	st->snapshots_open = atomic_load(&s->pins.open);
+	st->snapshots_open = pin_count(&s->pins);
 	reclaim_held_back(&s->rec, st->epoch_oldest_pinned, &st->pinned_retired_nodes,
 			  &st->pinned_retired_bytes);
 	st->reclaim_runs = atomic_load(&s->rec.runs);

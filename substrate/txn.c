@@ -369,19 +369,18 @@ static void stamp_nodes(strata_txn *t, uint64_t E)
 		ot_entry *e = owned_entry(t, id);
 		if (!e)
 			continue;
-		atomic_store_explicit(&e->birth, E, memory_order_relaxed);
+		/* release: resolve's no-re-check argument (snapshot.c) */
+		atomic_store_explicit(&e->birth, E, memory_order_release);
 		atomic_store_explicit(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_LIVE),
 				      memory_order_relaxed);
-		ot_shard *sh = &t->s->ot.shards[STRATA_NODEID_SHARD(id)];
-		pthread_mutex_lock(&sh->lock);
-		sh->reserved--;
-		pthread_mutex_unlock(&sh->lock);
+		atomic_fetch_sub_explicit(&t->s->ot.shards[STRATA_NODEID_SHARD(id)].reserved, 1,
+					  memory_order_relaxed);
 		born++;
 	}
 	for (size_t i = 0; i < t->retired.n; i++) {
 		strata_node_id id = t->retired.v[i];
 		ot_entry *e = ot_entry_of(&t->s->ot, id);
-		atomic_store_explicit(&e->retire, E, memory_order_relaxed);
+		atomic_store_explicit(&e->retire, E, memory_order_release);
 		atomic_store_explicit(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_RETIRED),
 				      memory_order_relaxed);
 	}
