@@ -1,0 +1,291 @@
+/*
+ * wal_replay.c — reading the WAL back at recovery (see wal.h, and the
+ * replay rules in design/FORMAT.md).
+ *
+ * Files are mapped read-only one at a time as the stream reaches them; the
+ * frames of the commit being gathered may lie in two files, so the files
+ * holding pending frames stay mapped until their commit is delivered.
+ * Nothing here writes, except wal_cut_tail, which the caller runs only after
+ * deciding to open for writing.
+ *
+ * The first invalid frame ends the log. Whether it is a torn tail or
+ * corruption is decided by scanning what follows it (this file and any
+ * later files of this store) for valid frames: a valid COMMIT whose synced
+ * LSN lies above the bad frame proves the bad frame had been durable.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "wal.h"
+
+#define MAPS 4
+
+typedef struct mapped {
+	io_file *f;
+	const uint8_t *p;
+	size_t len;
+	uint64_t seq;
+	uint32_t salt;
+	bool used;
+} mapped;
+
+typedef struct reader {
+	const wal_config *cfg;
+	mapped maps[MAPS];
+	wal_frame *pending;
+	size_t npending, cap;
+	uint64_t pending_lsn;
+} reader;
+
+static void unmap_one(mapped *m)
+{
+	if (!m->used)
+		return;
+	if (m->p)
+		io_unmap(m->f, m->p, m->len);
+	io_close(m->f);
+	memset(m, 0, sizeof *m);
+}
+
+static void reader_free(reader *r)
+{
+	for (int i = 0; i < MAPS; i++)
+		unmap_one(&r->maps[i]);
+	strata_mem_free(r->pending, r->cap * sizeof *r->pending);
+}
+
+/* Opens and maps wal.<seq> if it exists and is this store's file for seq.
+ * 0 with *out NULL: no such file (the end of the log). */
+static int map_file(reader *r, uint64_t seq, mapped **out)
+{
+	*out = NULL;
+	for (int i = 0; i < MAPS; i++)
+		if (r->maps[i].used && r->maps[i].seq == seq)
+			return (*out = &r->maps[i]), 0;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/wal.%016llx", r->cfg->dir, (unsigned long long)seq);
+	int rc = io_exists(r->cfg->env, path);
+	if (rc <= 0)
+		return rc;
+	mapped *m = NULL;
+	for (int i = 0; i < MAPS && !m; i++)
+		if (!r->maps[i].used)
+			m = &r->maps[i];
+	if (!m)
+		return STRATA_ENOMEM; /* a commit spanning more than MAPS files */
+	uint64_t size;
+	if ((rc = io_open(r->cfg->env, path, IO_RDONLY, &m->f)))
+		return rc;
+	m->used = true;
+	m->seq = seq;
+	wal_file_header h;
+	if ((rc = io_size(m->f, &size)) || size < WAL_FILE_HDR)
+		goto bad;
+	m->len = (size_t)(size < r->cfg->file_size ? size : r->cfg->file_size);
+	if ((rc = io_map(m->f, 0, m->len, (const void **)&m->p)))
+		goto bad;
+	if (walf_header_decode(m->p, &h) || memcmp(h.uuid, r->cfg->uuid, 16) || h.seq != seq ||
+	    h.file_size != r->cfg->file_size)
+		goto bad;
+	m->salt = h.salt;
+	*out = m;
+	return 0;
+bad:
+	unmap_one(m);
+	return rc < 0 ? rc : 0; /* not a file of this stream: the log ends */
+}
+
+/* Unmaps files no pending frame and no later read needs. */
+static void release_below(reader *r, uint64_t seq)
+{
+	for (int i = 0; i < MAPS; i++)
+		if (r->maps[i].used && r->maps[i].seq < seq)
+			unmap_one(&r->maps[i]);
+}
+
+static int pending_push(reader *r, const wal_frame *f)
+{
+	if (r->npending == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		wal_frame *p = strata_mem_realloc(r->pending, r->cap * sizeof *p, cap * sizeof *p);
+		if (!p)
+			return STRATA_ENOMEM;
+		r->pending = p;
+		r->cap = cap;
+	}
+	r->pending[r->npending++] = *f;
+	return 0;
+}
+
+/* Next frame position after lsn + size: past file headers and file ends
+ * too short for a frame header. */
+static uint64_t advance(uint64_t lsn, uint64_t F)
+{
+	if (F - lsn % F < WAL_FRAME_HDR)
+		lsn = (lsn / F + 1) * F;
+	if (lsn % F == 0)
+		lsn += WAL_FILE_HDR;
+	return lsn;
+}
+
+typedef struct scan_result {
+	uint64_t valid_end;   /* end of the furthest valid frame after the bad one */
+	uint64_t proof_epoch; /* a commit synced after the bad frame (0: none) */
+} scan_result;
+
+/* Looks for valid frames after the bad frame at `bad` in file m and the
+ * files after it. */
+static int scan_after(reader *r, mapped *m, uint64_t bad, scan_result *out)
+{
+	uint64_t F = r->cfg->file_size;
+	memset(out, 0, sizeof *out);
+	for (uint64_t seq = m->seq;; seq++) {
+		mapped *x;
+		int rc = map_file(r, seq, &x);
+		if (rc || !x)
+			return rc;
+		uint64_t pos = seq == m->seq ? bad + 8 : seq * F + WAL_FILE_HDR;
+		for (; pos + WAL_FRAME_HDR <= seq * F + x->len; pos += 8) {
+			const uint8_t *p = x->p + (pos - seq * F);
+			uint64_t stamped;
+			memcpy(&stamped, p + 8, 8);
+			wal_frame f;
+			if (stamped != pos || walf_frame_check(p, x->len - (pos - seq * F), pos, x->salt, &f))
+				continue;
+			out->valid_end = pos + f.size;
+			wal_commit_rec c;
+			if (f.type == WAL_COMMIT && !walf_commit_decode(&f, &c) && c.batch_lsn > bad &&
+			    !out->proof_epoch)
+				out->proof_epoch = c.epoch;
+		}
+		if (seq != m->seq)
+			unmap_one(x);
+	}
+}
+
+static int deliver(reader *r, const wal_frame *cf, wal_commit_fn fn, void *ctx,
+		   wal_replay_result *res)
+{
+	wal_commit_rec c;
+	if (walf_commit_decode(cf, &c) || c.frames != r->npending || c.epoch <= res->last_epoch)
+		return STRATA_ECORRUPT;
+	wal_commit_view v = {c.epoch, r->npending ? r->pending_lsn : cf->lsn, r->pending,
+			     r->npending};
+	int rc = fn ? fn(ctx, &v) : 0;
+	if (rc)
+		return rc;
+	res->commits++;
+	res->last_epoch = c.epoch;
+	res->end_lsn = cf->lsn + cf->size;
+	r->npending = 0;
+	return 0;
+}
+
+/* The first invalid frame (or an invalid commit) at `bad`: tear or
+ * corruption. What must be cut: frames of an unfinished commit before it,
+ * and any valid-looking frame after it. */
+static int judge(reader *r, mapped *m, uint64_t bad, bool salvage, wal_replay_result *res)
+{
+	scan_result s;
+	int rc = scan_after(r, m, bad, &s);
+	if (rc)
+		return rc;
+	if (r->npending || s.valid_end > bad) {
+		res->cut_from = res->end_lsn;
+		res->cut_to = s.valid_end > bad ? s.valid_end : bad;
+	}
+	uint64_t off = bad % r->cfg->file_size;
+	if (s.proof_epoch) {
+		res->bad_lsn = bad;
+		snprintf(res->message, sizeof res->message,
+			 "wal.%016llx offset %" PRIu64 " (LSN %" PRIu64
+			 "): bad frame, but the commit of epoch %" PRIu64
+			 " after it was written once it was synced; last good epoch %" PRIu64,
+			 (unsigned long long)m->seq, off, bad, s.proof_epoch, res->last_epoch);
+		return salvage ? 0 : STRATA_ECORRUPT;
+	}
+	if (res->cut_to > res->cut_from)
+		snprintf(res->message, sizeof res->message,
+			 "torn tail at LSN %" PRIu64 " (wal.%016llx offset %" PRIu64 "): %" PRIu64
+			 " bytes after epoch %" PRIu64 " cut",
+			 bad, (unsigned long long)m->seq, off, res->cut_to - res->cut_from,
+			 res->last_epoch);
+	return 0;
+}
+
+int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_commit_fn fn, void *ctx,
+	       wal_replay_result *res)
+{
+	memset(res, 0, sizeof *res);
+	res->end_lsn = start_lsn;
+	reader r = {.cfg = cfg};
+	uint64_t F = cfg->file_size, lsn = advance(start_lsn, F);
+	int rc = 0;
+	for (;;) {
+		mapped *m;
+		if ((rc = map_file(&r, lsn / F, &m)) || !m)
+			break; /* no file: the log ends here */
+		uint64_t off = lsn % F;
+		wal_frame f;
+		if (off >= m->len ||
+		    walf_frame_check(m->p + off, m->len - off, lsn, m->salt, &f)) {
+			rc = judge(&r, m, lsn, salvage, res);
+			break;
+		}
+		res->bytes += f.size;
+		if (f.type == WAL_SKIP) {
+			lsn = advance((lsn / F + 1) * F, F);
+			continue;
+		}
+		if (f.type != WAL_COMMIT) {
+			if (!r.npending)
+				r.pending_lsn = lsn;
+			if ((rc = pending_push(&r, &f)))
+				break;
+		} else if ((rc = deliver(&r, &f, fn, ctx, res))) {
+			if (rc == STRATA_ECORRUPT)
+				rc = judge(&r, m, lsn, salvage, res);
+			break;
+		}
+		lsn = advance(lsn + f.size, F);
+		if (!r.npending)
+			release_below(&r, lsn / F);
+	}
+	if (!rc && !res->cut_to && r.npending) {
+		res->cut_from = res->end_lsn; /* frames of a commit that never finished */
+		res->cut_to = lsn;
+	}
+	reader_free(&r);
+	return rc;
+}
+
+int wal_cut_tail(const wal_config *cfg, const wal_replay_result *res)
+{
+	static const uint8_t zero[4096];
+	uint64_t F = cfg->file_size;
+	for (uint64_t seq = res->cut_from / F; res->cut_from < res->cut_to && seq <= (res->cut_to - 1) / F;
+	     seq++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/wal.%016llx", cfg->dir, (unsigned long long)seq);
+		uint64_t lo = seq * F + WAL_FILE_HDR, hi = (seq + 1) * F;
+		lo = lo > res->cut_from ? lo : res->cut_from;
+		hi = hi < res->cut_to ? hi : res->cut_to;
+		io_file *f;
+		int rc = io_open(cfg->env, path, 0, &f);
+		if (rc == -ENOENT)
+			continue;
+		for (uint64_t at = lo; !rc && at < hi; at += sizeof zero) {
+			size_t n = (size_t)(hi - at < sizeof zero ? hi - at : sizeof zero);
+			rc = io_pwrite(f, zero, n, at - seq * F);
+		}
+		if (!rc)
+			rc = io_sync(f);
+		io_close(f);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
