@@ -61,8 +61,21 @@ const char *cli_fmt_bytes(char *buf, size_t len, uint64_t bytes);
 /* The statistics block used by `strata demo` (and later `strata stats`). */
 void cli_print_stats(cli_out *out, const struct strata_store_stats *st);
 
+/* ---- reading a store directory without opening it (cmd_info.c) --------- */
+struct sb_state;
+struct sb_read_report;
+/* dir + "/" + name into buf; false, with a message on stderr, if too long. */
+bool cli_path(char *buf, size_t len, const char *dir, const char *name);
+/* Reads DIR/SUPER read-only (sb_read). CLI_OK, or CLI_FAIL after printing
+ * "strata CMD: ..." to stderr: no such directory, not a store (no SUPER,
+ * or STRATA_EFORMAT), truncated, both slots corrupt, or an I/O error. */
+int cli_read_super(const char *cmd, const char *dir, struct sb_state *sb,
+		   struct sb_read_report *rep);
+
 /* ---- handlers, one file each ------------------------------------------- */
 int cmd_version(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_wal(int argc, char **argv);
 
 #endif /* STRATA_TOOLS_CLI_H */

@@ -29,6 +29,29 @@ const cli_command cli_commands[] = {
 	 "Everything printed is also written to DIR/demo-report.txt; DIR is\n"
 	 "created if needed and defaults to ./strata-demo.",
 	 cmd_demo},
+	{"info", "DIR", "describe a store directory: superblock and files",
+	 "Reads DIR/SUPER without opening the store and prints the format\n"
+	 "version, which of the two slots is current and the state of each,\n"
+	 "the generation, store UUID, checkpoint (generation, epoch, size),\n"
+	 "clean-shutdown flag, WAL start LSN and WAL file size; then the WAL\n"
+	 "files present (size, and what each header says), the checkpoint files\n"
+	 "(ckpt.*) and the data file. Everything is opened read-only.\n"
+	 "Exits 1 if DIR is not a store (no SUPER, or not a Strata superblock),\n"
+	 "if SUPER is truncated, or if both of its slots are corrupt.",
+	 cmd_info},
+	{"wal", "DIR [--from LSN] [--limit N] [--frames]", "dump the commits in a store's WAL",
+	 "Replays the WAL of DIR read-only, from the superblock's WAL start LSN\n"
+	 "or from LSN (decimal or 0x-hex; the LSN of a commit as this command\n"
+	 "lists them), and prints one line per commit:\n"
+	 "`epoch E lsn L frames N`. --frames adds each frame of the commit:\n"
+	 "`NODE id=.. size=.. kind=..`, `RETIRE id=..`, `ROOT name=.. id=..`.\n"
+	 "--limit N stops after N commits. Ends with a summary (commits, bytes\n"
+	 "read, end LSN) and what replay found after the last commit: a torn\n"
+	 "tail is reported and left in place (nothing is ever written).\n"
+	 "Exits 1 on corruption (a bad frame followed by a commit written after\n"
+	 "it was synced), after printing the commits before it and naming the\n"
+	 "file, offset and LSN of the bad frame.",
+	 cmd_wal},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
