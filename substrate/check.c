@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "durable.h"
 #include "internal.h"
 
 typedef struct check_ctx {
@@ -84,9 +85,12 @@ static void check_entry(strata_store *s, check_ctx *c, uint32_t sh, uint32_t i, 
 		t->large++;
 	else
 		t->used[cls]++;
-	if (!seg_slot_in_use(&s->seg, entry_data(e), size))
+	uintptr_t loc = (uintptr_t)entry_data(e);
+	if ((loc & 1) && cls == STRATA_CLASS_LARGE)
+		return; /* DURABLE, not loaded: an offset in the checkpoint file */
+	if (!seg_slot_in_use(&s->seg, (void *)(loc & ~(uintptr_t)1), size))
 		problem(c, "node %#" PRIx64 ": memory %p is not an allocated slot of its class", id,
-			entry_data(e));
+			(void *)loc);
 }
 
 static void check_shard(strata_store *s, check_ctx *c, uint32_t sh, uint64_t cur, tally *t)
@@ -155,6 +159,12 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 	uint64_t cur = atomic_load(&s->epoch_current);
 	for (uint32_t sh = 0; sh < s->ot.shards_max; sh++)
 		check_shard(s, &c, sh, cur, &t);
+	if (s->dur) { /* slots in limbo are used, by no entry */
+		pthread_mutex_lock(&s->dur->limbo_lock);
+		for (size_t i = 0; i < s->dur->nlimbo; i++)
+			t.used[seg_class_of(s->dur->limbo[i].size)]++;
+		pthread_mutex_unlock(&s->dur->limbo_lock);
+	}
 	check_counts(s, &c, &t);
 	check_roots(s, &c, cur);
 	if (seg_check(&s->seg, report, ctx))

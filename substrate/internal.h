@@ -64,6 +64,14 @@ typedef struct seg_class {
 typedef struct seg_alloc {
 	seg_class classes[STRATA_NUM_CLASSES];
 	_Atomic uint64_t large_objects, large_bytes;
+	/* DURABLE: segment n is bytes [n * SEG_SIZE, (n+1) * SEG_SIZE) of the
+	 * data file. Segments are numbered as they are made and never released
+	 * (an emptied one is reused for its class), so numbers stay stable. */
+	bool durable;
+	pthread_mutex_t nos_lock;
+	struct segment **by_no; /* segment number -> segment */
+	_Atomic uint32_t nsegs;
+	uint32_t nos_cap;
 } seg_alloc;
 
 int seg_init(seg_alloc *a);
@@ -78,6 +86,22 @@ void seg_free_node(seg_alloc *a, void *p, uint32_t size);
 bool seg_slot_in_use(const seg_alloc *a, const void *p, uint32_t size);
 /* Checks every segment's bitmaps and counters; reports problems. */
 int seg_check(seg_alloc *a, strata_report_fn report, void *ctx);
+/* ---- DURABLE mode ---- */
+void seg_set_durable(seg_alloc *a);
+/* Segment number and offset inside it of a small node's slot. */
+uint32_t seg_no_of(const void *p);
+static inline uint32_t seg_offset_of(const void *p)
+{
+	return (uint32_t)((uintptr_t)p & (SEG_SIZE - 1));
+}
+/* Loading a checkpoint: makes segments 0..n-1 with the given classes
+ * (255: unused), all slots free. */
+int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n);
+/* Pointer to the slot at (segno, offset) for a node of `size`, marked used;
+ * NULL if that is no slot of the right class or it is already used. */
+void *seg_claim_slot(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size);
+/* Class of segment n (255 if none), for writing checkpoints. */
+uint8_t seg_class_at(seg_alloc *a, uint32_t segno);
 
 /* ---- object table (otable.c) --------------------------------------------- */
 enum ot_state { OT_FREE = 0, OT_RESERVED = 1, OT_LIVE = 2, OT_RETIRED = 3 };
@@ -141,6 +165,10 @@ ot_entry *ot_entry_of(const otable *ot, strata_node_id id);
 /* Entry by raw position, for scans (NULL if never issued). */
 ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index);
 void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
+/* Recovery (single-threaded): entries [0, n) of a shard exist. */
+int ot_extend(otable *ot, uint32_t shard, uint32_t n);
+/* Recovery: free stacks from the FREE entries, tags bumped. */
+int ot_rebuild_free(otable *ot);
 /* Directory slot of a NodeID in otable.dirs. */
 static inline uint32_t ot_dir_slot(strata_node_id id)
 {
@@ -253,6 +281,7 @@ struct strata_store {
 	pin_table pins;
 	catalog cat;
 	reclaimer rec;
+	struct durable *dur; /* DURABLE mode state; NULL IN_MEMORY */
 	_Atomic uint64_t nodes_live, nodes_retired;
 	_Atomic uint64_t commits, aborts, commits_since_reclaim;
 	_Atomic uint32_t txns_open;

@@ -244,3 +244,64 @@ void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total)
 	*free = f;
 	*total = t;
 }
+
+/* ---- recovery ----------------------------------------------------------------- */
+int ot_extend(otable *ot, uint32_t shard, uint32_t n)
+{
+	ot_shard *sh = &ot->shards[shard];
+	if (n > (1u << STRATA_NODEID_INDEX_BITS))
+		return STRATA_EINVAL;
+	for (uint32_t c = 0; c * OT_CHUNK < n; c++) {
+		if (atomic_load_explicit(&sh->dir[c], memory_order_relaxed))
+			continue;
+		ot_entry *chunk = strata_mem_zmap(sizeof(ot_entry) * OT_CHUNK);
+		if (!chunk)
+			return STRATA_ENOMEM;
+		atomic_store_explicit(&sh->dir[c], chunk, memory_order_release);
+	}
+	if (n > sh->next_index)
+		sh->next_index = n;
+	return 0;
+}
+
+/* After a checkpoint load and WAL replay (single-threaded): every FREE
+ * entry below next_index goes on its shard's free stack, bumped past the
+ * tag its last occupant had (so no NodeID issued before the crash names a
+ * new node), or is retired for good when its tag is exhausted. */
+int ot_rebuild_free(otable *ot)
+{
+	for (uint32_t s = 0; s < ot->shards_max; s++) {
+		ot_shard *sh = &ot->shards[s];
+		sh->nfree = 0;
+		sh->dead = 0;
+		for (uint32_t i = 0; i < sh->next_index; i++) {
+			ot_entry *e = ot_entry_at(ot, s, i);
+			uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
+			if (OT_META_STATE(m) != OT_FREE)
+				continue;
+			if (OT_META_TAG(m) >= OT_TAG_MAX) {
+				sh->dead++;
+				continue;
+			}
+			atomic_store_explicit(&e->meta, OT_META(OT_META_TAG(m) + 1, OT_FREE),
+					      memory_order_relaxed);
+			if (sh->nfree == sh->free_cap) {
+				uint32_t cap = sh->free_cap ? sh->free_cap * 2 : 256;
+				uint32_t *p = strata_mem_realloc(sh->free_stack, sizeof(uint32_t) * sh->free_cap,
+								 sizeof(uint32_t) * cap);
+				if (!p)
+					return STRATA_ENOMEM;
+				sh->free_stack = p;
+				sh->free_cap = cap;
+			}
+			/* Low indexes on top: reused first, like a fresh table. */
+			sh->free_stack[sh->nfree++] = i;
+		}
+		for (uint32_t a = 0, b = sh->nfree; b > a + 1; a++, b--) {
+			uint32_t t = sh->free_stack[a];
+			sh->free_stack[a] = sh->free_stack[b - 1];
+			sh->free_stack[b - 1] = t;
+		}
+	}
+	return 0;
+}

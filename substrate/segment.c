@@ -32,6 +32,7 @@ typedef struct segment {
 	uint32_t magic;
 	uint16_t cls;
 	bool in_partial;
+	uint32_t segno; /* DURABLE: its place in the data file */
 	uint32_t nslots, nfree;
 	uint32_t data_off;
 	struct segment *prev, *next;         /* partial list */
@@ -88,18 +89,24 @@ static void bm_set_free(segment *g, uint32_t i)
 	g->l2 |= 1ull << k;
 }
 
-static uint32_t bm_take_first(segment *g)
+static void bm_set_used(segment *g, uint32_t i)
 {
-	uint32_t k = (uint32_t)__builtin_ctzll(g->l2);
-	uint32_t w = k * 64 + (uint32_t)__builtin_ctzll(g->l1[k]);
-	uint32_t b = (uint32_t)__builtin_ctzll(g->l0[w]);
-	g->l0[w] &= g->l0[w] - 1;
+	uint32_t w = i / 64, k = w / 64;
+	g->l0[w] &= ~(1ull << (i % 64));
 	if (!g->l0[w]) {
 		g->l1[k] &= ~(1ull << (w % 64));
 		if (!g->l1[k])
 			g->l2 &= ~(1ull << k);
 	}
-	return w * 64 + b;
+}
+
+static uint32_t bm_take_first(segment *g)
+{
+	uint32_t k = (uint32_t)__builtin_ctzll(g->l2);
+	uint32_t w = k * 64 + (uint32_t)__builtin_ctzll(g->l1[k]);
+	uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(g->l0[w]);
+	bm_set_used(g, i);
+	return i;
 }
 
 static bool bm_is_free(const segment *g, uint32_t i)
@@ -130,12 +137,39 @@ static void partial_remove(seg_class *c, segment *g)
 	g->prev = g->next = NULL;
 }
 
-static segment *seg_new(seg_class *c, unsigned cls)
+/* DURABLE: gives g the next segment number. */
+static int number_segment(seg_alloc *a, segment *g)
+{
+	pthread_mutex_lock(&a->nos_lock);
+	uint32_t n = atomic_load_explicit(&a->nsegs, memory_order_relaxed);
+	if (n == a->nos_cap) {
+		uint32_t cap = a->nos_cap ? a->nos_cap * 2 : 64;
+		segment **p = strata_mem_realloc(a->by_no, a->nos_cap * sizeof *p, cap * sizeof *p);
+		if (!p) {
+			pthread_mutex_unlock(&a->nos_lock);
+			return STRATA_ENOMEM;
+		}
+		memset(p + a->nos_cap, 0, (cap - a->nos_cap) * sizeof *p);
+		a->by_no = p;
+		a->nos_cap = cap;
+	}
+	g->segno = n;
+	a->by_no[n] = g;
+	atomic_store_explicit(&a->nsegs, n + 1, memory_order_release);
+	pthread_mutex_unlock(&a->nos_lock);
+	return 0;
+}
+
+static segment *seg_new(seg_alloc *a, seg_class *c, unsigned cls)
 {
 	segment *g = strata_mem_aligned(SEG_SIZE, SEG_SIZE);
 	if (!g)
 		return NULL;
 	memset(g, 0, sizeof *g);
+	if (a->durable && number_segment(a, g)) {
+		strata_mem_free(g, SEG_SIZE);
+		return NULL;
+	}
 	g->magic = SEG_MAGIC;
 	g->cls = (uint16_t)cls;
 	g->data_off = (uint32_t)((sizeof *g + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
@@ -170,6 +204,7 @@ static void seg_release(seg_class *c, segment *g)
 int seg_init(seg_alloc *a)
 {
 	memset(a, 0, sizeof *a);
+	pthread_mutex_init(&a->nos_lock, NULL);
 	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++) {
 		if (pthread_mutex_init(&a->classes[i].lock, NULL))
 			return STRATA_ENOMEM;
@@ -187,6 +222,77 @@ void seg_destroy(seg_alloc *a)
 		c->current = c->partial = NULL;
 		pthread_mutex_destroy(&c->lock);
 	}
+	strata_mem_free(a->by_no, a->nos_cap * sizeof *a->by_no);
+	pthread_mutex_destroy(&a->nos_lock);
+}
+
+/* ---- DURABLE mode ------------------------------------------------------------ */
+void seg_set_durable(seg_alloc *a)
+{
+	a->durable = true;
+}
+
+uint32_t seg_no_of(const void *p)
+{
+	return seg_of(p)->segno;
+}
+
+uint8_t seg_class_at(seg_alloc *a, uint32_t segno)
+{
+	if (segno >= atomic_load_explicit(&a->nsegs, memory_order_acquire))
+		return 255;
+	pthread_mutex_lock(&a->nos_lock);
+	segment *g = a->by_no[segno];
+	pthread_mutex_unlock(&a->nos_lock);
+	return g ? (uint8_t)g->cls : 255;
+}
+
+int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (classes[i] >= STRATA_NUM_CLASSES)
+			return STRATA_ECORRUPT;
+		seg_class *c = &a->classes[classes[i]];
+		segment *g = seg_new(a, c, classes[i]);
+		if (!g)
+			return STRATA_ENOMEM;
+		if (g->segno != i)
+			return STRATA_ECORRUPT; /* numbering must start from an empty allocator */
+		partial_push(c, g);
+	}
+	return 0;
+}
+
+/* Keeps the invariants (partial list, current) after a slot was taken
+ * outside seg_alloc_node. Lock held. */
+static void after_claim(seg_class *c, segment *g)
+{
+	if (!g->nfree && g->in_partial)
+		partial_remove(c, g);
+}
+
+void *seg_claim_slot(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size)
+{
+	unsigned cls = seg_class_of(size);
+	if (cls == STRATA_CLASS_LARGE || segno >= atomic_load(&a->nsegs))
+		return NULL;
+	segment *g = a->by_no[segno];
+	seg_class *c = &a->classes[cls];
+	if (!g || g->cls != cls || offset < g->data_off || (offset - g->data_off) % c->slot_size)
+		return NULL;
+	uint32_t i = (offset - g->data_off) / c->slot_size;
+	pthread_mutex_lock(&c->lock);
+	if (i >= g->nslots || !bm_is_free(g, i)) {
+		pthread_mutex_unlock(&c->lock);
+		return NULL;
+	}
+	bm_set_used(g, i);
+	g->nfree--;
+	after_claim(c, g);
+	counter_add(&c->slots_used, 1);
+	counter_add(&c->bytes_requested, size);
+	pthread_mutex_unlock(&c->lock);
+	return (char *)g + offset;
 }
 
 void *seg_alloc_node(seg_alloc *a, uint32_t size)
@@ -207,7 +313,7 @@ void *seg_alloc_node(seg_alloc *a, uint32_t size)
 		g = c->partial;
 		if (g)
 			partial_remove(c, g);
-		else if (!(g = seg_new(c, cls))) {
+		else if (!(g = seg_new(a, c, cls))) {
 			pthread_mutex_unlock(&c->lock);
 			return NULL;
 		}
@@ -240,7 +346,7 @@ void seg_free_node(seg_alloc *a, void *p, uint32_t size)
 	bm_set_free(g, i);
 	g->nfree++;
 	if (g != c->current) {
-		if (g->nfree == g->nslots) {
+		if (g->nfree == g->nslots && !a->durable) {
 			if (g->in_partial)
 				partial_remove(c, g);
 			seg_release(c, g);
@@ -272,8 +378,8 @@ found:;
 	return i < g->nslots && !bm_is_free(g, i);
 }
 
-static int check_one(const seg_class *c, const segment *g, unsigned cls, strata_report_fn report,
-		     void *ctx)
+static int check_one(const seg_class *c, const segment *g, unsigned cls, bool durable,
+		     strata_report_fn report, void *ctx)
 {
 	char msg[200];
 	int bad = 0;
@@ -306,7 +412,7 @@ static int check_one(const seg_class *c, const segment *g, unsigned cls, strata_
 	bool want_partial = g != c->current && g->nfree > 0;
 	if (g->in_partial != want_partial)
 		SEG_BAD("segment %p: partial-list membership wrong", (const void *)g);
-	if (g != c->current && g->nfree == g->nslots)
+	if (g != c->current && g->nfree == g->nslots && !durable)
 		SEG_BAD("segment %p: empty segment kept", (const void *)g);
 #undef SEG_BAD
 	return bad;
@@ -320,7 +426,7 @@ int seg_check(seg_alloc *a, strata_report_fn report, void *ctx)
 		pthread_mutex_lock(&c->lock);
 		uint64_t nseg = 0, used = 0;
 		for (segment *g = c->all; g; g = g->all_next) {
-			bad |= check_one(c, g, cls, report, ctx);
+			bad |= check_one(c, g, cls, a->durable, report, ctx);
 			nseg++;
 			used += g->nslots - g->nfree;
 		}

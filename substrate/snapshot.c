@@ -22,6 +22,7 @@
  */
 #include <string.h>
 
+#include "durable.h"
 #include "internal.h"
 
 int strata_snapshot_open(strata_store *s, strata_snapshot **out)
@@ -72,7 +73,9 @@ static inline int read_visible(const strata_snapshot *snap, strata_node_id id, e
 	if (STRATA_UNLIKELY(!(out->birth <= s && s < out->retire)))
 		return OT_META_STATE(m) == OT_FREE ? STRATA_ESTALE : STRATA_ENOTVISIBLE;
 	out->info = atomic_load_explicit(&e->info, memory_order_relaxed);
-	out->data = entry_data(e);
+	out->data = (const void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
+	if (STRATA_UNLIKELY((uintptr_t)out->data & LAZY_BIT)) /* DURABLE, first use */
+		return durable_load(snap->store, e, id, &out->data);
 	return 0;
 }
 

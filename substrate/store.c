@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "durable.h"
 #include "internal.h"
 
 void strata_options_init(strata_options *o)
@@ -22,6 +23,11 @@ void strata_options_init(strata_options *o)
 	o->ot_shards_initial = 1;
 	o->max_snapshots = 1024;
 	o->reclaim_interval = 1;
+	o->durability = STRATA_SYNC;
+	o->async_interval_ms = 10;
+	o->wal_file_size = 64u << 20;
+	o->checkpoint_wal_bytes = 64u << 20;
+	o->checkpoint_interval_ms = 60000;
 }
 
 static bool pow2(uint32_t x)
@@ -39,12 +45,24 @@ static int options_check(const strata_options *o)
 		return STRATA_EINVAL;
 	if (o->max_snapshots == 0 || o->max_snapshots > (1u << 20) || o->reclaim_interval == 0)
 		return STRATA_EINVAL;
-	if (o->mode == STRATA_DURABLE)
-		return STRATA_ENOTSUP; /* DURABLE mode is the durability issue's work */
+	if (o->mode == STRATA_DURABLE) {
+		uint64_t F = o->wal_file_size;
+		if (!o->path || !*o->path || F < (1u << 20) || (F & (F - 1)) ||
+		    (unsigned)o->durability > STRATA_NONE ||
+		    (o->flags & ~(unsigned)(STRATA_OPEN_CREATE | STRATA_OPEN_SALVAGE)))
+			return STRATA_EINVAL;
+	}
 	return 0;
 }
 
+static void store_destroy(strata_store *s);
+
 int strata_open(const strata_options *opts, strata_store **out)
+{
+	return store_open_env(opts, io_env_posix(), out);
+}
+
+int store_open_env(const strata_options *opts, io_env *env, strata_store **out)
 {
 	if (!out)
 		return STRATA_EINVAL;
@@ -76,6 +94,10 @@ int strata_open(const strata_options *opts, strata_store **out)
 		goto err_cat;
 	if ((rc = reclaim_init(&s->rec)))
 		goto err_rec;
+	if (o.mode == STRATA_DURABLE && (rc = durable_open_env(s, &o, env))) {
+		store_destroy(s);
+		return rc;
+	}
 	*out = s;
 	return 0;
 err_rec:
@@ -101,7 +123,9 @@ static void free_large_objects(strata_store *s)
 			ot_entry *e = ot_entry_at(&s->ot, sh, i);
 			uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
 			uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
-			if (OT_META_STATE(m) != OT_FREE && seg_class_of(size) == STRATA_CLASS_LARGE)
+			uint64_t loc = atomic_load_explicit(&e->loc, memory_order_relaxed);
+			if (OT_META_STATE(m) != OT_FREE && seg_class_of(size) == STRATA_CLASS_LARGE &&
+			    !(loc & 1)) /* a lazy one was never loaded */
 				seg_free_node(&s->seg, entry_data(e), size);
 		}
 	}
@@ -113,6 +137,14 @@ int strata_close(strata_store *s)
 		return 0;
 	if (pin_count(&s->pins) || atomic_load(&s->txns_open))
 		return STRATA_EBUSY;
+	int rc = s->dur ? durable_close(s) : 0;
+	store_destroy(s);
+	return rc;
+}
+
+static void store_destroy(strata_store *s)
+{
+	durable_free(s);
 	free_large_objects(s);
 	reclaim_destroy(s);
 	catalog_destroy(&s->cat);
@@ -121,13 +153,16 @@ int strata_close(strata_store *s)
 	ot_destroy(&s->ot);
 	pthread_mutex_destroy(&s->commit_lock);
 	strata_mem_free(s, sizeof *s);
-	return 0;
 }
 
 void store_free_node(strata_store *s, strata_node_id id, ot_entry *e)
 {
 	uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
-	seg_free_node(&s->seg, entry_data(e), size);
+	if (s->dur)
+		durable_free_slot(s, entry_data(e), size,
+				  atomic_load_explicit(&e->birth, memory_order_relaxed));
+	else
+		seg_free_node(&s->seg, entry_data(e), size);
 	ot_free(&s->ot, id);
 }
 

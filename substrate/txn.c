@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "durable.h"
 #include "internal.h"
 
 typedef struct idvec {
@@ -40,6 +41,7 @@ struct strata_txn {
 	txn_root *roots;
 	idvec reserved, retired;
 	uint64_t retired_bytes;
+	strata_durability durability;
 };
 
 static int idvec_push(idvec *a, strata_node_id id)
@@ -125,13 +127,20 @@ static int lock_roots(strata_txn *t, unsigned flags)
 int strata_txn_begin(strata_store *s, const char *const *names, size_t n, unsigned flags,
 		     strata_txn **out)
 {
-	if (!s || !out || (n && !names) || (flags & ~(unsigned)STRATA_TXN_NOWAIT))
+	const unsigned dmask = STRATA_TXN_SYNC | STRATA_TXN_ASYNC | STRATA_TXN_NONE;
+	if (!s || !out || (n && !names) || (flags & ~(STRATA_TXN_NOWAIT | dmask)) ||
+	    __builtin_popcount(flags & dmask) > 1)
 		return STRATA_EINVAL;
 	*out = NULL;
 	strata_txn *t = strata_mem_calloc(1, sizeof *t);
 	if (!t)
 		return STRATA_ENOMEM;
 	t->s = s;
+	t->durability = flags & STRATA_TXN_SYNC    ? STRATA_SYNC
+			: flags & STRATA_TXN_ASYNC ? STRATA_ASYNC
+			: flags & STRATA_TXN_NONE  ? STRATA_NONE
+			: s->dur		   ? s->dur->default_durability
+						   : STRATA_SYNC;
 	atomic_fetch_add_explicit(&s->txns_open, 1, memory_order_relaxed);
 	int rc = STRATA_ENOMEM;
 	if (n && !(t->roots = strata_mem_calloc(n, sizeof *t->roots)))
@@ -186,6 +195,12 @@ static int txn_lookup(const strata_txn *t, strata_node_id id, txn_view *v)
 	v->data = data;
 	v->size = OT_INFO_SIZE(info);
 	v->kind = OT_INFO_KIND(info);
+	if (STRATA_UNLIKELY((uintptr_t)data & 1)) { /* DURABLE: image not loaded yet */
+		const void *p;
+		int rc = durable_load(t->s, e, id, &p);
+		v->data = (void *)(uintptr_t)p;
+		return rc;
+	}
 	return 0;
 }
 
@@ -457,6 +472,62 @@ static bool txn_changed(strata_txn *t)
 	return false;
 }
 
+/* DURABLE: the WAL records of this commit, built before the commit lock
+ * (node bytes are referenced, not copied; the WAL copies them). */
+static int build_recs(strata_txn *t, wal_rec **out, size_t *n)
+{
+	size_t cap = t->reserved.n + t->retired.n + t->nroots, k = 0;
+	wal_rec *r = strata_mem_alloc((cap ? cap : 1) * sizeof *r);
+	if (!r)
+		return STRATA_ENOMEM;
+	for (size_t i = 0; i < t->reserved.n; i++) {
+		ot_entry *e = owned_entry(t, t->reserved.v[i]);
+		if (!e)
+			continue;
+		uint32_t info = atomic_load_explicit(&e->info, memory_order_relaxed);
+		r[k++] = (wal_rec){.type = WAL_NODE, .kind = OT_INFO_KIND(info), .id = t->reserved.v[i],
+				   .bytes = entry_data(e), .len = OT_INFO_SIZE(info)};
+	}
+	for (size_t i = 0; i < t->retired.n; i++)
+		r[k++] = (wal_rec){.type = WAL_RETIRE, .id = t->retired.v[i]};
+	for (size_t i = 0; i < t->nroots; i++) {
+		txn_root *tr = &t->roots[i];
+		if (!root_needs_version(tr))
+			continue;
+		root_version *head = atomic_load_explicit(&tr->r->head, memory_order_relaxed);
+		r[k++] = (wal_rec){.type = WAL_ROOT, .bytes = tr->r->name, .len = (uint32_t)tr->r->name_len,
+				   .id = tr->set ? tr->pending : (head ? head->id : STRATA_NODE_NULL)};
+	}
+	*out = r;
+	*n = k;
+	return 0;
+}
+
+/* Under the commit lock: the epoch, the WAL append (DURABLE), the stamps.
+ * Returns the epoch, or 0 and *rc if the WAL refused the commit. */
+static uint64_t commit_locked(strata_txn *t, commit_prep *p, const wal_rec *recs, size_t nrecs,
+			      int *rc)
+{
+	strata_store *s = t->s;
+	uint64_t E = (s->dur ? s->dur->epoch_assigned
+			     : atomic_load_explicit(&s->epoch_current, memory_order_relaxed)) + 1;
+	if (s->dur) {
+		if ((*rc = durable_log_commit(s, recs, nrecs, E, t->durability)))
+			return 0;
+		s->dur->epoch_assigned = E;
+	}
+	stamp_nodes(t, E);
+	publish_roots(t, p, E);
+	if (p->batch) {
+		p->batch->epoch = E;
+		reclaim_enqueue(&s->rec, p->batch);
+		p->batch = NULL;
+	}
+	if (!s->dur) /* DURABLE publishes in durable_finish_commit */
+		atomic_store_explicit(&s->epoch_current, E, memory_order_release);
+	return E;
+}
+
 int strata_txn_commit(strata_txn *t, uint64_t *epoch)
 {
 	if (!t)
@@ -469,22 +540,30 @@ int strata_txn_commit(strata_txn *t, uint64_t *epoch)
 		return 0;
 	}
 	commit_prep p;
-	if (prep_alloc(t, &p)) {
+	wal_rec *recs = NULL;
+	size_t nrecs = 0;
+	int rc = s->dur ? build_recs(t, &recs, &nrecs) : 0;
+	if (rc || prep_alloc(t, &p)) {
+		strata_mem_free(recs, 0);
 		strata_txn_abort(t);
-		return STRATA_ENOMEM;
+		return rc ? rc : STRATA_ENOMEM;
 	}
 	pthread_mutex_lock(&s->commit_lock);
-	uint64_t E = atomic_load_explicit(&s->epoch_current, memory_order_relaxed) + 1;
-	stamp_nodes(t, E);
-	publish_roots(t, &p, E);
-	if (p.batch) {
-		p.batch->epoch = E;
-		reclaim_enqueue(&s->rec, p.batch);
-		p.batch = NULL;
-	}
-	atomic_store_explicit(&s->epoch_current, E, memory_order_release);
+	uint64_t E = commit_locked(t, &p, recs, nrecs, &rc);
 	pthread_mutex_unlock(&s->commit_lock);
+	strata_mem_free(recs, 0);
+	if (!E) {
+		prep_free(t, &p);
+		strata_txn_abort(t);
+		return rc;
+	}
+	if (s->dur)
+		rc = durable_finish_commit(s, E, t->durability);
 	prep_free(t, &p);
+	if (rc) { /* not visible, and never will be: the store is poisoned */
+		txn_release(t);
+		return rc;
+	}
 	atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
 	if (epoch)
 		*epoch = E;

@@ -390,8 +390,15 @@ static int adopt_start_file(wal *w, uint64_t seq)
 	if ((rc = io_open(w->cfg.env, path, 0, &f)))
 		return rc;
 	uint8_t b[WAL_FILE_HDR];
+	static const uint8_t no_header[WAL_FILE_HDR];
 	wal_file_header h;
 	rc = io_pread(f, b, sizeof b, 0);
+	if (rc == STRATA_ETRUNCATED || (!rc && !memcmp(b, no_header, sizeof b))) {
+		/* create_file was cut short before the header: the file holds no
+		 * frame (replay ends the log there); the first flush redoes it. */
+		io_close(f);
+		return 0;
+	}
 	if (!rc)
 		rc = walf_header_decode(b, &h);
 	if (!rc && (memcmp(h.uuid, w->cfg.uuid, 16) || h.seq != seq ||

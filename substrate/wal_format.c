@@ -45,7 +45,9 @@ int walf_header_decode(const uint8_t in[WAL_FILE_HDR], wal_file_header *h)
 	h->seq = get64(in + 24);
 	h->file_size = get64(in + 32);
 	h->salt = get32(in + 40);
-	return 0;
+	/* wal.c never writes salt 0 (it means "no salt yet" there): appending
+	 * to such a file would stamp frames with a salt its header lacks. */
+	return h->salt ? 0 : STRATA_ECORRUPT;
 }
 
 static uint32_t frame_crc(const uint8_t *hdr, const void *payload, uint32_t len)

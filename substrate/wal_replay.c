@@ -3,8 +3,10 @@
  * replay rules in design/FORMAT.md).
  *
  * Files are mapped read-only one at a time as the stream reaches them; the
- * frames of the commit being gathered may lie in two files, so the files
- * holding pending frames stay mapped until their commit is delivered.
+ * frames of the commit being gathered may lie in several files (a commit
+ * may span any number), so the files holding pending frames stay mapped
+ * until their commit is delivered. The table of mapped files grows as
+ * needed, so no `mapped *` is kept across a map_file call.
  * Nothing here writes, except wal_cut_tail, which the caller runs only after
  * deciding to open for writing.
  *
@@ -21,8 +23,6 @@
 #include "internal.h"
 #include "wal.h"
 
-#define MAPS 4
-
 typedef struct mapped {
 	io_file *f;
 	const uint8_t *p;
@@ -34,7 +34,8 @@ typedef struct mapped {
 
 typedef struct reader {
 	const wal_config *cfg;
-	mapped maps[MAPS];
+	mapped *maps;
+	size_t nmaps;
 	wal_frame *pending;
 	size_t npending, cap;
 	uint64_t pending_lsn;
@@ -52,9 +53,27 @@ static void unmap_one(mapped *m)
 
 static void reader_free(reader *r)
 {
-	for (int i = 0; i < MAPS; i++)
+	for (size_t i = 0; i < r->nmaps; i++)
 		unmap_one(&r->maps[i]);
+	strata_mem_free(r->maps, r->nmaps * sizeof *r->maps);
 	strata_mem_free(r->pending, r->cap * sizeof *r->pending);
+}
+
+/* An unused entry of the table, growing it if all are in use. */
+static mapped *free_slot(reader *r)
+{
+	for (size_t i = 0; i < r->nmaps; i++)
+		if (!r->maps[i].used)
+			return &r->maps[i];
+	size_t n = r->nmaps ? 2 * r->nmaps : 4;
+	mapped *m = strata_mem_realloc(r->maps, r->nmaps * sizeof *m, n * sizeof *m);
+	if (!m)
+		return NULL;
+	memset(m + r->nmaps, 0, (n - r->nmaps) * sizeof *m);
+	r->maps = m;
+	m += r->nmaps;
+	r->nmaps = n;
+	return m;
 }
 
 /* Opens and maps wal.<seq> if it exists and is this store's file for seq.
@@ -62,7 +81,7 @@ static void reader_free(reader *r)
 static int map_file(reader *r, uint64_t seq, mapped **out)
 {
 	*out = NULL;
-	for (int i = 0; i < MAPS; i++)
+	for (size_t i = 0; i < r->nmaps; i++)
 		if (r->maps[i].used && r->maps[i].seq == seq)
 			return (*out = &r->maps[i]), 0;
 	char path[4096];
@@ -70,12 +89,9 @@ static int map_file(reader *r, uint64_t seq, mapped **out)
 	int rc = io_exists(r->cfg->env, path);
 	if (rc <= 0)
 		return rc;
-	mapped *m = NULL;
-	for (int i = 0; i < MAPS && !m; i++)
-		if (!r->maps[i].used)
-			m = &r->maps[i];
+	mapped *m = free_slot(r);
 	if (!m)
-		return STRATA_ENOMEM; /* a commit spanning more than MAPS files */
+		return STRATA_ENOMEM;
 	uint64_t size;
 	if ((rc = io_open(r->cfg->env, path, IO_RDONLY, &m->f)))
 		return rc;
@@ -101,7 +117,7 @@ bad:
 /* Unmaps files no pending frame and no later read needs. */
 static void release_below(reader *r, uint64_t seq)
 {
-	for (int i = 0; i < MAPS; i++)
+	for (size_t i = 0; i < r->nmaps; i++)
 		if (r->maps[i].used && r->maps[i].seq < seq)
 			unmap_one(&r->maps[i]);
 }
@@ -136,18 +152,18 @@ typedef struct scan_result {
 	uint64_t proof_epoch; /* a commit synced after the bad frame (0: none) */
 } scan_result;
 
-/* Looks for valid frames after the bad frame at `bad` in file m and the
+/* Looks for valid frames after the bad frame at `bad` in its file and the
  * files after it. */
-static int scan_after(reader *r, mapped *m, uint64_t bad, scan_result *out)
+static int scan_after(reader *r, uint64_t bad, scan_result *out)
 {
-	uint64_t F = r->cfg->file_size;
+	uint64_t F = r->cfg->file_size, bad_seq = bad / F;
 	memset(out, 0, sizeof *out);
-	for (uint64_t seq = m->seq;; seq++) {
+	for (uint64_t seq = bad_seq;; seq++) {
 		mapped *x;
 		int rc = map_file(r, seq, &x);
 		if (rc || !x)
 			return rc;
-		uint64_t pos = seq == m->seq ? bad + 8 : seq * F + WAL_FILE_HDR;
+		uint64_t pos = seq == bad_seq ? bad + 8 : seq * F + WAL_FILE_HDR;
 		for (; pos + WAL_FRAME_HDR <= seq * F + x->len; pos += 8) {
 			const uint8_t *p = x->p + (pos - seq * F);
 			uint64_t stamped;
@@ -161,16 +177,19 @@ static int scan_after(reader *r, mapped *m, uint64_t bad, scan_result *out)
 			    !out->proof_epoch)
 				out->proof_epoch = c.epoch;
 		}
-		if (seq != m->seq)
+		if (seq != bad_seq)
 			unmap_one(x);
 	}
 }
 
+/* A COMMIT frame whose payload makes no sense is a bad frame (*bad: judged
+ * like any other); a status from the callback is the caller's verdict. */
 static int deliver(reader *r, const wal_frame *cf, wal_commit_fn fn, void *ctx,
-		   wal_replay_result *res)
+		   wal_replay_result *res, bool *bad)
 {
 	wal_commit_rec c;
-	if (walf_commit_decode(cf, &c) || c.frames != r->npending || c.epoch <= res->last_epoch)
+	*bad = walf_commit_decode(cf, &c) || c.frames != r->npending || c.epoch <= res->last_epoch;
+	if (*bad)
 		return STRATA_ECORRUPT;
 	wal_commit_view v = {c.epoch, r->npending ? r->pending_lsn : cf->lsn, r->pending,
 			     r->npending};
@@ -186,16 +205,19 @@ static int deliver(reader *r, const wal_frame *cf, wal_commit_fn fn, void *ctx,
 
 /* The first invalid frame (or an invalid commit) at `bad`: tear or
  * corruption. What must be cut: frames of an unfinished commit before it,
- * and any valid-looking frame after it. */
-static int judge(reader *r, mapped *m, uint64_t bad, bool salvage, wal_replay_result *res)
+ * any valid-looking frame after it, and the bad frame itself when it looks
+ * valid (a COMMIT that checks but does not fit the log ends at bad_end;
+ * otherwise bad_end == bad). */
+static int judge(reader *r, uint64_t bad, uint64_t bad_end, bool salvage, wal_replay_result *res)
 {
 	scan_result s;
-	int rc = scan_after(r, m, bad, &s);
+	int rc = scan_after(r, bad, &s);
 	if (rc)
 		return rc;
-	if (r->npending || s.valid_end > bad) {
+	uint64_t end = s.valid_end > bad_end ? s.valid_end : bad_end;
+	if (r->npending || end > bad) {
 		res->cut_from = res->end_lsn;
-		res->cut_to = s.valid_end > bad ? s.valid_end : bad;
+		res->cut_to = end;
 	}
 	uint64_t off = bad % r->cfg->file_size;
 	if (s.proof_epoch) {
@@ -204,15 +226,16 @@ static int judge(reader *r, mapped *m, uint64_t bad, bool salvage, wal_replay_re
 			 "wal.%016llx offset %" PRIu64 " (LSN %" PRIu64
 			 "): bad frame, but the commit of epoch %" PRIu64
 			 " after it was written once it was synced; last good epoch %" PRIu64,
-			 (unsigned long long)m->seq, off, bad, s.proof_epoch, res->last_epoch);
+			 (unsigned long long)(bad / r->cfg->file_size), off, bad, s.proof_epoch,
+			 res->last_epoch);
 		return salvage ? 0 : STRATA_ECORRUPT;
 	}
 	if (res->cut_to > res->cut_from)
 		snprintf(res->message, sizeof res->message,
 			 "torn tail at LSN %" PRIu64 " (wal.%016llx offset %" PRIu64 "): %" PRIu64
 			 " bytes after epoch %" PRIu64 " cut",
-			 bad, (unsigned long long)m->seq, off, res->cut_to - res->cut_from,
-			 res->last_epoch);
+			 bad, (unsigned long long)(bad / r->cfg->file_size), off,
+			 res->cut_to - res->cut_from, res->last_epoch);
 	return 0;
 }
 
@@ -224,6 +247,7 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 	reader r = {.cfg = cfg};
 	uint64_t F = cfg->file_size, lsn = advance(start_lsn, F);
 	int rc = 0;
+	bool bad;
 	for (;;) {
 		mapped *m;
 		if ((rc = map_file(&r, lsn / F, &m)) || !m)
@@ -232,7 +256,7 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 		wal_frame f;
 		if (off >= m->len ||
 		    walf_frame_check(m->p + off, m->len - off, lsn, m->salt, &f)) {
-			rc = judge(&r, m, lsn, salvage, res);
+			rc = judge(&r, lsn, lsn, salvage, res);
 			break;
 		}
 		res->bytes += f.size;
@@ -245,9 +269,11 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 				r.pending_lsn = lsn;
 			if ((rc = pending_push(&r, &f)))
 				break;
-		} else if ((rc = deliver(&r, &f, fn, ctx, res))) {
-			if (rc == STRATA_ECORRUPT)
-				rc = judge(&r, m, lsn, salvage, res);
+		} else if ((rc = deliver(&r, &f, fn, ctx, res, &bad))) {
+			if (bad)
+				rc = judge(&r, lsn, lsn + f.size, salvage, res);
+			else
+				res->bad_lsn = lsn; /* where the caller refused a commit */
 			break;
 		}
 		lsn = advance(lsn + f.size, F);

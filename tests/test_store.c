@@ -77,6 +77,8 @@ static void snaps_0(strata_options *o) { o->max_snapshots = 0; }
 static void interval_0(strata_options *o) { o->reclaim_interval = 0; }
 static void bad_mode(strata_options *o) { o->mode = (strata_mode)7; }
 static void durable(strata_options *o) { o->mode = STRATA_DURABLE; o->path = "/tmp/strata-test-nowhere"; }
+static void durable_no_path(strata_options *o) { o->mode = STRATA_DURABLE; o->path = NULL; }
+static void durable_bad_wal(strata_options *o) { durable(o); o->wal_file_size = 3u << 20; }
 static void one_shard(strata_options *o) { o->ot_shards_max = 1; o->ot_shards_initial = 1; }
 static void all_shards(strata_options *o) { o->ot_shards_max = 64; o->ot_shards_initial = 64; }
 static void one_snapshot(strata_options *o) { o->max_snapshots = 1; }
@@ -92,7 +94,9 @@ Test(store, open_validates_options)
 	cr_assert_eq(open_with(snaps_0), STRATA_EINVAL);
 	cr_assert_eq(open_with(interval_0), STRATA_EINVAL);
 	cr_assert_eq(open_with(bad_mode), STRATA_EINVAL);
-	cr_assert_eq(open_with(durable), STRATA_ENOTSUP);
+	cr_assert_eq(open_with(durable), -ENOENT, "no directory and no STRATA_OPEN_CREATE");
+	cr_assert_eq(open_with(durable_no_path), STRATA_EINVAL);
+	cr_assert_eq(open_with(durable_bad_wal), STRATA_EINVAL);
 	cr_assert_eq(open_with(one_shard), 0);
 	cr_assert_eq(open_with(all_shards), 0);
 	cr_assert_eq(open_with(one_snapshot), 0);

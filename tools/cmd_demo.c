@@ -4,15 +4,19 @@
  * function; a step that fails prints strata_strerror() and the command
  * exits 1. Everything printed also goes to DIR/demo-report.txt.
  *
- * The store is IN_MEMORY: DURABLE mode is not implemented yet, and the demo
- * says so rather than pretending. DIR holds only the report for now.
+ * The store is DURABLE, in DIR/store, made afresh by each run (the files of
+ * the previous run's store are removed first; nothing else in DIR is
+ * touched). The last step closes it and opens it again: what was
+ * committed is recovered from the files.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "demo.h"
 
@@ -22,6 +26,7 @@
 typedef struct demo {
 	cli_out out;
 	const char *dir;
+	char store_dir[PATH_MAX];
 	unsigned step;
 	strata_store *store;
 	strata_snapshot *snap_a; /* opened right after the list was built */
@@ -63,32 +68,50 @@ static void heading(demo *d, const char *title)
 
 /* ---- steps ---------------------------------------------------------------- */
 
-static int step_open(demo *d)
+/* Removes the previous run's store files from DIR/store: only names a
+ * Strata store uses (LOCK, SUPER, SUPER.new, data, ckpt.*, wal.*). */
+static void remove_old_store(const char *dir)
 {
-	heading(d, "Open a store");
+	DIR *dh = opendir(dir);
+	if (!dh)
+		return;
+	for (struct dirent *e; (e = readdir(dh));) {
+		const char *n = e->d_name;
+		if (strcmp(n, "LOCK") && strcmp(n, "SUPER") && strcmp(n, "SUPER.new") &&
+		    strcmp(n, "data") && strncmp(n, "ckpt.", 5) && strncmp(n, "wal.", 4))
+			continue;
+		char path[PATH_MAX];
+		if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, n) < sizeof path)
+			unlink(path);
+	}
+	closedir(dh);
+}
+
+static int open_durable(demo *d, unsigned flags)
+{
 	strata_options o;
 	strata_options_init(&o);
 	o.mode = STRATA_DURABLE;
-	o.path = d->dir;
-	strata_store *s = NULL;
-	int rc = strata_open(&o, &s);
-	if (rc == STRATA_ENOTSUP) {
-		cli_printf(&d->out,
-			   "    DURABLE mode is not implemented yet (strata_open: %s).\n"
-			   "    This demo uses IN_MEMORY mode: the store lives in this process and is\n"
-			   "    gone when it exits; %s receives only this report.\n",
-			   strata_strerror(rc), d->dir);
-	} else if (rc == 0) {
-		if ((rc = strata_close(s)))
-			return demo_fail(d, "strata_close (DURABLE)", rc);
-		cli_printf(&d->out, "    DURABLE mode opened; this demo still runs IN_MEMORY.\n");
-	} else {
+	o.path = d->store_dir;
+	o.flags = flags;
+	return strata_open(&o, &d->store);
+}
+
+static int step_open(demo *d)
+{
+	heading(d, "Open a store");
+	if ((size_t)snprintf(d->store_dir, sizeof d->store_dir, "%s/store", d->dir) >=
+	    sizeof d->store_dir)
+		return demo_fail(d, d->dir, -ENAMETOOLONG);
+	remove_old_store(d->store_dir);
+	int rc = open_durable(d, STRATA_OPEN_CREATE);
+	if (rc)
 		return demo_fail(d, "strata_open (DURABLE)", rc);
-	}
-	strata_options_init(&o);
-	if ((rc = strata_open(&o, &d->store)))
-		return demo_fail(d, "strata_open (IN_MEMORY)", rc);
-	cli_printf(&d->out, "    Opened an IN_MEMORY store (empty, epoch 1).\n");
+	cli_printf(&d->out,
+		   "    Created a DURABLE mode store in %s (empty, epoch 1).\n"
+		   "    Every commit below is SYNC: acknowledged once its WAL frames are on\n"
+		   "    stable storage, and visible only then.\n",
+		   d->store_dir);
 	return 0;
 }
 
@@ -412,12 +435,29 @@ static int step_stats(demo *d)
 
 static int step_close(demo *d)
 {
-	heading(d, "Close");
+	heading(d, "Close and open again");
 	int rc = strata_close(d->store);
+	d->store = NULL;
 	if (rc)
 		return demo_fail(d, "strata_close", rc);
+	cli_printf(&d->out, "    Closed the store: a final checkpoint, marked clean.\n");
+	if ((rc = open_durable(d, 0)))
+		return demo_fail(d, "strata_open (reopen)", rc);
+	cli_printf(&d->out, "    Reopened: %s.\n", strata_last_error());
+	demo_list l;
+	strata_snapshot *s;
+	if ((rc = strata_snapshot_open(d->store, &s)))
+		return demo_fail(d, "strata_snapshot_open", rc);
+	rc = list_read_snapshot(s, &l);
+	strata_snapshot_close(s);
+	if (rc)
+		return demo_fail(d, "reading the list after reopening", rc);
+	if (!list_equals(&l, names_after, values_after, N_AFTER))
+		return demo_unexpected(d, "the list after reopening", STRATA_ECORRUPT);
+	list_print(&d->out, "after reopening, the list is", &l);
+	if ((rc = strata_close(d->store)))
+		return demo_fail(d, "strata_close", rc);
 	d->store = NULL;
-	cli_printf(&d->out, "    Closed the store: every snapshot and transaction was finished.\n");
 	return 0;
 }
 

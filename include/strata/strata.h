@@ -97,6 +97,24 @@ typedef enum strata_mode {
 	STRATA_DURABLE = 1    /* nodes, object table and roots persisted in `path` */
 } strata_mode;
 
+/* How a commit is made durable (DURABLE mode; IN_MEMORY ignores it).
+ *  SYNC   strata_txn_commit returns after the commit's WAL frames are on
+ *         stable storage; the commit becomes visible to snapshots only then,
+ *         so a reader never sees a state that a crash could take back.
+ *         Concurrent SYNC commits share syncs (group commit).
+ *  ASYNC  returns at once and is visible at once (in epoch order: after any
+ *         earlier SYNC commit is durable); its frames are written and synced
+ *         within async_interval_ms. A crash may lose the ASYNC commits of
+ *         that last interval — never a part of one, never a SYNC commit.
+ *  NONE   like ASYNC, but synced only by later SYNC commits, checkpoints and
+ *         close. A crash may lose every NONE commit since the last of those.
+ * Recovery always yields exactly the state after some commit. */
+typedef enum strata_durability {
+	STRATA_SYNC = 0,
+	STRATA_ASYNC = 1,
+	STRATA_NONE = 2
+} strata_durability;
+
 typedef struct strata_options {
 	strata_mode mode;
 	const char *path;            /* DURABLE: store directory; ignored IN_MEMORY */
@@ -104,17 +122,54 @@ typedef struct strata_options {
 	uint32_t ot_shards_initial;  /* shards active at open, power of two; default 1 */
 	uint32_t max_snapshots;      /* snapshots + transactions open at once; default 1024 */
 	uint32_t reclaim_interval;   /* try reclamation every N commits; default 1 */
+	/* ---- DURABLE mode ---- */
+	unsigned flags;              /* STRATA_OPEN_* */
+	strata_durability durability; /* default for transactions; default SYNC */
+	uint32_t async_interval_ms;  /* ASYNC commits synced within this; default 10 */
+	uint64_t wal_file_size;      /* power of two >= 1 MiB; default 64 MiB (new stores) */
+	uint64_t checkpoint_wal_bytes; /* checkpoint after this much WAL; default 64 MiB */
+	uint32_t checkpoint_interval_ms; /* and at least this often if anything changed;
+					    default 60000; 0: only by WAL size and on demand */
 } strata_options;
+
+enum strata_open_flags {
+	STRATA_OPEN_CREATE = 1u << 0,  /* create the store if `path` holds none */
+	STRATA_OPEN_SALVAGE = 1u << 1  /* on a corrupt WAL, keep the commits before the
+					  damage instead of failing (see strata_open) */
+};
 
 /* Fills *opts with defaults (IN_MEMORY). Call it before setting fields so
  * fields added later get their defaults. */
 STRATA_API void strata_options_init(strata_options *opts);
 
 /* Opens a store. On success *out is a new handle, to be closed with
- * strata_close(). opts may be NULL (defaults).
+ * strata_close(). opts may be NULL (defaults: IN_MEMORY).
+ *
+ * DURABLE: `path` is a directory. With STRATA_OPEN_CREATE a directory that
+ * holds no store (no SUPER file) gets a new one. An existing store is
+ * recovered: newest valid superblock -> its checkpoint -> WAL replay; a torn
+ * WAL tail is cut. Open modifies no file before it has validated it. One
+ * process at a time may open a store (LOCK file).
  * Errors: STRATA_EINVAL (bad option), STRATA_ENOMEM,
- *         STRATA_ENOTSUP (mode not available in this build). */
+ *         STRATA_EBUSY (another process has the store open),
+ *         STRATA_EFORMAT (not a Strata store, or a newer format),
+ *         STRATA_ETRUNCATED (a store file shorter than its header says),
+ *         STRATA_ECORRUPT (a checksum failed where no fallback exists; the
+ *           message from strata_last_error names the file and offset),
+ *         -ENOENT (no store and no STRATA_OPEN_CREATE), other -errno. */
 STRATA_API int strata_open(const strata_options *opts, strata_store **out);
+
+/* What the last failed strata_open in this thread found, and for a
+ * successful DURABLE open, what recovery did (commits replayed, a cut torn
+ * tail, or with STRATA_OPEN_SALVAGE the commits lost). Never NULL; valid
+ * until the next strata_open in this thread. */
+STRATA_API const char *strata_last_error(void);
+
+/* DURABLE: writes a checkpoint now (object table, roots, node images) and
+ * recycles the WAL it makes unnecessary. Readers are never blocked; writers
+ * wait only for a short fence. Errors: STRATA_EINVAL (IN_MEMORY),
+ * STRATA_EIO (the store is poisoned), -errno from the file system. */
+STRATA_API int strata_checkpoint(strata_store *store);
 
 /* Closes the store and frees all its memory. Every snapshot and transaction
  * must be closed/committed/aborted first; close returns STRATA_EBUSY and does
@@ -133,7 +188,10 @@ STRATA_API int64_t strata_reclaim(strata_store *store);
  * they serialize. Nodes a transaction allocates are invisible to everybody
  * else until commit; abort leaves no trace. */
 enum strata_txn_flags {
-	STRATA_TXN_NOWAIT = 1u << 0 /* return STRATA_EBUSY instead of waiting for a root */
+	STRATA_TXN_NOWAIT = 1u << 0, /* return STRATA_EBUSY instead of waiting for a root */
+	STRATA_TXN_SYNC = 1u << 1,   /* durability of this transaction's commit: */
+	STRATA_TXN_ASYNC = 1u << 2,  /* at most one of these three; none: the */
+	STRATA_TXN_NONE = 1u << 3    /* store's default (strata_options.durability) */
 };
 
 /* Begins a transaction on nroots root names (nroots may be 0: a transaction
@@ -185,7 +243,13 @@ STRATA_API uint64_t strata_txn_base_epoch(const strata_txn *txn);
 /* Commits: all changes become visible at once in a new epoch (*epoch, if
  * not NULL). The txn handle is freed whatever the result. A transaction
  * that changed nothing commits without a new epoch (*epoch = base epoch).
- * Errors: STRATA_ENOMEM (nothing published, as if aborted). */
+ * DURABLE: see strata_durability for when it returns and becomes visible.
+ * Errors: STRATA_ENOMEM (nothing published, as if aborted),
+ *         STRATA_EIO (the store is poisoned by an earlier I/O failure, or
+ *           this commit's write or sync failed: it is not visible, and
+ *           every later write returns STRATA_EIO; reads go on),
+ *         STRATA_ENOSPC (storage full: this commit is not visible; the
+ *           store is read-only from then on), other -errno. */
 STRATA_API int strata_txn_commit(strata_txn *txn, uint64_t *epoch);
 
 /* Aborts: frees what the transaction allocated, un-retires what it retired.

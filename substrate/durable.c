@@ -1,0 +1,738 @@
+/*
+ * durable.c — DURABLE mode (see durable.h for the pieces and their locks).
+ *
+ * Commit: under the commit lock the transaction's changes are appended to
+ * the WAL (epoch order = WAL order) and queued for publication; after the
+ * lock, SYNC waits for its frames to be durable (group commit), then
+ * publication advances: epochs become visible in order, a SYNC one only when
+ * durable. The transaction keeps its root locks until its epoch is visible,
+ * so the next writer of those roots reads it.
+ *
+ * Lock order: commit lock -> pub_lock; ckpt_lock -> commit lock -> pub_lock;
+ * limbo_lock and load locks are leaves.
+ *
+ * Fail-stop: the first failed write or sync (WAL, data, checkpoint,
+ * superblock) poisons the store: commits and checkpoints return STRATA_EIO
+ * from then on, reads of committed data go on.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "crc32c.h"
+#include "durable.h"
+
+/* ---- messages --------------------------------------------------------------- */
+static _Thread_local char last_error[512];
+
+void store_set_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof last_error, fmt, ap);
+	va_end(ap);
+}
+
+const char *strata_last_error(void)
+{
+	return last_error;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void durable_poison(strata_store *s, int err)
+{
+	int zero = 0;
+	if (atomic_compare_exchange_strong(&s->dur->poisoned, &zero, err ? err : STRATA_EIO)) {
+		pthread_mutex_lock(&s->dur->pub_lock);
+		pthread_cond_broadcast(&s->dur->pub_cond); /* waiters must fail */
+		pthread_mutex_unlock(&s->dur->pub_lock);
+	}
+}
+
+/* ---- per-entry image CRCs ------------------------------------------------------ */
+uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create)
+{
+	_Atomic(uint32_t *) *slot = &d->crc_dirs[ot_dir_slot(id)];
+	uint32_t *chunk = atomic_load_explicit(slot, memory_order_acquire);
+	if (!chunk && create) {
+		uint32_t *fresh = strata_mem_zmap(sizeof(uint32_t) * OT_CHUNK);
+		if (!fresh)
+			return NULL;
+		if (!atomic_compare_exchange_strong(slot, &chunk, fresh))
+			strata_mem_zunmap(fresh, sizeof(uint32_t) * OT_CHUNK);
+		else
+			chunk = fresh;
+	}
+	return chunk ? &chunk[STRATA_NODEID_INDEX(id) & (OT_CHUNK - 1)] : NULL;
+}
+
+/* ---- lazy loading ------------------------------------------------------------------ */
+static int load_image(strata_store *s, strata_node_id id, uint64_t loc, uint32_t size, void **out)
+{
+	durable *d = s->dur;
+	bool large = seg_class_of(size) == STRATA_CLASS_LARGE;
+	void *p = large ? strata_mem_alloc(size) : (void *)(uintptr_t)(loc & ~LAZY_BIT);
+	if (!p)
+		return STRATA_ENOMEM;
+	int rc = large ? io_pread(d->ckpt, p, size, loc >> 1)
+		       : io_pread(d->data, p, size,
+				  (uint64_t)seg_no_of(p) * SEG_SIZE + seg_offset_of(p));
+	uint32_t *cell = durable_crc_cell(d, id, false);
+	if (!rc && (!cell || strata_crc32c(0, p, size) != *cell)) {
+		rc = STRATA_ECORRUPT;
+		store_set_error("node %#" PRIx64 ": image fails its checksum (%s)", id,
+				large ? "checkpoint large section" : "data file");
+	}
+	if (rc && large)
+		strata_mem_free(p, size);
+	*out = rc ? NULL : p;
+	return rc;
+}
+
+int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **data)
+{
+	uint64_t loc = atomic_load_explicit(&e->loc, memory_order_acquire);
+	if (!(loc & LAZY_BIT)) {
+		*data = (const void *)(uintptr_t)loc;
+		return 0;
+	}
+	pthread_mutex_t *lk = &s->dur->load_locks[STRATA_NODEID_INDEX(id) % LOAD_LOCKS];
+	pthread_mutex_lock(lk);
+	loc = atomic_load_explicit(&e->loc, memory_order_acquire);
+	int rc = 0;
+	if (loc & LAZY_BIT) {
+		void *p;
+		uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
+		if (!(rc = load_image(s, id, loc, size, &p))) {
+			loc = (uint64_t)(uintptr_t)p;
+			atomic_store_explicit(&e->loc, loc, memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(lk);
+	*data = (const void *)(uintptr_t)loc;
+	return rc;
+}
+
+/* ---- limbo --------------------------------------------------------------------------- */
+void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth)
+{
+	durable *d = s->dur;
+	bool large = seg_class_of(size) == STRATA_CLASS_LARGE;
+	if ((uintptr_t)p & LAZY_BIT) {
+		if (large) { /* never loaded: nothing in memory */
+			atomic_fetch_sub(&s->seg.large_objects, 1);
+			atomic_fetch_sub(&s->seg.large_bytes, size);
+			return;
+		}
+		p = (void *)((uintptr_t)p & ~LAZY_BIT);
+	}
+	pthread_mutex_lock(&d->limbo_lock);
+	if (large || birth > d->ckpt_epoch || d->nlimbo == d->limbo_cap) {
+		/* Large images live in the checkpoint file, not in slots; a node
+		 * born after the durable checkpoint is not in `data`. */
+		bool grow = !large && birth <= d->ckpt_epoch;
+		size_t cap = d->limbo_cap ? d->limbo_cap * 2 : 256;
+		limbo_item *l = grow ? strata_mem_realloc(d->limbo, d->limbo_cap * sizeof *l,
+							  cap * sizeof *l)
+				     : NULL;
+		if (!grow || !l) {
+			pthread_mutex_unlock(&d->limbo_lock);
+			if (!grow)
+				seg_free_node(&s->seg, p, size);
+			/* else: out of memory for limbo: leak the slot, never reuse it early */
+			return;
+		}
+		d->limbo = l;
+		d->limbo_cap = cap;
+	}
+	d->limbo[d->nlimbo++] = (limbo_item){p, size};
+	pthread_mutex_unlock(&d->limbo_lock);
+}
+
+/* The checkpoint of epoch C is durable: what waited for it is free. */
+static void limbo_release(strata_store *s, uint64_t C)
+{
+	durable *d = s->dur;
+	pthread_mutex_lock(&d->limbo_lock);
+	limbo_item *l = d->limbo;
+	size_t n = d->nlimbo, cap = d->limbo_cap;
+	d->limbo = NULL;
+	d->nlimbo = d->limbo_cap = 0;
+	d->ckpt_epoch = C;
+	pthread_mutex_unlock(&d->limbo_lock);
+	for (size_t i = 0; i < n; i++)
+		seg_free_node(&s->seg, l[i].p, l[i].size);
+	strata_mem_free(l, cap * sizeof *l);
+}
+
+/* ---- publication ---------------------------------------------------------------------- */
+/* Room for one more queued commit (pub_lock). */
+static int pq_reserve(durable *d)
+{
+	if (d->pq_n == d->pq_cap) {
+		size_t cap = d->pq_cap ? d->pq_cap * 2 : 64;
+		pub_entry *q = strata_mem_alloc(cap * sizeof *q);
+		if (!q)
+			return STRATA_ENOMEM;
+		for (size_t i = 0; i < d->pq_n; i++)
+			q[i] = d->pq[(d->pq_head + i) % d->pq_cap];
+		strata_mem_free(d->pq, d->pq_cap * sizeof *d->pq);
+		d->pq = q;
+		d->pq_cap = cap;
+		d->pq_head = 0;
+	}
+	return 0;
+}
+
+/* Publishes, in order, every queued epoch that may be seen (pub_lock). */
+static void advance_locked(strata_store *s)
+{
+	durable *d = s->dur;
+	uint64_t durable_lsn = wal_durable(d->wal);
+	bool moved = false;
+	while (d->pq_n) {
+		pub_entry *h = &d->pq[d->pq_head];
+		if (h->sync && durable_lsn < h->end_lsn)
+			break;
+		atomic_store_explicit(&s->epoch_current, h->epoch, memory_order_release);
+		d->pq_head = (d->pq_head + 1) % d->pq_cap;
+		d->pq_n--;
+		moved = true;
+	}
+	if (moved)
+		pthread_cond_broadcast(&d->pub_cond);
+}
+
+static int dur_status(durable *d)
+{
+	return atomic_load(&d->poisoned) ? STRATA_EIO : 0;
+}
+
+int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t E,
+		       strata_durability dm)
+{
+	durable *d = s->dur;
+	int rc = dur_status(d);
+	if (rc)
+		return rc;
+	pub_entry p = {.epoch = E, .start_lsn = wal_end(d->wal), .sync = dm == STRATA_SYNC};
+	pthread_mutex_lock(&d->pub_lock);
+	rc = pq_reserve(d); /* room first: nothing may fail after the append */
+	if (!rc && !(rc = wal_append(d->wal, recs, n, E, &p.end_lsn)))
+		d->pq[(d->pq_head + d->pq_n++) % d->pq_cap] = p;
+	pthread_mutex_unlock(&d->pub_lock);
+	return rc;
+}
+
+static uint64_t end_lsn_of(durable *d, uint64_t E)
+{
+	for (size_t i = 0; i < d->pq_n; i++) {
+		pub_entry *p = &d->pq[(d->pq_head + i) % d->pq_cap];
+		if (p->epoch == E)
+			return p->end_lsn;
+	}
+	return 0; /* already published */
+}
+
+int durable_finish_commit(strata_store *s, uint64_t E, strata_durability dm)
+{
+	durable *d = s->dur;
+	int rc = 0;
+	if (dm == STRATA_SYNC) {
+		pthread_mutex_lock(&d->pub_lock);
+		uint64_t end = end_lsn_of(d, E);
+		pthread_mutex_unlock(&d->pub_lock);
+		if (end && (rc = wal_sync_to(d->wal, end))) {
+			durable_poison(s, rc);
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&d->pub_lock);
+	advance_locked(s);
+	while (atomic_load(&s->epoch_current) < E && !(rc = dur_status(d)))
+		pthread_cond_wait(&d->pub_cond, &d->pub_lock);
+	pthread_mutex_unlock(&d->pub_lock);
+	if (dm == STRATA_ASYNC) {
+		pthread_mutex_lock(&d->wake_lock);
+		pthread_cond_signal(&d->wake); /* the coordinator syncs within async_ms */
+		pthread_mutex_unlock(&d->wake_lock);
+	}
+	return rc;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+/* Fixes the checkpoint's epoch C and WAL start L, and pins C: with the
+ * commit lock and pub_lock held nothing is assigned or published meanwhile,
+ * so L is exactly where the first commit after C begins. */
+static int ckpt_begin(strata_store *s, uint64_t *C, uint64_t *L, struct strata_snapshot **pin)
+{
+	durable *d = s->dur;
+	pthread_mutex_lock(&s->commit_lock);
+	pthread_mutex_lock(&d->pub_lock);
+	*C = atomic_load(&s->epoch_current);
+	*L = d->pq_n ? d->pq[d->pq_head].start_lsn : wal_end(d->wal);
+	*pin = pin_acquire(&s->pins, &s->epoch_current);
+	pthread_mutex_unlock(&d->pub_lock);
+	pthread_mutex_unlock(&s->commit_lock);
+	return *pin ? 0 : STRATA_EFULL;
+}
+
+static void remove_old_ckpt(durable *d, uint64_t gen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/ckpt.%016" PRIx64, d->dir, gen);
+	if (io_unlink(d->env, path) == 0)
+		io_sync_dir(d->env, d->dir);
+}
+
+/* Writes a checkpoint; clean: the store is closing and the WAL is empty
+ * after it. Caller holds ckpt_lock. */
+static int checkpoint_locked(strata_store *s, bool clean)
+{
+	durable *d = s->dur;
+	int rc = dur_status(d);
+	uint64_t C, L;
+	struct strata_snapshot *pin;
+	if (rc || (rc = ckpt_begin(s, &C, &L, &pin)))
+		return rc;
+	if (C == d->sb.ckpt_epoch && L == d->sb.wal_start_lsn && d->sb.ckpt_gen &&
+	    clean == !!(d->sb.flags & SB_FLAG_CLEAN)) {
+		pin_release(&s->pins, pin); /* nothing new */
+		return 0;
+	}
+	ckpt_written w;
+	sb_state nsb = d->sb;
+	nsb.generation++;
+	nsb.ckpt_gen = d->sb.ckpt_gen + 1;
+	if (!(rc = ckpt_write(s, nsb.ckpt_gen, C, L, d->ckpt_epoch, &w))) {
+		nsb.ckpt_epoch = C;
+		nsb.ckpt_size = w.size;
+		nsb.ckpt_crc = w.header_crc;
+		nsb.flags = clean ? SB_FLAG_CLEAN : 0;
+		nsb.wal_start_lsn = L;
+		nsb.last_epoch = C;
+		rc = sb_write(d->super, &nsb);
+	}
+	if (rc) {
+		pin_release(&s->pins, pin);
+		durable_poison(s, rc);
+		store_set_error("checkpoint %" PRIu64 " failed: %s", nsb.ckpt_gen, strata_strerror(rc));
+		return rc;
+	}
+	uint64_t old_gen = d->sb.ckpt_gen;
+	d->sb = nsb;
+	sb_publish(&d->sbc, &nsb);
+	limbo_release(s, C);
+	pin_release(&s->pins, pin);
+	/* Large images were all loaded by ckpt_write: the old file is unused. */
+	io_close(d->ckpt);
+	d->ckpt = NULL;
+	if (old_gen)
+		remove_old_ckpt(d, old_gen);
+	d->ckpt_lsn = L;
+	d->ckpt_ns = now_ns();
+	return wal_recycle(d->wal, L);
+}
+
+int durable_checkpoint(strata_store *s)
+{
+	pthread_mutex_lock(&s->dur->ckpt_lock);
+	int rc = checkpoint_locked(s, false);
+	pthread_mutex_unlock(&s->dur->ckpt_lock);
+	return rc;
+}
+
+int strata_checkpoint(strata_store *s)
+{
+	if (!s)
+		return STRATA_EINVAL;
+	return s->dur ? durable_checkpoint(s) : STRATA_EINVAL;
+}
+
+/* ---- the coordinator thread ------------------------------------------------------------ */
+static bool ckpt_due(strata_store *s)
+{
+	durable *d = s->dur;
+	uint64_t wal_bytes = wal_end(d->wal) - d->ckpt_lsn;
+	if (wal_bytes >= d->ckpt_wal_bytes)
+		return true;
+	return d->ckpt_ms && atomic_load(&s->epoch_current) > d->sb.ckpt_epoch &&
+	       now_ns() - d->ckpt_ns >= (uint64_t)d->ckpt_ms * 1000000u;
+}
+
+static void *coordinator(void *arg)
+{
+	strata_store *s = arg;
+	durable *d = s->dur;
+	pthread_mutex_lock(&d->wake_lock);
+	while (!d->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)d->async_ms * 1000000u;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		pthread_cond_timedwait(&d->wake, &d->wake_lock, &ts);
+		if (d->stop || dur_status(d))
+			continue;
+		pthread_mutex_unlock(&d->wake_lock);
+		uint64_t end = wal_end(d->wal);
+		int rc = end > wal_durable(d->wal) ? wal_sync_to(d->wal, end) : 0;
+		if (rc)
+			durable_poison(s, rc);
+		if (!rc && ckpt_due(s))
+			durable_checkpoint(s);
+		pthread_mutex_lock(&d->wake_lock);
+	}
+	pthread_mutex_unlock(&d->wake_lock);
+	return NULL;
+}
+
+/* ---- recovery: applying WAL commits ------------------------------------------------- */
+static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
+{
+	wal_node_rec n;
+	int rc = walf_node_decode(f, &n);
+	uint32_t sh = STRATA_NODEID_SHARD(n.id), idx = STRATA_NODEID_INDEX(n.id);
+	if (rc || sh >= s->ot.shards_max || !STRATA_NODEID_TAG(n.id))
+		return STRATA_ECORRUPT;
+	if ((rc = ot_extend(&s->ot, sh, idx + 1)))
+		return rc;
+	ot_entry *e = ot_entry_at(&s->ot, sh, idx);
+	uint32_t m = atomic_load(&e->meta), tag = STRATA_NODEID_TAG(n.id);
+	if (OT_META_TAG(m) > tag || (OT_META_STATE(m) != OT_FREE && OT_META_TAG(m) == tag))
+		return STRATA_ECORRUPT; /* tags only grow; a live handle is not reissued */
+	if (OT_META_STATE(m) == OT_LIVE || OT_META_STATE(m) == OT_RESERVED)
+		return STRATA_ECORRUPT; /* reused without being retired first */
+	if (OT_META_STATE(m) == OT_RETIRED) { /* reclaimed, then reused */
+		durable_free_slot(s, (void *)(uintptr_t)atomic_load(&e->loc),
+				  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth));
+		atomic_fetch_sub(&s->nodes_retired, 1);
+	}
+	void *p = seg_alloc_node(&s->seg, n.size);
+	if (!p)
+		return STRATA_ENOMEM;
+	memcpy(p, n.bytes, n.size);
+	atomic_store(&e->loc, (uint64_t)(uintptr_t)p);
+	atomic_store(&e->birth, E);
+	atomic_store(&e->retire, EPOCH_INF);
+	atomic_store(&e->info, OT_INFO(n.size, n.kind));
+	atomic_store(&e->meta, OT_META(tag, OT_LIVE));
+	atomic_fetch_add(&s->nodes_live, 1);
+	return 0;
+}
+
+static int apply_retire(strata_store *s, const wal_frame *f, uint64_t E)
+{
+	uint64_t id;
+	if (walf_retire_decode(f, &id))
+		return STRATA_ECORRUPT;
+	ot_entry *e = ot_entry_of(&s->ot, id);
+	if (!e || OT_META_STATE(atomic_load(&e->meta)) != OT_LIVE)
+		return STRATA_ECORRUPT;
+	atomic_store(&e->retire, E);
+	atomic_store(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_RETIRED));
+	atomic_fetch_sub(&s->nodes_live, 1);
+	atomic_fetch_add(&s->nodes_retired, 1);
+	return 0;
+}
+
+static int apply_root(strata_store *s, const wal_frame *f, uint64_t E)
+{
+	wal_root_rec r;
+	root *rt;
+	if (walf_root_decode(f, &r))
+		return STRATA_ECORRUPT;
+	int rc = catalog_get_or_create(&s->cat, r.name, r.name_len, &rt);
+	return rc ? rc : root_publish(rt, E, r.id);
+}
+
+static int apply_commit(void *ctx, const wal_commit_view *c)
+{
+	strata_store *s = ctx;
+	if (c->epoch <= atomic_load(&s->epoch_current))
+		return STRATA_ECORRUPT; /* epochs grow along the log */
+	for (size_t i = 0; i < c->nframes; i++) {
+		const wal_frame *f = &c->frames[i];
+		int rc = f->type == WAL_NODE	 ? apply_node(s, f, c->epoch)
+			 : f->type == WAL_RETIRE ? apply_retire(s, f, c->epoch)
+			 : f->type == WAL_ROOT	 ? apply_root(s, f, c->epoch)
+						 : STRATA_ECORRUPT;
+		if (rc)
+			return rc;
+	}
+	atomic_store(&s->epoch_current, c->epoch);
+	s->dur->epoch_assigned = c->epoch;
+	return 0;
+}
+
+/* No snapshot exists yet: retired nodes go at once (their slots through
+ * limbo when the loaded checkpoint holds them). */
+static int after_replay(strata_store *s)
+{
+	for (uint32_t sh = 0; sh < s->ot.shards_max; sh++) {
+		for (uint32_t i = 0; i < s->ot.shards[sh].next_index; i++) {
+			ot_entry *e = ot_entry_at(&s->ot, sh, i);
+			uint32_t m = atomic_load(&e->meta);
+			if (OT_META_STATE(m) != OT_RETIRED)
+				continue;
+			durable_free_slot(s, (void *)(uintptr_t)atomic_load(&e->loc),
+					  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth));
+			atomic_store(&e->meta, OT_META(OT_META_TAG(m), OT_FREE));
+			atomic_fetch_sub(&s->nodes_retired, 1);
+		}
+	}
+	catalog_trim(&s->cat, atomic_load(&s->epoch_current));
+	return ot_rebuild_free(&s->ot);
+}
+
+/* ---- open ---------------------------------------------------------------------------------- */
+static void path_of(const durable *d, const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s", d->dir, name);
+}
+
+static int open_file(durable *d, const char *name, unsigned flags, io_file **f)
+{
+	char path[4096];
+	path_of(d, name, path, sizeof path);
+	return io_open(d->env, path, flags, f);
+}
+
+static int create_store(strata_store *s, const strata_options *o)
+{
+	durable *d = s->dur;
+	sb_state sb = {.generation = 1, .ckpt_epoch = 1, .wal_file_size = o->wal_file_size};
+	while (getrandom(sb.uuid, sizeof sb.uuid, 0) != (ssize_t)sizeof sb.uuid)
+		;
+	/* SUPER marks a store, so it appears whole or not at all: written
+	 * and synced as SUPER.new, then renamed. A crash before the rename
+	 * leaves a directory with no store, which the next create redoes. */
+	char tmp[4096], fin[4096];
+	path_of(d, "SUPER.new", tmp, sizeof tmp);
+	path_of(d, "SUPER", fin, sizeof fin);
+	int rc = open_file(d, "data", IO_CREATE, &d->data);
+	if (!rc)
+		rc = io_truncate(d->data, 0);
+	if (!rc)
+		rc = io_sync(d->data);
+	if (!rc)
+		rc = open_file(d, "SUPER.new", IO_CREATE, &d->super);
+	if (!rc)
+		rc = io_truncate(d->super, 0);
+	if (!rc)
+		rc = sb_write(d->super, &sb);
+	if (!rc)
+		rc = io_rename(d->env, tmp, fin);
+	if (!rc)
+		rc = io_sync_dir(d->env, d->dir);
+	if (rc)
+		return rc;
+	d->sb = sb;
+	d->ckpt_epoch = d->epoch_assigned = sb.ckpt_epoch; /* the empty store: epoch 1 */
+	store_set_error("created a new store in %s", d->dir);
+	return 0;
+}
+
+static int read_super(durable *d)
+{
+	sb_read_report rep;
+	int rc = open_file(d, "SUPER", 0, &d->super);
+	if (!rc)
+		rc = sb_read(d->super, &d->sb, &rep);
+	if (rc) {
+		store_set_error("%s/SUPER: %s (slot 0: %s; slot 1: %s)", d->dir, strata_strerror(rc),
+				strata_strerror(rep.slot_status[0]), strata_strerror(rep.slot_status[1]));
+		return rc;
+	}
+	uint64_t F = d->sb.wal_file_size;
+	if (F < WAL_MIN_FILE || (F & (F - 1)) || !d->sb.ckpt_epoch) {
+		store_set_error("%s/SUPER: impossible WAL file size or epoch", d->dir);
+		return STRATA_ECORRUPT;
+	}
+	return 0;
+}
+
+static int recover(strata_store *s, bool salvage, wal_replay_result *res)
+{
+	durable *d = s->dur;
+	int rc = read_super(d);
+	if (rc)
+		return rc;
+	memcpy(d->wcfg.uuid, d->sb.uuid, 16);
+	d->wcfg.file_size = d->sb.wal_file_size;
+	if ((rc = open_file(d, "data", 0, &d->data))) {
+		store_set_error("%s/data: %s", d->dir, strata_strerror(rc));
+		return rc == -ENOENT ? STRATA_ECORRUPT : rc;
+	}
+	if (d->sb.ckpt_gen && (rc = ckpt_load(s, &d->sb)))
+		return rc;
+	d->ckpt_epoch = d->sb.ckpt_epoch;
+	atomic_store(&s->epoch_current, d->sb.ckpt_epoch);
+	d->epoch_assigned = d->sb.ckpt_epoch;
+	rc = wal_replay(&d->wcfg, d->sb.wal_start_lsn, salvage, apply_commit, s, res);
+	if (rc) {
+		store_set_error("%s: WAL replay: %s%s%s", d->dir, strata_strerror(rc),
+				res->message[0] ? ": " : "", res->message);
+		return rc;
+	}
+	if (res->cut_to > res->cut_from && (rc = wal_cut_tail(&d->wcfg, res)))
+		return rc;
+	return after_replay(s);
+}
+
+static int durable_init(strata_store *s, const strata_options *o, io_env *env)
+{
+	durable *d = strata_mem_calloc(1, sizeof *d);
+	if (!d)
+		return STRATA_ENOMEM;
+	s->dur = d;
+	seg_set_durable(&s->seg);
+	d->env = env;
+	size_t n = strlen(o->path);
+	if (!(d->dir = strata_mem_alloc(n + 1)))
+		return STRATA_ENOMEM;
+	memcpy(d->dir, o->path, n + 1);
+	d->crc_dirs = strata_mem_zmap(sizeof(*d->crc_dirs) * OT_DIR * OT_MAX_SHARDS);
+	if (!d->crc_dirs)
+		return STRATA_ENOMEM;
+	pthread_mutex_init(&d->pub_lock, NULL);
+	pthread_cond_init(&d->pub_cond, NULL);
+	pthread_mutex_init(&d->ckpt_lock, NULL);
+	pthread_mutex_init(&d->limbo_lock, NULL);
+	pthread_mutex_init(&d->wake_lock, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	for (int i = 0; i < LOAD_LOCKS; i++)
+		pthread_mutex_init(&d->load_locks[i], NULL);
+	d->default_durability = o->durability;
+	d->async_ms = o->async_interval_ms ? o->async_interval_ms : 10;
+	d->ckpt_ms = o->checkpoint_interval_ms;
+	d->ckpt_wal_bytes = o->checkpoint_wal_bytes;
+	d->wcfg = (wal_config){.env = env, .dir = d->dir};
+	return 0;
+}
+
+/* The directory exists (created if asked), and it is ours (LOCK). */
+static int claim_dir(durable *d, bool create)
+{
+	int rc = io_exists(d->env, d->dir);
+	if (rc < 0)
+		return rc;
+	if (!rc && !create) {
+		store_set_error("%s: no such directory", d->dir);
+		return -ENOENT;
+	}
+	if (!rc && (rc = io_mkdir(d->env, d->dir)) && rc != -EEXIST)
+		return rc;
+	if ((rc = open_file(d, "LOCK", IO_CREATE, &d->lock_file)))
+		return rc;
+	if ((rc = io_lock(d->lock_file)))
+		store_set_error("%s: opened for writing by another process", d->dir);
+	return rc == -EBADF ? STRATA_EBUSY : rc;
+}
+
+int durable_open_env(strata_store *s, const strata_options *o, io_env *env)
+{
+	int rc = durable_init(s, o, env);
+	if (rc)
+		return rc;
+	durable *d = s->dur;
+	if ((rc = claim_dir(d, o->flags & STRATA_OPEN_CREATE)))
+		return rc;
+	char path[4096];
+	path_of(d, "SUPER", path, sizeof path);
+	int exists = io_exists(env, path);
+	wal_replay_result res = {0};
+	if (exists < 0)
+		return exists;
+	if (!exists && !(o->flags & STRATA_OPEN_CREATE)) {
+		store_set_error("%s: not a Strata store (no SUPER file)", d->dir);
+		return STRATA_EFORMAT;
+	}
+	rc = exists ? recover(s, o->flags & STRATA_OPEN_SALVAGE, &res) : create_store(s, o);
+	if (rc)
+		return rc;
+	memcpy(d->wcfg.uuid, d->sb.uuid, 16);
+	d->wcfg.file_size = d->sb.wal_file_size;
+	if ((rc = wal_open(&d->wcfg, exists ? res.end_lsn : 0, &d->wal)))
+		return rc;
+	sb_publish(&d->sbc, &d->sb);
+	d->ckpt_lsn = d->sb.wal_start_lsn;
+	d->ckpt_ns = now_ns();
+	if (exists)
+		store_set_error("%s: recovered epoch %" PRIu64 " (checkpoint %" PRIu64
+				" at epoch %" PRIu64 ", %" PRIu64 " commits replayed)%s%s",
+				d->dir, atomic_load(&s->epoch_current), d->sb.ckpt_gen,
+				d->sb.ckpt_epoch, res.commits, res.message[0] ? "; " : "", res.message);
+	if (pthread_create(&d->thread, NULL, coordinator, s))
+		return STRATA_ENOMEM;
+	d->thread_running = true;
+	return 0;
+}
+
+int durable_open(strata_store *s, const strata_options *o)
+{
+	return durable_open_env(s, o, io_env_posix());
+}
+
+/* ---- close -------------------------------------------------------------------------------- */
+static void stop_thread(durable *d)
+{
+	if (!d->thread_running)
+		return;
+	pthread_mutex_lock(&d->wake_lock);
+	d->stop = true;
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->wake_lock);
+	pthread_join(d->thread, NULL);
+	d->thread_running = false;
+}
+
+int durable_close(strata_store *s)
+{
+	durable *d = s->dur;
+	stop_thread(d);
+	int rc = dur_status(d);
+	if (!rc && d->wal) {
+		pthread_mutex_lock(&d->ckpt_lock);
+		rc = checkpoint_locked(s, true);
+		pthread_mutex_unlock(&d->ckpt_lock);
+	}
+	return rc;
+}
+
+void durable_free(strata_store *s)
+{
+	durable *d = s->dur;
+	if (!d)
+		return;
+	stop_thread(d);
+	wal_close(d->wal);
+	io_close(d->data);
+	io_close(d->ckpt);
+	io_close(d->super);
+	io_close(d->lock_file); /* releases the lock */
+	if (d->crc_dirs) {
+		for (size_t i = 0; i < (size_t)OT_DIR * OT_MAX_SHARDS; i++) {
+			uint32_t *c = atomic_load_explicit(&d->crc_dirs[i], memory_order_relaxed);
+			if (c)
+				strata_mem_zunmap(c, sizeof(uint32_t) * OT_CHUNK);
+		}
+		strata_mem_zunmap(d->crc_dirs, sizeof(*d->crc_dirs) * OT_DIR * OT_MAX_SHARDS);
+	}
+	strata_mem_free(d->limbo, d->limbo_cap * sizeof *d->limbo);
+	strata_mem_free(d->pq, d->pq_cap * sizeof *d->pq);
+	if (d->dir)
+		strata_mem_free(d->dir, strlen(d->dir) + 1);
+	strata_mem_free(d, sizeof *d);
+	s->dur = NULL;
+}

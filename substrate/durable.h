@@ -1,0 +1,123 @@
+/*
+ * durable.h — DURABLE mode: what a store keeps besides the in-memory
+ * substrate (files, WAL, publication queue, checkpoint state, limbo).
+ *
+ *   durable.c     open/create, recovery, close, the commit hook, the
+ *                 coordinator thread (ASYNC syncs, checkpoint policy),
+ *                 lazy loading of node images
+ *   checkpoint.c  writing and loading checkpoint files (design/FORMAT.md)
+ *
+ * Publication: in DURABLE mode an epoch is assigned and stamped at commit
+ * but published (made visible to snapshots) in order, and a SYNC commit only
+ * once its WAL frames are durable. The queue `pq` holds assigned, not yet
+ * published commits.
+ *
+ * Limbo: a slot whose node the durable checkpoint references must not be
+ * overwritten before a newer checkpoint is durable, or a crash during that
+ * newer checkpoint would find the old one pointing at foreign bytes. Such
+ * slots wait in `limbo` and return to the allocator when the next
+ * checkpoint completes.
+ */
+#ifndef STRATA_DURABLE_H
+#define STRATA_DURABLE_H
+#include "internal.h"
+#include "io.h"
+#include "superblock.h"
+#include "wal.h"
+
+#define LOAD_LOCKS 64
+#define LAZY_BIT 1ull /* in ot_entry.loc: image not loaded yet */
+
+typedef struct pub_entry {
+	uint64_t epoch;
+	uint64_t start_lsn, end_lsn;
+	bool sync;
+} pub_entry;
+
+typedef struct limbo_item {
+	void *p;
+	uint32_t size;
+} limbo_item;
+
+typedef struct durable {
+	io_env *env;
+	char *dir;
+	io_file *lock_file, *super, *data, *ckpt;
+	sb_cell sbc;      /* the current superblock, for in-process readers */
+	sb_state sb;      /* what the last superblock write holds */
+	wal *wal;
+	wal_config wcfg;
+	strata_durability default_durability;
+	_Atomic int poisoned; /* first I/O error; every later write fails */
+
+	/* publication (pub_lock) */
+	pthread_mutex_t pub_lock;
+	pthread_cond_t pub_cond;
+	pub_entry *pq;
+	size_t pq_head, pq_n, pq_cap;
+	uint64_t epoch_assigned; /* under the commit lock */
+
+	/* checkpoints (ckpt_lock: one at a time) */
+	pthread_mutex_t ckpt_lock;
+	uint64_t ckpt_lsn;       /* WAL start of the durable checkpoint */
+	uint64_t ckpt_ns;        /* when it completed (CLOCK_MONOTONIC) */
+	uint64_t ckpt_large_off; /* lazy large objects point into ckpt file */
+
+	/* limbo (limbo_lock); ckpt_epoch read under it */
+	pthread_mutex_t limbo_lock;
+	uint64_t ckpt_epoch; /* nodes born at or before it are in `data` */
+	limbo_item *limbo;
+	size_t nlimbo, limbo_cap;
+
+	/* lazy loading */
+	pthread_mutex_t load_locks[LOAD_LOCKS];
+	_Atomic(uint32_t *) *crc_dirs; /* per entry CRC32C of its image, like ot.dirs */
+
+	/* the coordinator thread */
+	pthread_t thread;
+	bool thread_running, stop;
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake;
+	uint32_t async_ms, ckpt_ms;
+	uint64_t ckpt_wal_bytes;
+	char report[512]; /* what recovery did */
+} durable;
+
+/* store.c calls these for STRATA_DURABLE. */
+int durable_open(strata_store *s, const strata_options *o);
+int durable_open_env(strata_store *s, const strata_options *o, io_env *env);
+/* strata_open with a given file system (tests use the simulator). */
+int store_open_env(const strata_options *opts, io_env *env, strata_store **out);
+int durable_close(strata_store *s); /* final checkpoint, files closed */
+void durable_free(strata_store *s); /* memory only (after a failed open too) */
+
+/* The commit path (txn.c), commit lock held: log the transaction's changes
+ * for epoch E. On error nothing was logged and nothing may be stamped. */
+int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t E,
+		       strata_durability d);
+/* After the commit lock is released: wait as the durability asks, and
+ * until E is published. Returns the commit's status. */
+int durable_finish_commit(strata_store *s, uint64_t E, strata_durability d);
+
+/* A node's image, loading it on first use (resolve's slow path). */
+int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **data);
+/* Frees a node's slot, through limbo if the durable checkpoint has it. */
+void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth);
+/* CRC cell of an entry (create: allocate its chunk). NULL if absent. */
+uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create);
+
+void durable_poison(strata_store *s, int err);
+int durable_checkpoint(strata_store *s);
+
+/* checkpoint.c */
+typedef struct ckpt_written {
+	uint64_t size;
+	uint32_t header_crc;
+} ckpt_written;
+int ckpt_write(strata_store *s, uint64_t gen, uint64_t epoch, uint64_t wal_lsn, uint64_t prev_epoch,
+	       ckpt_written *out);
+int ckpt_load(strata_store *s, const sb_state *sb);
+
+/* A thread-local message for strata_last_error(). */
+void store_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif

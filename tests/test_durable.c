@@ -1,0 +1,440 @@
+/*
+ * test_durable.c — DURABLE mode on the simulated file system: persistence
+ * across close and crash, exhaustive power loss at every write/sync step of
+ * scripted workloads (every acknowledged SYNC commit survives; the state is
+ * exactly that after some commit; invariants hold), corruption in every
+ * file detected and never served, fail-stop on I/O errors and ENOSPC, the
+ * lock, and the open errors for foreign, newer and truncated stores.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "durable.h"
+#include "io_sim.h"
+#include "support/model.h"
+
+TestSuite(durable, .fini = test_leak_check);
+
+#define NROOTS 3
+static const char *const root_names[NROOTS] = {"r0", "r1", "r2"};
+
+/* Options with a deterministic coordinator: it never wakes on its own
+ * (no timed syncs or checkpoints), so the I/O steps of a run repeat. */
+static strata_options opts(void)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.mode = STRATA_DURABLE;
+	o.path = "db";
+	o.flags = STRATA_OPEN_CREATE;
+	o.wal_file_size = 1u << 20;
+	o.async_interval_ms = 3600u * 1000;
+	o.checkpoint_interval_ms = 0;
+	o.checkpoint_wal_bytes = UINT64_MAX;
+	return o;
+}
+
+static int open_sim(io_env *env, strata_store **s)
+{
+	strata_options o = opts();
+	return store_open_env(&o, env, s);
+}
+
+/* ---- the workload and its model ----------------------------------------------- */
+/* Root i holds a node whose bytes are (commit number, root, fill...); its
+ * size varies, sometimes large (a large object). 0 means the root is empty. */
+typedef struct model {
+	uint32_t val[NROOTS]; /* commit number last written to root i (0: none) */
+} model;
+
+static uint32_t node_size(uint32_t k)
+{
+	return k % 5 == 4 ? 70000 + k : 40 + (k * 37) % 900;
+}
+
+static void node_fill(uint8_t *p, uint32_t k, uint32_t size)
+{
+	for (uint32_t i = 0; i < size; i++)
+		p[i] = (uint8_t)(k * 13 + i);
+}
+
+/* Commit number k (1-based): root k % 3 gets a new node (the old one is
+ * freed); every fourth commit also copy-on-writes root (k+1) % 3's node
+ * without changing its content; k % 7 == 0 empties root (k+2) % 3.
+ * The model after commit k, from the model before it: */
+static model model_next(uint32_t k, model m)
+{
+	m.val[k % NROOTS] = k;
+	if (k % 7 == 0)
+		m.val[(k + 2) % NROOTS] = 0;
+	return m;
+}
+
+static bool quiet; /* state_is: mismatches are expected (corruption tests) */
+
+static int do_commit(strata_store *s, uint32_t k, model *m)
+{
+	strata_txn *t;
+	int rc = strata_txn_begin(s, (const char *const *)root_names, NROOTS, 0, &t);
+	if (rc)
+		return rc;
+	uint32_t r = k % NROOTS;
+	strata_node_id old, id;
+	void *p;
+	if ((rc = strata_txn_get_root(t, root_names[r], &old)) || (old && (rc = strata_txn_free(t, old))))
+		goto fail;
+	if ((rc = strata_txn_alloc(t, node_size(k), (uint8_t)k, &id, &p)))
+		goto fail;
+	node_fill(p, k, node_size(k));
+	if ((rc = strata_txn_set_root(t, root_names[r], id)))
+		goto fail;
+	uint32_t r2 = (k + 1) % NROOTS;
+	if (k % 4 == 0 && m->val[r2]) {
+		strata_node_id o2, n2;
+		uint32_t sz;
+		if ((rc = strata_txn_get_root(t, root_names[r2], &o2)) ||
+		    (rc = strata_txn_write(t, o2, &n2, &p, &sz)) ||
+		    (rc = strata_txn_set_root(t, root_names[r2], n2)))
+			goto fail;
+	}
+	uint32_t r3 = (k + 2) % NROOTS;
+	if (k % 7 == 0 && m->val[r3]) {
+		strata_node_id o3;
+		if ((rc = strata_txn_get_root(t, root_names[r3], &o3)) || (rc = strata_txn_free(t, o3)) ||
+		    (rc = strata_txn_set_root(t, root_names[r3], STRATA_NODE_NULL)))
+			goto fail;
+	}
+	if ((rc = strata_txn_commit(t, NULL)))
+		return rc;
+	*m = model_next(k, *m);
+	return 0;
+fail:
+	strata_txn_abort(t);
+	return rc;
+}
+
+/* Does the store's latest state equal the model? */
+static bool state_is(strata_store *s, const model *m)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	bool same = true;
+	for (int i = 0; i < NROOTS && same; i++) {
+		strata_node_id id = 0;
+		int rc = strata_snapshot_root(snap, root_names[i], &id);
+		if (rc == STRATA_ENOTFOUND || !id) {
+			same = m->val[i] == 0;
+			continue;
+		}
+		const void *d;
+		uint32_t size = 0;
+		uint32_t k = m->val[i];
+		rc = k ? strata_resolve(snap, id, &d, &size) : 0;
+		if (!k || rc || size != node_size(k)) {
+			if (!quiet)
+				cr_log_info("root %s: model %u, store %#" PRIx64 " (%s, size %u)",
+					    root_names[i], k, id, strata_strerror(rc), size);
+			same = false;
+			continue;
+		}
+		uint8_t *want = malloc(size);
+		node_fill(want, k, size);
+		same = memcmp(d, want, size) == 0;
+		free(want);
+	}
+	strata_snapshot_close(snap);
+	return same;
+}
+
+/* The script: commits 1..n, a checkpoint after commit ckpt_at (0: none),
+ * then a clean close. Returns the number of acknowledged commits; hist[k]
+ * is the model after commit k (hist[0] = empty), for every k <= n. */
+static uint32_t script(io_env *env, uint32_t n, uint32_t ckpt_at, model *hist, bool *closed)
+{
+	strata_store *s;
+	memset(&hist[0], 0, sizeof hist[0]);
+	for (uint32_t k = 1; k <= n; k++)
+		hist[k] = model_next(k, hist[k - 1]);
+	*closed = false;
+	if (open_sim(env, &s))
+		return 0;
+	uint32_t acked = 0;
+	model m = hist[0];
+	for (uint32_t k = 1; k <= n; k++) {
+		if (do_commit(s, k, &m))
+			break;
+		acked = k;
+		if (k == ckpt_at && strata_checkpoint(s))
+			break;
+	}
+	*closed = strata_close(s) == 0 && acked == n;
+	return acked;
+}
+
+static io_env *fresh_env(void)
+{
+	io_env *env = io_sim_new();
+	cr_assert_eq(io_mkdir(env, "db"), 0);
+	cr_assert_eq(io_sync_dir(env, "."), 0);
+	return env;
+}
+
+/* ---- persistence --------------------------------------------------------------- */
+Test(durable, state_survives_close_and_reopen)
+{
+	io_env *env = fresh_env();
+	model hist[21];
+	bool closed;
+	cr_assert_eq(script(env, 20, 9, hist, &closed), 20);
+	cr_assert(closed);
+	strata_store *s;
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	cr_assert(state_is(s, &hist[20]));
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	/* Go on writing after recovery, then crash without close. */
+	model m = hist[20];
+	for (uint32_t k = 21; k <= 30; k++)
+		cr_assert_eq(do_commit(s, k, &m), 0);
+	io_sim_crash_after(env, io_sim_steps(env));
+	strata_close(s); /* its writes fail: the process "died" */
+	io_sim_power_loss(env, IO_SIM_DROP_ALL, 1);
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	cr_assert(state_is(s, &m), "SYNC commits after recovery survive a power loss");
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* ---- exhaustive power loss --------------------------------------------------------- */
+static void crash_campaign(uint32_t n, uint32_t ckpt_at, unsigned *checked)
+{
+	const io_sim_loss modes[] = {IO_SIM_DROP_ALL, IO_SIM_KEEP_RANDOM, IO_SIM_TEAR_LAST,
+				     IO_SIM_KEEP_ALL};
+	model hist[16];
+	bool closed;
+	io_env *probe = fresh_env();
+	uint64_t s0 = io_sim_steps(probe);
+	cr_assert_eq(script(probe, n, ckpt_at, hist, &closed), n);
+	uint64_t total = io_sim_steps(probe) - s0;
+	io_sim_free(probe);
+	for (uint64_t crash = 0; crash <= total; crash++) {
+		for (unsigned mode = 0; mode < 4; mode++) {
+			io_env *env = fresh_env();
+			io_sim_crash_after(env, io_sim_steps(env) + crash);
+			uint32_t acked = script(env, n, ckpt_at, hist, &closed);
+			io_sim_power_loss(env, modes[mode], crash * 7 + mode);
+			strata_store *s;
+			int rc = open_sim(env, &s);
+			cr_assert_eq(rc, 0, "crash after step %" PRIu64 " mode %u: %s (%s)", crash, mode,
+				     strata_strerror(rc), strata_last_error());
+			/* Exactly the state after commit k, for an acknowledged k or
+			 * the one in flight (acked + 1): never a mix, never less. */
+			uint32_t k = acked, last = acked < n ? acked + 1 : n;
+			quiet = true;
+			while (k <= last && !state_is(s, &hist[k]))
+				k++;
+			quiet = false;
+			cr_assert_leq(k, last, "crash %" PRIu64 " mode %u: state is not that of commit %u or %u",
+				      crash, mode, acked, last);
+			cr_assert_eq(strata_check(s, test_report, NULL), 0);
+			/* The recovered store takes new commits and survives again. */
+			model m = hist[k];
+			cr_assert_eq(do_commit(s, n + 1, &m), 0, "%s", strata_last_error());
+			cr_assert_eq(strata_close(s), 0);
+			cr_assert_eq(open_sim(env, &s), 0);
+			cr_assert(state_is(s, &m));
+			cr_assert_eq(strata_close(s), 0);
+			io_sim_free(env);
+			(*checked)++;
+		}
+	}
+}
+
+Test(durable, power_loss_at_every_step, .timeout = 900)
+{
+	unsigned checked = 0;
+	crash_campaign(5, 0, &checked);
+	crash_campaign(5, 2, &checked);
+	crash_campaign(3, 1, &checked);
+	cr_log_info("durable: %u crash states checked (3 scripts x 4 loss modes)", checked);
+	cr_assert_gt(checked, 100);
+}
+
+/* ---- corruption ---------------------------------------------------------------------- */
+static uint64_t file_size(io_env *env, const char *path)
+{
+	uint64_t n = 0;
+	io_sim_file_size(env, path, &n);
+	return n;
+}
+
+/* Flipping any of `samples` bits spread over a file: open fails with a
+ * clear status, or opens and every read returns the right bytes or an
+ * error. */
+static void flip_campaign(const char *file, uint32_t n, uint32_t ckpt_at, uint64_t samples)
+{
+	model hist[16];
+	bool closed;
+	io_env *base = fresh_env();
+	cr_assert_eq(script(base, n, ckpt_at, hist, &closed), n);
+	uint64_t size = file_size(base, file);
+	io_sim_free(base);
+	cr_assert_gt(size, 0, "%s exists", file);
+	unsigned refused = 0, served_ok = 0;
+	quiet = true;
+	uint64_t stride = size / samples ? size / samples : 1;
+	for (uint64_t off = 0; off < size; off += stride) {
+		io_env *env = fresh_env();
+		script(env, n, ckpt_at, hist, &closed);
+		cr_assert_eq(io_sim_flip_bit(env, file, off, (unsigned)(off % 8)), 0);
+		strata_store *s;
+		int rc = open_sim(env, &s);
+		if (rc) {
+			cr_assert(rc == STRATA_ECORRUPT || rc == STRATA_EFORMAT || rc == STRATA_ETRUNCATED,
+				  "%s offset %" PRIu64 ": %s", file, off, strata_strerror(rc));
+			refused++;
+		} else {
+			/* Opened: either the flip was in bytes never read (slack), or a
+			 * read of the damaged node fails. Never wrong bytes. */
+			if (state_is(s, &hist[n]))
+				served_ok++;
+			else
+				refused++; /* state_is saw an error, not different bytes */
+			strata_close(s);
+		}
+		io_sim_free(env);
+	}
+	quiet = false;
+	cr_log_info("%s: %u flips refused or failed cleanly, %u harmless", file, refused, served_ok);
+	cr_assert_gt(refused, 0);
+}
+
+Test(durable, corruption_is_detected_never_served, .timeout = 900)
+{
+	flip_campaign("db/SUPER", 6, 3, 200);
+	flip_campaign("db/ckpt.0000000000000002", 6, 3, 400);
+	flip_campaign("db/wal.0000000000000000", 6, 3, 200);
+	flip_campaign("db/data", 6, 3, 200);
+}
+
+/* The damaged bytes of a node are never returned: resolve reports them. */
+Test(durable, damaged_node_image_reports_ecorrupt)
+{
+	io_env *env = fresh_env();
+	model hist[4];
+	bool closed;
+	cr_assert_eq(script(env, 3, 0, hist, &closed), 3);
+	/* The clean close wrote every node to `data`; damage one byte of each. */
+	uint64_t size = file_size(env, "db/data");
+	for (uint64_t off = 4096 + 64; off < size; off += 4096)
+		io_sim_flip_bit(env, "db/data", off, 1);
+	strata_store *s;
+	cr_assert_eq(open_sim(env, &s), 0, "fast open reads no node image");
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	unsigned bad = 0, good = 0;
+	for (int i = 0; i < NROOTS; i++) {
+		strata_node_id id;
+		const void *d;
+		uint32_t sz;
+		if (strata_snapshot_root(snap, root_names[i], &id) || !id)
+			continue;
+		int rc = strata_resolve(snap, id, &d, &sz);
+		cr_assert(rc == 0 || rc == STRATA_ECORRUPT);
+		bad += rc == STRATA_ECORRUPT;
+		good += rc == 0;
+	}
+	strata_snapshot_close(snap);
+	cr_assert_gt(bad + good, 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* ---- fail-stop ---------------------------------------------------------------------------- */
+Test(durable, failed_sync_poisons_writes_not_reads)
+{
+	io_env *env = fresh_env();
+	strata_store *s;
+	cr_assert_eq(open_sim(env, &s), 0);
+	model m = {{0}};
+	cr_assert_eq(do_commit(s, 1, &m), 0);
+	model before = m;
+	io_sim_fail_step(env, io_sim_steps(env) + 2, -EIO); /* the commit's sync */
+	int rc = do_commit(s, 2, &m);
+	cr_assert_eq(rc, -EIO, "%s", strata_strerror(rc));
+	cr_assert(state_is(s, &before), "the failed commit is not visible");
+	model m2 = before;
+	cr_assert_eq(do_commit(s, 3, &m2), STRATA_EIO, "poisoned for good");
+	cr_assert_eq(strata_checkpoint(s), STRATA_EIO);
+	cr_assert(state_is(s, &before), "reads of committed data go on");
+	cr_assert_eq(strata_close(s), STRATA_EIO);
+	io_sim_free(env);
+}
+
+Test(durable, enospc_fails_the_commit_and_keeps_the_store_readable)
+{
+	io_env *env = fresh_env();
+	strata_store *s;
+	cr_assert_eq(open_sim(env, &s), 0);
+	model m = {{0}};
+	cr_assert_eq(do_commit(s, 1, &m), 0);
+	model before = m;
+	io_sim_fail_step(env, io_sim_steps(env) + 1, -ENOSPC);
+	int rc = do_commit(s, 2, &m);
+	cr_assert_eq(rc, -ENOSPC, "%s", strata_strerror(rc));
+	cr_assert(state_is(s, &before));
+	strata_close(s);
+	io_sim_power_loss(env, IO_SIM_DROP_ALL, 3);
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	cr_assert(state_is(s, &before));
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* ---- open errors ---------------------------------------------------------------------------- */
+Test(durable, second_open_is_ebusy)
+{
+	io_env *env = fresh_env();
+	strata_store *a, *b;
+	cr_assert_eq(open_sim(env, &a), 0);
+	cr_assert_eq(open_sim(env, &b), STRATA_EBUSY);
+	cr_assert_eq(strata_close(a), 0);
+	cr_assert_eq(open_sim(env, &b), 0, "the lock goes with the store");
+	cr_assert_eq(strata_close(b), 0);
+	io_sim_free(env);
+}
+
+Test(durable, foreign_newer_and_truncated_stores)
+{
+	io_env *env = fresh_env();
+	strata_store *s;
+	strata_options o = opts();
+	o.flags = 0;
+	cr_assert_eq(store_open_env(&o, env, &s), STRATA_EFORMAT, "a directory with no store");
+	cr_assert(strstr(strata_last_error(), "not a Strata store"));
+	io_file *f;
+	cr_assert_eq(io_open(env, "db/SUPER", IO_CREATE, &f), 0);
+	static uint8_t junk[8192];
+	memset(junk, 'j', sizeof junk);
+	cr_assert_eq(io_pwrite(f, junk, sizeof junk, 0), 0);
+	cr_assert_eq(store_open_env(&o, env, &s), STRATA_EFORMAT, "a foreign SUPER");
+	cr_assert_eq(io_truncate(f, 100), 0);
+	cr_assert_eq(store_open_env(&o, env, &s), STRATA_ETRUNCATED);
+	/* A real superblock of a newer version (CRC right). */
+	sb_state sb = {.generation = 1, .ckpt_epoch = 1, .wal_file_size = 1u << 20};
+	uint8_t slot[SB_SLOT];
+	sb_encode(&sb, slot);
+	slot[4] = 9;
+	uint32_t crc = strata_crc32c(0, slot, SB_SLOT - 4);
+	memcpy(slot + SB_SLOT - 4, &crc, 4);
+	cr_assert_eq(io_pwrite(f, slot, SB_SLOT, 0), 0);
+	cr_assert_eq(io_pwrite(f, slot, SB_SLOT, SB_SLOT), 0);
+	cr_assert_eq(store_open_env(&o, env, &s), STRATA_EFORMAT, "newer format");
+	io_close(f);
+	io_sim_free(env);
+}
