@@ -508,18 +508,16 @@ static int open_file(durable *d, const char *name, unsigned flags, io_file **f)
 	return io_open(d->env, path, flags, f);
 }
 
-static int create_store(strata_store *s, const strata_options *o)
+/* The files of a new store but SUPER: `data`, and SUPER.new (open in
+ * d->super) which becomes SUPER by rename once its first slot is written. */
+static int create_files(durable *d, uint64_t wal_file_size)
 {
-	durable *d = s->dur;
-	sb_state sb = {.generation = 1, .ckpt_epoch = 1, .wal_file_size = o->wal_file_size};
-	while (getrandom(sb.uuid, sizeof sb.uuid, 0) != (ssize_t)sizeof sb.uuid)
+	memset(&d->sb, 0, sizeof d->sb);
+	d->sb.wal_file_size = wal_file_size;
+	while (getrandom(d->sb.uuid, sizeof d->sb.uuid, 0) != (ssize_t)sizeof d->sb.uuid)
 		;
-	/* SUPER marks a store, so it appears whole or not at all: written
-	 * and synced as SUPER.new, then renamed. A crash before the rename
-	 * leaves a directory with no store, which the next create redoes. */
-	char tmp[4096], fin[4096];
-	path_of(d, "SUPER.new", tmp, sizeof tmp);
-	path_of(d, "SUPER", fin, sizeof fin);
+	memcpy(d->wcfg.uuid, d->sb.uuid, 16);
+	d->wcfg.file_size = wal_file_size;
 	int rc = open_file(d, "data", IO_CREATE, &d->data);
 	if (!rc)
 		rc = io_truncate(d->data, 0);
@@ -527,15 +525,31 @@ static int create_store(strata_store *s, const strata_options *o)
 		rc = io_sync(d->data);
 	if (!rc)
 		rc = open_file(d, "SUPER.new", IO_CREATE, &d->super);
-	if (!rc)
-		rc = io_truncate(d->super, 0);
-	if (!rc)
-		rc = sb_write(d->super, &sb);
-	if (!rc)
-		rc = io_rename(d->env, tmp, fin);
-	if (!rc)
-		rc = io_sync_dir(d->env, d->dir);
+	return rc ? rc : io_truncate(d->super, 0);
+}
+
+/* SUPER.new (with its slot written and synced) becomes SUPER. */
+static int publish_super(durable *d)
+{
+	char tmp[4096], fin[4096];
+	path_of(d, "SUPER.new", tmp, sizeof tmp);
+	path_of(d, "SUPER", fin, sizeof fin);
+	int rc = io_rename(d->env, tmp, fin);
+	return rc ? rc : io_sync_dir(d->env, d->dir);
+}
+
+static int create_store(strata_store *s, const strata_options *o)
+{
+	durable *d = s->dur;
+	sb_state sb = {.generation = 1, .ckpt_epoch = 1, .wal_file_size = o->wal_file_size};
+	/* SUPER marks a store, so it appears whole or not at all: written
+	 * and synced as SUPER.new, then renamed. A crash before the rename
+	 * leaves a directory with no store, which the next create redoes. */
+	int rc = create_files(d, o->wal_file_size);
 	if (rc)
+		return rc;
+	memcpy(sb.uuid, d->sb.uuid, 16);
+	if ((rc = sb_write(d->super, &sb)) || (rc = publish_super(d)))
 		return rc;
 	d->sb = sb;
 	d->ckpt_epoch = d->epoch_assigned = sb.ckpt_epoch; /* the empty store: epoch 1 */
@@ -590,13 +604,15 @@ static int recover(strata_store *s, bool salvage, wal_replay_result *res)
 	return after_replay(s);
 }
 
-static int durable_init(strata_store *s, const strata_options *o, io_env *env)
+static void durable_release(durable *d);
+
+/* A durable state for `o` (not attached to a store yet). */
+static int durable_new(const strata_options *o, io_env *env, durable **out)
 {
 	durable *d = strata_mem_calloc(1, sizeof *d);
 	if (!d)
 		return STRATA_ENOMEM;
-	s->dur = d;
-	seg_set_durable(&s->seg);
+	*out = d;
 	d->env = env;
 	size_t n = strlen(o->path);
 	if (!(d->dir = strata_mem_alloc(n + 1)))
@@ -619,6 +635,15 @@ static int durable_init(strata_store *s, const strata_options *o, io_env *env)
 	d->ckpt_wal_bytes = o->checkpoint_wal_bytes;
 	d->wcfg = (wal_config){.env = env, .dir = d->dir};
 	return 0;
+}
+
+static int durable_init(strata_store *s, const strata_options *o, io_env *env)
+{
+	durable *d = NULL;
+	int rc = durable_new(o, env, &d);
+	s->dur = d; /* durable_free cleans up after a failure */
+	seg_set_durable(&s->seg);
+	return rc;
 }
 
 /* The directory exists (created if asked), and it is ours (LOCK). */
@@ -712,7 +737,12 @@ int durable_close(strata_store *s)
 
 void durable_free(strata_store *s)
 {
-	durable *d = s->dur;
+	durable_release(s->dur);
+	s->dur = NULL;
+}
+
+static void durable_release(durable *d)
+{
 	if (!d)
 		return;
 	stop_thread(d);
@@ -734,5 +764,80 @@ void durable_free(strata_store *s)
 	if (d->dir)
 		strata_mem_free(d->dir, strlen(d->dir) + 1);
 	strata_mem_free(d, sizeof *d);
-	s->dur = NULL;
+}
+
+/* ---- make durable ---------------------------------------------------------------------- */
+/* Files first (the store stays IN_MEMORY if any of this fails). */
+static int prepare_dir(durable *d, uint64_t wal_file_size)
+{
+	int rc = claim_dir(d, true);
+	if (rc)
+		return rc;
+	char path[4096];
+	path_of(d, "SUPER", path, sizeof path);
+	if ((rc = io_exists(d->env, path)) != 0) {
+		store_set_error("%s: already holds a store", d->dir);
+		return rc < 0 ? rc : -EEXIST;
+	}
+	if ((rc = create_files(d, wal_file_size)))
+		return rc;
+	return wal_open(&d->wcfg, 0, &d->wal);
+}
+
+/* The fence: under the commit lock no epoch is assigned, so every commit
+ * after it goes to the WAL and every one before it is in the checkpoint. */
+static int switch_to(strata_store *s, durable *d)
+{
+	pthread_mutex_lock(&s->commit_lock);
+	int rc = seg_number_all(&s->seg);
+	if (!rc) {
+		d->epoch_assigned = atomic_load(&s->epoch_current);
+		d->ckpt_epoch = 0; /* nothing is in `data` yet */
+		s->dur = d;
+	}
+	pthread_mutex_unlock(&s->commit_lock);
+	return rc;
+}
+
+int strata_make_durable(strata_store *s, const char *dir)
+{
+	return make_durable_env(s, dir, io_env_posix());
+}
+
+int make_durable_env(strata_store *s, const char *dir, io_env *env)
+{
+	if (!s || !dir || !*dir || s->dur)
+		return STRATA_EINVAL;
+	strata_options o = s->opts;
+	o.mode = STRATA_DURABLE;
+	o.path = dir;
+	uint64_t F = o.wal_file_size;
+	if (F < WAL_MIN_FILE || (F & (F - 1)))
+		return STRATA_EINVAL;
+	durable *d = NULL;
+	int rc = durable_new(&o, env, &d);
+	if (!rc)
+		rc = prepare_dir(d, F);
+	if (!rc)
+		rc = switch_to(s, d);
+	if (rc) {
+		durable_release(d);
+		return rc;
+	}
+	pthread_mutex_lock(&d->ckpt_lock);
+	rc = checkpoint_locked(s, false); /* every node: prev epoch 0 */
+	pthread_mutex_unlock(&d->ckpt_lock);
+	if (!rc)
+		rc = publish_super(d);
+	if (rc) {
+		durable_poison(s, rc);
+		return rc;
+	}
+	sb_publish(&d->sbc, &d->sb);
+	d->ckpt_ns = now_ns();
+	s->opts.mode = STRATA_DURABLE;
+	if (pthread_create(&d->thread, NULL, coordinator, s))
+		return STRATA_ENOMEM;
+	d->thread_running = true;
+	return 0;
 }

@@ -86,8 +86,10 @@ typedef struct durable {
 /* store.c calls these for STRATA_DURABLE. */
 int durable_open(strata_store *s, const strata_options *o);
 int durable_open_env(strata_store *s, const strata_options *o, io_env *env);
-/* strata_open with a given file system (tests use the simulator). */
+/* strata_open / strata_make_durable with a given file system (tests use
+ * the simulator). */
 int store_open_env(const strata_options *opts, io_env *env, strata_store **out);
+int make_durable_env(strata_store *s, const char *dir, io_env *env);
 int durable_close(strata_store *s); /* final checkpoint, files closed */
 void durable_free(strata_store *s); /* memory only (after a failed open too) */
 

@@ -88,6 +88,8 @@ bool seg_slot_in_use(const seg_alloc *a, const void *p, uint32_t size);
 int seg_check(seg_alloc *a, strata_report_fn report, void *ctx);
 /* ---- DURABLE mode ---- */
 void seg_set_durable(seg_alloc *a);
+/* A live IN_MEMORY allocator turns DURABLE: every segment gets a number. */
+int seg_number_all(seg_alloc *a);
 /* Segment number and offset inside it of a small node's slot. */
 uint32_t seg_no_of(const void *p);
 static inline uint32_t seg_offset_of(const void *p)
@@ -281,7 +283,9 @@ struct strata_store {
 	pin_table pins;
 	catalog cat;
 	reclaimer rec;
-	struct durable *dur; /* DURABLE mode state; NULL IN_MEMORY */
+	/* DURABLE mode state; NULL IN_MEMORY. Atomic: strata_make_durable sets
+	 * it on a live store (under the commit lock). */
+	struct durable *_Atomic dur;
 	_Atomic uint64_t nodes_live, nodes_retired;
 	_Atomic uint64_t commits, aborts, commits_since_reclaim;
 	_Atomic uint32_t txns_open;

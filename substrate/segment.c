@@ -232,6 +232,21 @@ void seg_set_durable(seg_alloc *a)
 	a->durable = true;
 }
 
+int seg_number_all(seg_alloc *a)
+{
+	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++)
+		pthread_mutex_lock(&a->classes[i].lock);
+	int rc = 0;
+	for (unsigned i = 0; i < STRATA_NUM_CLASSES && !rc; i++)
+		for (segment *g = a->classes[i].all; g && !rc; g = g->all_next)
+			rc = number_segment(a, g);
+	if (!rc)
+		a->durable = true; /* under every class lock: no seg_new in between */
+	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++)
+		pthread_mutex_unlock(&a->classes[i].lock);
+	return rc;
+}
+
 uint32_t seg_no_of(const void *p)
 {
 	return seg_of(p)->segno;

@@ -549,6 +549,13 @@ int strata_txn_commit(strata_txn *t, uint64_t *epoch)
 		return rc ? rc : STRATA_ENOMEM;
 	}
 	pthread_mutex_lock(&s->commit_lock);
+	/* strata_make_durable may have switched the store since we looked. */
+	if (s->dur && !recs && (rc = build_recs(t, &recs, &nrecs))) {
+		pthread_mutex_unlock(&s->commit_lock);
+		prep_free(t, &p);
+		strata_txn_abort(t);
+		return rc;
+	}
 	uint64_t E = commit_locked(t, &p, recs, nrecs, &rc);
 	pthread_mutex_unlock(&s->commit_lock);
 	strata_mem_free(recs, 0);

@@ -118,11 +118,9 @@ fail:
 	return rc;
 }
 
-/* Does the store's latest state equal the model? */
-static bool state_is(strata_store *s, const model *m)
+/* Does what the snapshot sees equal the model? */
+static bool snapshot_is(strata_snapshot *snap, const model *m)
 {
-	strata_snapshot *snap;
-	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
 	bool same = true;
 	for (int i = 0; i < NROOTS && same; i++) {
 		strata_node_id id = 0;
@@ -147,6 +145,15 @@ static bool state_is(strata_store *s, const model *m)
 		same = memcmp(d, want, size) == 0;
 		free(want);
 	}
+	return same;
+}
+
+/* Does the store's latest state equal the model? */
+static bool state_is(strata_store *s, const model *m)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	bool same = snapshot_is(snap, m);
 	strata_snapshot_close(snap);
 	return same;
 }
@@ -437,4 +444,84 @@ Test(durable, foreign_newer_and_truncated_stores)
 	cr_assert_eq(store_open_env(&o, env, &s), STRATA_EFORMAT, "newer format");
 	io_close(f);
 	io_sim_free(env);
+}
+
+/* ---- make durable ----------------------------------------------------------------------- */
+static strata_store *memory_store_with(uint32_t n, model *m)
+{
+	strata_options o = opts();
+	o.mode = STRATA_IN_MEMORY;
+	strata_store *s;
+	cr_assert_eq(strata_open(&o, &s), 0);
+	memset(m, 0, sizeof *m);
+	for (uint32_t k = 1; k <= n; k++)
+		cr_assert_eq(do_commit(s, k, m), 0);
+	return s;
+}
+
+Test(durable, make_durable_keeps_state_and_snapshots)
+{
+	io_env *env = fresh_env();
+	model m;
+	strata_store *s = memory_store_with(8, &m);
+	strata_snapshot *old;
+	cr_assert_eq(strata_snapshot_open(s, &old), 0);
+	model at_snapshot = m;
+	cr_assert_eq(make_durable_env(s, "db", env), 0, "%s", strata_last_error());
+	cr_assert_eq(make_durable_env(s, "db", env), STRATA_EINVAL, "already durable");
+	for (uint32_t k = 9; k <= 12; k++)
+		cr_assert_eq(do_commit(s, k, &m), 0);
+	cr_assert_eq(strata_snapshot_epoch(old), 9, "epochs 2..9 for commits 1..8");
+	cr_assert(snapshot_is(old, &at_snapshot), "a snapshot open across the switch is unchanged");
+	strata_snapshot_close(old);
+	cr_assert(state_is(s, &m));
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	/* A crash now: the checkpoint of the switch plus the WAL bring it back. */
+	io_sim_crash_after(env, io_sim_steps(env));
+	strata_close(s);
+	io_sim_power_loss(env, IO_SIM_DROP_ALL, 9);
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	cr_assert(state_is(s, &m));
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* Power loss at every step of the switch: either no store in the
+ * directory (the switch was not acknowledged), or the whole state. */
+Test(durable, make_durable_is_all_or_nothing, .timeout = 300)
+{
+	io_env *probe = fresh_env();
+	model m;
+	strata_store *s = memory_store_with(6, &m);
+	uint64_t s0 = io_sim_steps(probe);
+	cr_assert_eq(make_durable_env(s, "db", probe), 0);
+	uint64_t total = io_sim_steps(probe) - s0;
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(probe);
+	unsigned none = 0, whole = 0;
+	for (uint64_t crash = 0; crash <= total; crash++) {
+		io_env *env = fresh_env();
+		s = memory_store_with(6, &m);
+		io_sim_crash_after(env, io_sim_steps(env) + crash);
+		int rc = make_durable_env(s, "db", env);
+		strata_close(s);
+		io_sim_power_loss(env, IO_SIM_KEEP_RANDOM, crash);
+		strata_options o = opts();
+		o.flags = 0;
+		int orc = store_open_env(&o, env, &s);
+		if (orc == 0) {
+			cr_assert(state_is(s, &m), "crash %" PRIu64 ": a store, but not the state", crash);
+			cr_assert_eq(strata_close(s), 0);
+			whole++;
+		} else {
+			cr_assert_eq(orc, STRATA_EFORMAT, "crash %" PRIu64 ": %s", crash, strata_last_error());
+			cr_assert_neq(rc, 0, "crash %" PRIu64 ": acknowledged, yet no store", crash);
+			none++;
+		}
+		io_sim_free(env);
+	}
+	cr_log_info("make_durable: %" PRIu64 " steps, %u crash states without a store, %u whole",
+		    total, none, whole);
+	cr_assert_gt(none, 0);
+	cr_assert_gt(whole, 0);
 }

@@ -176,6 +176,20 @@ STRATA_API int strata_checkpoint(strata_store *store);
  * nothing if one is still open. NULL is accepted (returns 0). */
 STRATA_API int strata_close(strata_store *store);
 
+/* Turns a live IN_MEMORY store into a DURABLE one in directory `dir`
+ * (created if missing; it must not hold a store). Writers pause for a short
+ * fence; then every commit goes to the WAL, a full checkpoint is written,
+ * and the store appears in `dir` (its SUPER file) only once that checkpoint
+ * is durable: a crash before that leaves no store there. Snapshots and
+ * transactions open across the switch stay valid. Durability options
+ * (checkpoint policy, WAL file size) are the store's strata_options.
+ * Errors: STRATA_EINVAL (already DURABLE, NULL), STRATA_EBUSY (dir locked by
+ * another process), -EEXIST (dir holds a store), -errno from the file
+ * system. A failure before the switch leaves the store IN_MEMORY and
+ * unchanged; a failure of the first checkpoint leaves it poisoned for
+ * writes (STRATA_EIO), readable. */
+STRATA_API int strata_make_durable(strata_store *store, const char *dir);
+
 /* Runs reclamation now: frees retired nodes that no open snapshot can see.
  * Commits already do this every reclaim_interval commits. Returns the number
  * of nodes freed (>= 0). */
