@@ -9,6 +9,7 @@
 #   make test-tsan   the suite under ThreadSanitizer (build-tsan/)
 #   make soak        the reader/writer stress test, long (SOAK_COMMITS=2000000)
 #   make bench       Release build (build-rel/), then `strata-bench substrate`
+#   make fuzz        libFuzzer targets (clang, build-fuzz/), FUZZ_SECONDS=60 each
 #   make install     cmake --install build (PREFIX=/usr/local by default)
 #   make deps        only install the missing Debian packages
 #   make clean       remove every build directory and the demo output
@@ -23,6 +24,7 @@ BUILD := build
 ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
 REL_BUILD := build-rel
+FUZZ_BUILD := build-fuzz
 
 # What the build, the tests and the LMDB bench peer need on Debian 12.
 DEB_PACKAGES ?= cmake pkg-config gcc g++ make liburcu-dev libjemalloc-dev \
@@ -35,7 +37,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 
-.PHONY: all deps build demo test test-asan test-tsan soak bench install clean
+.PHONY: all deps fuzz-deps build demo test test-asan test-tsan soak bench fuzz install clean
 
 all: build
 
@@ -65,6 +67,12 @@ deps:
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
 
+# `make fuzz` alone needs clang, its libFuzzer and sanitizer runtimes, and
+# llvm-symbolizer (readable stack traces); the default build does not.
+FUZZ_DEB_PACKAGES ?= clang libclang-rt-14-dev llvm
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(FUZZ_DEB_PACKAGES)"
+
 # ---- configure (once per build directory) ---------------------------------
 # Keyed on CMakeCache.txt: after the first configure, `cmake --build` re-runs
 # CMake by itself when a CMakeLists.txt changes. A failed configure removes
@@ -85,6 +93,13 @@ $(TSAN_BUILD)/CMakeCache.txt: | deps
 # The bench needs neither the test suites nor Criterion's build time.
 $(REL_BUILD)/CMakeCache.txt: | deps
 	$(call configure,$(REL_BUILD),-DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF)
+
+# libFuzzer needs clang; STRATA_FUZZ instruments the library as well.
+FUZZ_CC ?= clang
+FUZZ_CXX ?= clang++
+$(FUZZ_BUILD)/CMakeCache.txt: | fuzz-deps
+	$(call configure,$(FUZZ_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=$(FUZZ_CC) \
+		-DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DSTRATA_FUZZ=ON -DSTRATA_BUILD_TESTS=OFF -DSTRATA_BUILD_BENCH=OFF)
 
 # ---- build and run ---------------------------------------------------------
 build: $(BUILD)/CMakeCache.txt
@@ -119,8 +134,18 @@ bench: $(REL_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(REL_BUILD) -j $(JOBS) --target strata-bench
 	./$(REL_BUILD)/bench/strata-bench substrate
 
+# Each libFuzzer target for FUZZ_SECONDS, one after the other, from the
+# generated seeds and the corpus earlier runs kept (build-fuzz/fuzz/run/);
+# fails if a target crashes, leaks or hangs, leaving the input in
+# build-fuzz/fuzz/run/<target>/artifacts/ (see fuzz/README.md).
+FUZZ_SECONDS ?= 60
+fuzz: $(FUZZ_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CTEST) --test-dir $(FUZZ_BUILD) -L '^fuzz$$' \
+		--timeout $$(( $(FUZZ_SECONDS) + 300 )) $(CTEST_FLAGS)
+
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(REL_BUILD) strata-demo
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(REL_BUILD) $(FUZZ_BUILD) strata-demo
