@@ -72,10 +72,23 @@ bool cli_path(char *buf, size_t len, const char *dir, const char *name);
 int cli_read_super(const char *cmd, const char *dir, struct sb_state *sb,
 		   struct sb_read_report *rep);
 
+/* ---- opening a store (cmd_check.c; check and checkpoint) --------------- */
+struct strata_store;
+/* Reads DIR/SUPER first (cli_read_super; into *before if not NULL), then
+ * opens the store DURABLE without CREATE, timed checkpoints off, and prints
+ * "recovery: <what recovery did>". CLI_OK, or CLI_FAIL after a message on
+ * stderr naming strata_last_error(). */
+int cli_open_store(const char *cmd, const char *dir, struct strata_store **out,
+		   struct sb_state *before);
+/* strata_close; CLI_FAIL with a message if it (its final checkpoint) fails. */
+int cli_close_store(const char *cmd, const char *dir, struct strata_store *s);
+
 /* ---- handlers, one file each ------------------------------------------- */
 int cmd_version(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_wal(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
 
 #endif /* STRATA_TOOLS_CLI_H */

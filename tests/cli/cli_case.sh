@@ -4,7 +4,9 @@
 # tool's contract: help and version succeed, every usage error exits 2 with
 # the usage on stderr, demo writes its report, a failing demo exits 1;
 # `info` and `wal` describe store directories written by MKSTORE (the test
-# helper mkstore.c), report damaged ones, and never change a byte.
+# helper mkstore.c), report damaged ones, and never change a byte; `check`
+# and `checkpoint` open real DURABLE stores that MKSTORE writes through the
+# public API, and check names each damaged node image.
 # Usage: cli_case.sh CASE STRATA_BINARY EXPECTED_VERSION MKSTORE_BINARY
 set -euo pipefail
 
@@ -58,6 +60,8 @@ case_help() {
 		stdout_has '^  demo \[DIR\] '
 		stdout_has '^  info DIR '
 		stdout_has '^  wal DIR \[--from LSN\] \[--limit N\] \[--frames\] '
+		stdout_has '^  check DIR '
+		stdout_has '^  checkpoint DIR '
 		stderr_empty
 	done
 }
@@ -78,6 +82,11 @@ case_command_help() {
 	stdout_has 'read-only'
 	run 0 wal "$tmp" --frames -h
 	stdout_has '^usage: strata wal DIR '
+	run 0 help check
+	stdout_has '^usage: strata check DIR$'
+	stdout_has 'recovers it'
+	run 0 checkpoint --help
+	stdout_has '^usage: strata checkpoint DIR$'
 }
 
 case_version() {
@@ -109,6 +118,13 @@ case_usage_errors() {
 	usage_error '--from 0x41: frames start at multiples of 8' wal "$tmp" --from 0x41
 	usage_error "bad --limit value '3k'" wal "$tmp" --limit 3k
 	usage_error '--limit must be at least 1' wal "$tmp" --limit 0
+	local cmd
+	for cmd in check checkpoint; do
+		usage_error 'missing DIR' $cmd
+		usage_error 'too many arguments' $cmd "$tmp" "$tmp"
+		usage_error "bad argument '--bogus'" $cmd --bogus
+		usage_error "bad argument ''" $cmd ''
+	done
 	build_store "$tmp/store"
 	usage_error 'is past any possible log' wal "$tmp/store" --from 0xfffffffffffffff8
 }
@@ -344,6 +360,146 @@ case_read_only() {
 	run 0 wal "$s" --from 0 --limit 1
 	(cd "$s" && ls -l --time-style=+%s && sha256sum -- *) >"$tmp/after"
 	diff "$tmp/before" "$tmp/after" >&2 || fail "inspecting the store changed it"
+}
+
+# ---- real stores for check and checkpoint ------------------------------------
+# durable_store DIR: a cleanly closed DURABLE store, epochs 2 and 3, five
+# live nodes; where the images of root nodes lie goes to $tmp/images as
+# "image ROOT ID FILE OFFSET SIZE".
+durable_store() {
+	[[ -n $mkstore ]] || fail "no mkstore binary given"
+	"$mkstore" durable "$1" >"$tmp/images" || fail "mkstore durable $1 failed"
+	[[ $(grep -c '^image ' "$tmp/images") -eq 3 ]] || fail "mkstore did not report 3 images"
+}
+image_field() { awk -v r="$1" -v f="$2" '$2 == r { print $f }' "$tmp/images"; }
+image_id() { image_field "$1" 3; }
+# flip_image DIR ROOT: one bit in the middle of that root node's image.
+flip_image() {
+	local file off size
+	file=$(image_field "$2" 4) off=$(image_field "$2" 5) size=$(image_field "$2" 6)
+	flip "$1/$file" $((off + size / 2))
+}
+snapshot_dir() { (cd "$1" && ls -l --time-style=+%s && sha256sum -- *); }
+
+case_check() {
+	local s=$tmp/store
+	durable_store "$s"
+	snapshot_dir "$s" >"$tmp/before"
+	run 0 check "$s"
+	stdout_has "^recovery: $s: recovered epoch 3 \\(checkpoint 1 at epoch 3, 0 commits replayed\\)\$"
+	stdout_has '^invariants \(.*allocator bitmaps.*\): clean$'
+	stdout_has '^images \(5 checked: CRCs, roots resolve\): clean$'
+	stdout_count 0 '^problem:'
+	stdout_has '^check: 5 nodes, 5 images verified, 0 problems$'
+	[[ $(tail -1 "$out") == 'check: 5 nodes, 5 images verified, 0 problems' ]] ||
+		fail "the summary is not the last line"
+	stderr_empty
+	# A clean store needs no recovery and no final checkpoint.
+	snapshot_dir "$s" >"$tmp/after"
+	diff "$tmp/before" "$tmp/after" >&2 || fail "checking a clean store changed it"
+}
+
+case_check_crash() {
+	local s=$tmp/store
+	"$mkstore" durable-crash "$s" || fail "mkstore durable-crash failed"
+	run 0 info "$s"
+	stdout_has '^  clean shutdown +no$'
+	stdout_has '^  checkpoint +generation 1, epoch 2,'
+	run 0 check "$s"
+	stdout_has "^recovery: $s: recovered epoch 4 \\(checkpoint 1 at epoch 2, 2 commits replayed\\)"
+	stdout_has '^check: 6 nodes, 6 images verified, 0 problems$'
+	stderr_empty
+	# Opening recovered the store; closing checkpointed what replay rebuilt.
+	run 0 info "$s"
+	stdout_has '^  clean shutdown +yes$'
+	stdout_has '^  checkpoint +generation 2, epoch 4,'
+	run 0 check "$s"
+	stdout_has "^recovery: .*\\(checkpoint 2 at epoch 4, 0 commits replayed\\)"
+	stdout_has '^check: 6 nodes, 6 images verified, 0 problems$'
+}
+
+case_check_corrupt() {
+	local s=$tmp/store leaf blob
+	durable_store "$s"
+	leaf=$(image_id leaf) blob=$(image_id blob)
+	flip_image "$s" leaf # a small node: its slot in data
+	run 1 check "$s"
+	stdout_has '^invariants .*: clean$'
+	stdout_has "^problem: node $leaf: image \\(200 bytes at data offset $(image_field leaf 5)\\) not readable: corruption detected"
+	stdout_has "^problem: root 'leaf': node $leaf does not resolve at epoch 3: corruption detected"
+	stdout_count 2 '^problem:'
+	stdout_has '^images .*: 2 problems$'
+	stdout_has '^check: 5 nodes, 5 images verified, 2 problems$'
+	flip_image "$s" blob # a large node: the checkpoint's large section
+	run 1 check "$s"
+	stdout_has "^problem: node $blob: image \\(100000 bytes at checkpoint file offset [0-9]+\\) not readable"
+	stdout_has "^problem: root 'blob': node $blob does not resolve"
+	stdout_has "^problem: node $leaf: "
+	stdout_has '^check: 5 nodes, 5 images verified, 4 problems$'
+	# A checkpoint must read the large image: it fails, and the files the
+	# store is made of stay as they were (the failed checkpoint may leave
+	# its unnamed ckpt.0000000000000002 behind; nothing refers to it).
+	local files='SUPER data ckpt.0000000000000001 wal.0000000000000000'
+	(cd "$s" && sha256sum -- $files) >"$tmp/before"
+	run 1 checkpoint "$s"
+	stderr_has "^strata checkpoint: $s: corruption detected"
+	stderr_has "^strata checkpoint: $s: closing the store \\(final checkpoint\\): I/O error"
+	(cd "$s" && sha256sum -- $files) >"$tmp/after"
+	diff "$tmp/before" "$tmp/after" >&2 || fail "a failed checkpoint changed the store"
+	run 1 check "$s"
+	stdout_has '^check: 5 nodes, 5 images verified, 4 problems$'
+}
+
+case_checkpoint() {
+	local s=$tmp/store
+	durable_store "$s"
+	run 0 info "$s"
+	stdout_has '^  checkpoint +generation 1, epoch 3,'
+	run 0 checkpoint "$s"
+	stdout_has "^recovery: $s: recovered epoch 3 "
+	stdout_has '^before: generation 1, epoch 3$'
+	stdout_has '^checkpoint: generation 2, epoch 3, clean shutdown no$'
+	stdout_has '^closed: generation 3, epoch 3, clean shutdown yes$'
+	stderr_empty
+	run 0 info "$s"
+	stdout_has '^  checkpoint +generation 3, epoch 3,'
+	stdout_has '^  clean shutdown +yes$'
+	stdout_has '^  ckpt\.0000000000000003 '
+	stdout_lacks '^  ckpt\.000000000000000[12] '
+	run 0 check "$s"
+	stdout_has "^recovery: .*\\(checkpoint 3 at epoch 3, 0 commits replayed\\)"
+	stdout_has '^check: 5 nodes, 5 images verified, 0 problems$'
+	# After a crash: the checkpoint holds the replayed commits.
+	"$mkstore" durable-crash "$tmp/crashed" || fail "mkstore durable-crash failed"
+	run 0 checkpoint "$tmp/crashed"
+	stdout_has '2 commits replayed'
+	stdout_has '^before: generation 1, epoch 2$'
+	stdout_has '^checkpoint: generation 2, epoch 4, clean shutdown no$'
+	stdout_has '^closed: generation 3, epoch 4, clean shutdown yes$'
+}
+
+case_check_not_a_store() {
+	local cmd
+	mkdir "$tmp/empty"
+	: >"$tmp/plain"
+	for cmd in check checkpoint; do
+		run 1 $cmd "$tmp/empty"
+		stderr_has "^strata $cmd: $tmp/empty: not a Strata store \\(no SUPER file\\)"
+		stdout_empty
+		run 1 $cmd "$tmp/missing"
+		stderr_has "^strata $cmd: $tmp/missing: No such file or directory$"
+		run 1 $cmd "$tmp/plain"
+		stderr_has "^strata $cmd: $tmp/plain(/SUPER)?: Not a directory\$"
+	done
+	[[ -z $(ls -A "$tmp/empty") ]] || fail "check wrote into a directory that is not a store"
+	[[ ! -e $tmp/missing ]] || fail "check created the directory it was asked about"
+	# A store with both superblock slots damaged is refused before opening.
+	durable_store "$tmp/s"
+	flip "$tmp/s/SUPER" 100
+	flip "$tmp/s/SUPER" $((4096 + 100))
+	run 1 check "$tmp/s"
+	stderr_has 'both superblock slots are corrupt'
+	stdout_empty
 }
 
 "case_${case_name//-/_}"
