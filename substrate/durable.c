@@ -295,6 +295,23 @@ static void remove_old_ckpt(durable *d, uint64_t gen)
 		io_sync_dir(d->env, d->dir);
 }
 
+/* The durable checkpoint is current: only the superblock changes. */
+static int set_clean_flag(strata_store *s, bool clean)
+{
+	durable *d = s->dur;
+	sb_state nsb = d->sb;
+	nsb.generation++;
+	nsb.flags = clean ? SB_FLAG_CLEAN : 0;
+	int rc = sb_write(d->super, &nsb);
+	if (rc) {
+		durable_poison(s, rc);
+		return rc;
+	}
+	d->sb = nsb;
+	sb_publish(&d->sbc, &nsb);
+	return 0;
+}
+
 /* Writes a checkpoint; clean: the store is closing and the WAL is empty
  * after it. Caller holds ckpt_lock. */
 static int checkpoint_locked(strata_store *s, bool clean)
@@ -305,10 +322,9 @@ static int checkpoint_locked(strata_store *s, bool clean)
 	struct strata_snapshot *pin;
 	if (rc || (rc = ckpt_begin(s, &C, &L, &pin)))
 		return rc;
-	if (C == d->sb.ckpt_epoch && L == d->sb.wal_start_lsn && d->sb.ckpt_gen &&
-	    clean == !!(d->sb.flags & SB_FLAG_CLEAN)) {
-		pin_release(&s->pins, pin); /* nothing new */
-		return 0;
+	if (C == d->sb.ckpt_epoch && L == d->sb.wal_start_lsn && d->sb.ckpt_gen) {
+		pin_release(&s->pins, pin); /* nothing new: at close, the clean flag */
+		return clean && !(d->sb.flags & SB_FLAG_CLEAN) ? set_clean_flag(s, true) : 0;
 	}
 	ckpt_written w;
 	sb_state nsb = d->sb;
@@ -568,9 +584,10 @@ static int read_super(durable *d)
 				strata_strerror(rep.slot_status[0]), strata_strerror(rep.slot_status[1]));
 		return rc;
 	}
-	uint64_t F = d->sb.wal_file_size;
-	if (F < WAL_MIN_FILE || (F & (F - 1)) || !d->sb.ckpt_epoch) {
-		store_set_error("%s/SUPER: impossible WAL file size or epoch", d->dir);
+	uint64_t F = d->sb.wal_file_size, L = d->sb.wal_start_lsn;
+	if (F < WAL_MIN_FILE || F > (1ull << 40) || (F & (F - 1)) || !d->sb.ckpt_epoch ||
+	    (L % F && L % F < WAL_FILE_HDR) || L % 8 || (d->sb.ckpt_epoch >> 63)) {
+		store_set_error("%s/SUPER: impossible WAL file size, start LSN or epoch", d->dir);
 		return STRATA_ECORRUPT;
 	}
 	return 0;

@@ -71,7 +71,14 @@ static int read_slot(io_file *f, uint64_t size, int i, uint8_t *buf, sb_state *s
 	if (size < (uint64_t)(i + 1) * SB_SLOT)
 		return STRATA_ETRUNCATED;
 	int rc = io_pread(f, buf, SB_SLOT, (uint64_t)i * SB_SLOT);
-	return rc ? rc : sb_decode(buf, st);
+	if (!rc)
+		rc = sb_decode(buf, st);
+	/* sb_write puts generation g in slot g % 2: a slot elsewhere was not
+	 * written by us, and trusting it would let the next write overwrite
+	 * the only current copy. */
+	if (!rc && st->generation % 2 != (uint64_t)i)
+		rc = STRATA_ECORRUPT;
+	return rc;
 }
 
 /* The error to report when no slot is usable: the most telling one. */

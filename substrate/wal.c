@@ -218,14 +218,44 @@ static void rec_encode(wal *w, const wal_rec *r, uint64_t epoch, uint32_t n, uin
 		walf_root_encode(pl, r->id, r->bytes, (uint16_t)r->len);
 }
 
+static int lead_flush(wal *w, bool sync);
+
+/* Files a staged batch may span: salts and open handles are kept in rings
+ * of MAX_OPEN by sequence number, so a flush must stay well inside that. */
+#define STAGE_FILES (MAX_OPEN / 2)
+
+static uint64_t stage_files(const wal *w, uint64_t extra)
+{
+	uint64_t F = w->cfg.file_size;
+	return (w->next_lsn + extra) / F - w->stage_lsn / F + 1;
+}
+
+/* Backpressure (lock held): a commit that would stretch the staged batch
+ * over too many files first has what is staged written out. */
+static int make_room(wal *w, uint64_t bytes)
+{
+	if (bytes + 2 * WAL_FILE_HDR > (STAGE_FILES - 2) * w->cfg.file_size)
+		return STRATA_ETOOBIG; /* larger than any batch may be */
+	while (!w->error && stage_files(w, bytes + 2 * WAL_FILE_HDR) > STAGE_FILES) {
+		if (w->flushing)
+			pthread_cond_wait(&w->cond, &w->lock);
+		else
+			lead_flush(w, false);
+	}
+	return w->error ? STRATA_EIO : 0;
+}
+
 int wal_append(wal *w, const wal_rec *recs, size_t n, uint64_t epoch, uint64_t *end_lsn)
 {
 	for (size_t i = 0; i < n; i++)
 		if (recs[i].type < WAL_NODE || recs[i].type > WAL_ROOT ||
 		    (recs[i].type == WAL_ROOT && recs[i].len > STRATA_ROOT_NAME_MAX))
 			return STRATA_EINVAL;
+	uint64_t bytes = walf_frame_size(rec_len(NULL));
+	for (size_t i = 0; i < n; i++)
+		bytes += walf_frame_size(rec_len(&recs[i])) + WAL_FRAME_HDR; /* + a SKIP */
 	pthread_mutex_lock(&w->lock);
-	int rc = w->error ? STRATA_EIO : 0;
+	int rc = w->error ? STRATA_EIO : make_room(w, bytes);
 	uint64_t undo = w->next_lsn;
 	for (size_t i = 0; !rc && i <= n; i++) {
 		const wal_rec *r = i < n ? &recs[i] : NULL;
@@ -290,8 +320,11 @@ static int lead_flush(wal *w, bool sync)
 	uint64_t a = w->stage_lsn, b = w->next_lsn, from = w->durable, F = w->cfg.file_size;
 	uint32_t salts[MAX_OPEN];
 	size_t nfiles = b > a ? (size_t)((b - 1) / F - a / F + 1) : 0;
-	if (nfiles > MAX_OPEN)
-		return STRATA_ETOOBIG; /* cannot happen: the stage never spans that far */
+	if (nfiles > MAX_OPEN) { /* make_room prevents it; never wedge if not */
+		w->error = STRATA_ETOOBIG;
+		pthread_cond_broadcast(&w->cond);
+		return w->error;
+	}
 	for (size_t i = 0; i < nfiles; i++)
 		salts[i] = salt_for(w, a / F + i);
 	wal_buf batch = w->stage;

@@ -161,6 +161,8 @@ static int scan_after(reader *r, uint64_t bad, scan_result *out)
 	for (uint64_t seq = bad_seq;; seq++) {
 		mapped *x;
 		int rc = map_file(r, seq, &x);
+		if (!rc && !x && seq == bad_seq)
+			continue; /* the log ended at a missing file: look past it */
 		if (rc || !x)
 			return rc;
 		uint64_t pos = seq == bad_seq ? bad + 8 : seq * F + WAL_FILE_HDR;
@@ -239,6 +241,26 @@ static int judge(reader *r, uint64_t bad, uint64_t bad_end, bool salvage, wal_re
 	return 0;
 }
 
+/* The file holding `lsn` is missing or not part of this log: a later
+ * file with a commit synced after lsn proves it had been durable. */
+static int judge_missing(reader *r, uint64_t lsn, bool salvage, wal_replay_result *res)
+{
+	scan_result s;
+	int rc = scan_after(r, lsn, &s);
+	if (rc || !s.proof_epoch)
+		return rc;
+	res->bad_lsn = lsn;
+	snprintf(res->message, sizeof res->message,
+		 "wal.%016llx is missing or not this store's, but the commit of epoch %" PRIu64
+		 " after it was written once it was synced; last good epoch %" PRIu64,
+		 (unsigned long long)(lsn / r->cfg->file_size), s.proof_epoch, res->last_epoch);
+	if (salvage && s.valid_end > lsn) {
+		res->cut_from = res->end_lsn;
+		res->cut_to = s.valid_end;
+	}
+	return salvage ? 0 : STRATA_ECORRUPT;
+}
+
 int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_commit_fn fn, void *ctx,
 	       wal_replay_result *res)
 {
@@ -250,8 +272,12 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 	bool bad;
 	for (;;) {
 		mapped *m;
-		if ((rc = map_file(&r, lsn / F, &m)) || !m)
-			break; /* no file: the log ends here */
+		if ((rc = map_file(&r, lsn / F, &m)))
+			break;
+		if (!m) { /* no file (or not this log's): the log ends here... */
+			rc = judge_missing(&r, lsn, salvage, res);
+			break; /* ...unless a later file proves this one was durable */
+		}
 		uint64_t off = lsn % F;
 		wal_frame f;
 		if (off >= m->len ||

@@ -429,3 +429,54 @@ Test(wal, recycled_files_never_replay_old_frames)
 	free(scratch);
 	io_sim_free(env);
 }
+
+/* A commit larger than a batch may span is refused up front; many commits
+ * that together span more files than that are written out as they come
+ * (backpressure), and all replay. Neither wedges the WAL. */
+Test(wal, huge_batches_never_wedge, .timeout = 300)
+{
+	io_env *env = sim_with_dir();
+	wal_config c = config(env, SMALL_FILE);
+	wal *w;
+	cr_assert_eq(wal_open(&c, 0, &w), 0);
+	uint8_t *big = calloc(1, 1000000);
+	wal_rec recs[70];
+	for (int i = 0; i < 70; i++)
+		recs[i] = (wal_rec){.type = WAL_NODE, .id = (uint64_t)(i + 1) << 36, .bytes = big,
+				    .len = 1000000};
+	uint64_t end;
+	cr_assert_eq(wal_append(w, recs, 70, 2, &end), STRATA_ETOOBIG);
+	cr_assert_eq(wal_error(w), 0, "refusing a commit does not poison");
+	/* 40 commits of 1 MB each: 40 files, no sync in between. */
+	for (uint64_t k = 0; k < 40; k++)
+		cr_assert_eq(wal_append(w, &recs[0], 1, 2 + k, &end), 0, "commit %llu",
+			     (unsigned long long)k);
+	cr_assert_eq(wal_sync_to(w, end), 0);
+	wal_close(w);
+	wal_replay_result res;
+	cr_assert_eq(wal_replay(&c, 0, false, NULL, NULL, &res), 0, "%s", res.message);
+	cr_assert_eq(res.commits, 40);
+	cr_assert_eq(res.end_lsn, end);
+	free(big);
+	io_sim_free(env);
+}
+
+/* A WAL file missing from the middle of the log is corruption (a later
+ * file holds commits synced after it), not a quiet end of the log. */
+Test(wal, missing_middle_file_is_corruption)
+{
+	io_env *env = sim_with_dir();
+	cr_assert_eq(workload(env, SMALL_FILE, 0, 0, 60, 150000, 2), 60);
+	wal_config c = config(env, SMALL_FILE);
+	wal_replay_result res;
+	cr_assert_eq(wal_replay(&c, 0, false, NULL, NULL, &res), 0);
+	cr_assert_gt(res.end_lsn / SMALL_FILE, 2, "the log spans several files");
+	cr_assert_eq(io_unlink(env, "store/wal.0000000000000001"), 0);
+	int rc = wal_replay(&c, 0, false, NULL, NULL, &res);
+	cr_assert_eq(rc, STRATA_ECORRUPT, "%s", res.message);
+	cr_assert(strstr(res.message, "wal.0000000000000001 is missing"), "%s", res.message);
+	cr_assert_eq(wal_replay(&c, 0, true, NULL, NULL, &res), 0, "salvage keeps file 0");
+	cr_assert_gt(res.commits, 0);
+	cr_assert_lt(res.end_lsn, SMALL_FILE);
+	io_sim_free(env);
+}
