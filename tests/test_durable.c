@@ -20,6 +20,15 @@
 
 TestSuite(durable, .fini = test_leak_check);
 
+/* Under ThreadSanitizer (10-50x slower) the campaigns shrink: that build
+ * looks for races, which a few hundred states exercise as well as all of
+ * them; the normal and ASan builds run everything. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#else
+#define TSAN_BUILD 0
+#endif
+
 #define NROOTS 3
 static const char *const root_names[NROOTS] = {"r0", "r1", "r2"};
 
@@ -265,11 +274,13 @@ static void crash_campaign(uint32_t n, uint32_t ckpt_at, unsigned *checked)
 Test(durable, power_loss_at_every_step, .timeout = 900)
 {
 	unsigned checked = 0;
-	crash_campaign(5, 0, &checked);
-	crash_campaign(5, 2, &checked);
+	if (!TSAN_BUILD) {
+		crash_campaign(5, 0, &checked);
+		crash_campaign(5, 2, &checked);
+	}
 	crash_campaign(3, 1, &checked);
-	cr_log_info("durable: %u crash states checked (3 scripts x 4 loss modes)", checked);
-	cr_assert_gt(checked, 100);
+	cr_log_info("durable: %u crash states checked (4 loss modes each)", checked);
+	cr_assert_gt(checked, TSAN_BUILD ? 50 : 400);
 }
 
 /* ---- corruption ---------------------------------------------------------------------- */
@@ -323,10 +334,11 @@ static void flip_campaign(const char *file, uint32_t n, uint32_t ckpt_at, uint64
 
 Test(durable, corruption_is_detected_never_served, .timeout = 900)
 {
-	flip_campaign("db/SUPER", 6, 3, 200);
-	flip_campaign("db/ckpt.0000000000000002", 6, 3, 400);
-	flip_campaign("db/wal.0000000000000000", 6, 3, 200);
-	flip_campaign("db/data", 6, 3, 200);
+	unsigned k = TSAN_BUILD ? 10 : 1; /* fewer samples under TSan */
+	flip_campaign("db/SUPER", 6, 3, 200 / k);
+	flip_campaign("db/ckpt.0000000000000002", 6, 3, 400 / k);
+	flip_campaign("db/wal.0000000000000000", 6, 3, 200 / k);
+	flip_campaign("db/data", 6, 3, 200 / k);
 }
 
 /* The damaged bytes of a node are never returned: resolve reports them. */
