@@ -230,6 +230,10 @@ int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t 
 	rc = pq_reserve(d); /* room first: nothing may fail after the append */
 	if (!rc && !(rc = wal_append(d->wal, recs, n, E, &p.end_lsn)))
 		d->pq[(d->pq_head + d->pq_n++) % d->pq_cap] = p;
+	size_t nodes = 0;
+	for (size_t i = 0; !rc && i < n; i++)
+		nodes += recs[i].type == WAL_NODE;
+	atomic_fetch_add_explicit(&d->dirty, nodes, memory_order_relaxed);
 	pthread_mutex_unlock(&d->pub_lock);
 	return rc;
 }
@@ -262,9 +266,13 @@ int durable_finish_commit(strata_store *s, uint64_t E, strata_durability dm)
 	while (atomic_load(&s->epoch_current) < E && !(rc = dur_status(d)))
 		pthread_cond_wait(&d->pub_cond, &d->pub_lock);
 	pthread_mutex_unlock(&d->pub_lock);
-	if (dm == STRATA_ASYNC) {
+	/* ASYNC: the coordinator syncs within async_ms anyway; a crossed
+	 * checkpoint threshold should not wait for its next round. */
+	if (!rc && (atomic_load(&d->dirty) >= d->ckpt_dirty ||
+		    wal_end(d->wal) - d->ckpt_lsn >= d->ckpt_wal_bytes)) {
 		pthread_mutex_lock(&d->wake_lock);
-		pthread_cond_signal(&d->wake); /* the coordinator syncs within async_ms */
+		d->kicked = true;
+		pthread_cond_signal(&d->wake);
 		pthread_mutex_unlock(&d->wake_lock);
 	}
 	return rc;
@@ -281,6 +289,7 @@ static int ckpt_begin(strata_store *s, uint64_t *C, uint64_t *L, struct strata_s
 	pthread_mutex_lock(&d->pub_lock);
 	*C = atomic_load(&s->epoch_current);
 	*L = d->pq_n ? d->pq[d->pq_head].start_lsn : wal_end(d->wal);
+	atomic_store(&d->dirty, 0); /* approximately: queued commits count again later */
 	*pin = pin_acquire(&s->pins, &s->epoch_current);
 	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_unlock(&s->commit_lock);
@@ -380,7 +389,7 @@ static bool ckpt_due(strata_store *s)
 {
 	durable *d = s->dur;
 	uint64_t wal_bytes = wal_end(d->wal) - d->ckpt_lsn;
-	if (wal_bytes >= d->ckpt_wal_bytes)
+	if (wal_bytes >= d->ckpt_wal_bytes || atomic_load(&d->dirty) >= d->ckpt_dirty)
 		return true;
 	return d->ckpt_ms && atomic_load(&s->epoch_current) > d->sb.ckpt_epoch &&
 	       now_ns() - d->ckpt_ns >= (uint64_t)d->ckpt_ms * 1000000u;
@@ -397,7 +406,9 @@ static void *coordinator(void *arg)
 		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)d->async_ms * 1000000u;
 		ts.tv_sec += (time_t)(ns / 1000000000u);
 		ts.tv_nsec = (long)(ns % 1000000000u);
-		pthread_cond_timedwait(&d->wake, &d->wake_lock, &ts);
+		if (!d->kicked)
+			pthread_cond_timedwait(&d->wake, &d->wake_lock, &ts);
+		d->kicked = false;
 		if (d->stop || dur_status(d))
 			continue;
 		pthread_mutex_unlock(&d->wake_lock);
@@ -650,6 +661,7 @@ static int durable_new(const strata_options *o, io_env *env, durable **out)
 	d->async_ms = o->async_interval_ms ? o->async_interval_ms : 10;
 	d->ckpt_ms = o->checkpoint_interval_ms;
 	d->ckpt_wal_bytes = o->checkpoint_wal_bytes;
+	d->ckpt_dirty = o->checkpoint_dirty_nodes ? o->checkpoint_dirty_nodes : UINT64_MAX;
 	d->wcfg = (wal_config){.env = env, .dir = d->dir};
 	return 0;
 }

@@ -76,10 +76,12 @@ typedef struct durable {
 	/* the coordinator thread */
 	pthread_t thread;
 	bool thread_running, stop;
+	bool kicked; /* a wake-up not yet seen (wake_lock): none is lost */
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake;
 	uint32_t async_ms, ckpt_ms;
-	uint64_t ckpt_wal_bytes;
+	uint64_t ckpt_wal_bytes, ckpt_dirty;
+	_Atomic uint64_t dirty; /* nodes logged since the last checkpoint began */
 	char report[512]; /* what recovery did */
 } durable;
 

@@ -28,6 +28,7 @@ void strata_options_init(strata_options *o)
 	o->wal_file_size = 64u << 20;
 	o->checkpoint_wal_bytes = 64u << 20;
 	o->checkpoint_interval_ms = 60000;
+	o->checkpoint_dirty_nodes = 1000000;
 }
 
 static bool pow2(uint32_t x)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crc32c.h"
 #include "durable.h"
@@ -536,4 +537,35 @@ Test(durable, make_durable_is_all_or_nothing, .timeout = 300)
 		    total, none, whole);
 	cr_assert_gt(none, 0);
 	cr_assert_gt(whole, 0);
+}
+
+/* ---- checkpoint policy ------------------------------------------------------------- */
+static uint64_t ckpt_gen_of(strata_store *s)
+{
+	sb_state sb;
+	sb_load(&s->dur->sbc, &sb);
+	return sb.ckpt_gen;
+}
+
+/* The dirty-node threshold alone (no WAL-size or time trigger) makes the
+ * coordinator checkpoint in the background, woken by the commit. */
+Test(durable, dirty_nodes_trigger_a_background_checkpoint)
+{
+	io_env *env = fresh_env();
+	strata_options o = opts();
+	o.checkpoint_dirty_nodes = 5;
+	strata_store *s;
+	cr_assert_eq(store_open_env(&o, env, &s), 0);
+	cr_assert_eq(ckpt_gen_of(s), 0);
+	model m = {{0}};
+	for (uint32_t k = 1; k <= 6; k++)
+		cr_assert_eq(do_commit(s, k, &m), 0);
+	for (int i = 0; i < 500 && ckpt_gen_of(s) == 0; i++)
+		usleep(10000);
+	cr_assert_geq(ckpt_gen_of(s), 1, "no checkpoint within 5 s of crossing the threshold");
+	cr_assert_eq(strata_close(s), 0);
+	cr_assert_eq(store_open_env(&o, env, &s), 0);
+	cr_assert(state_is(s, &m));
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
 }

@@ -130,6 +130,11 @@ typedef struct strata_options {
 	uint64_t checkpoint_wal_bytes; /* checkpoint after this much WAL; default 64 MiB */
 	uint32_t checkpoint_interval_ms; /* and at least this often if anything changed;
 					    default 60000; 0: only by WAL size and on demand */
+	uint64_t checkpoint_dirty_nodes; /* or when this many nodes were written since the
+					    last one (they make the next checkpoint's
+					    work); default 1000000. A commit that crosses
+					    a threshold wakes the checkpointer at once, so
+					    checkpoints keep pace with the write rate. */
 } strata_options;
 
 enum strata_open_flags {
