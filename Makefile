@@ -149,3 +149,24 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(REL_BUILD) $(FUZZ_BUILD) strata-demo
+
+# ---- crash campaign (tests/crash) -------------------------------------------
+# strata-crash forks a multi-threaded DURABLE workload, SIGKILLs it at a
+# random moment, reopens and verifies: CRASH_CYCLES cycles (the default
+# suite runs 200) in a Release build of its own, store in build-crash/.
+# CRASH_FLAGS passes more options (--seed S, --threads T, --max-ms M).
+CRASH_BUILD := build-crash
+CRASH_CYCLES ?= 100000
+CRASH_FLAGS ?=
+.PHONY: crash clean-crash
+$(CRASH_BUILD)/CMakeCache.txt: | deps
+	$(call configure,$(CRASH_BUILD),-DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_BENCH=OFF)
+
+crash: $(CRASH_BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(CRASH_BUILD) -j $(JOBS) --target strata-crash
+	./$(CRASH_BUILD)/tests/crash/strata-crash --cycles $(CRASH_CYCLES) \
+		--dir $(CRASH_BUILD)/crash-work $(CRASH_FLAGS)
+
+clean: clean-crash
+clean-crash:
+	rm -rf $(CRASH_BUILD)
