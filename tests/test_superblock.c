@@ -234,3 +234,33 @@ Test(superblock, seqlock_never_tears, .timeout = 120)
 	cr_assert_eq(last.generation, 200000);
 	cr_assert_eq(atomic_load(&c.cell.seq) & 1, 0);
 }
+
+/* Burst errors: every burst of 2..32 consecutive flipped bits (CRC32C
+ * catches all of them) at positions across the slot, and sampled longer
+ * bursts of random bytes, are refused. */
+Test(superblock, bursts_are_detected)
+{
+	static uint8_t slot[SB_SLOT], copy[SB_SLOT];
+	sb_state a = sample(11), b;
+	sb_encode(&a, slot);
+	test_rng rng = {77};
+	unsigned bursts = 0;
+	for (unsigned len = 2; len <= 32; len++) {
+		for (unsigned start = 0; start + len <= SB_SLOT * 8; start += 61) {
+			memcpy(copy, slot, SB_SLOT);
+			for (unsigned i = start; i < start + len; i++)
+				copy[i / 8] ^= (uint8_t)(1u << (i % 8));
+			cr_assert_neq(sb_decode(copy, &b), 0, "burst %u at bit %u accepted", len, start);
+			bursts++;
+		}
+	}
+	for (unsigned k = 0; k < 2000; k++) {
+		memcpy(copy, slot, SB_SLOT);
+		size_t at = rng_below(&rng, SB_SLOT - 64), n = 5 + rng_below(&rng, 60);
+		for (size_t i = 0; i < n; i++)
+			copy[at + i] ^= (uint8_t)(1 + rng_below(&rng, 255));
+		cr_assert_neq(sb_decode(copy, &b), 0, "random burst at %zu accepted", at);
+		bursts++;
+	}
+	cr_log_info("superblock: %u bursts refused", bursts);
+}
