@@ -23,6 +23,7 @@
 
 #include "crc32c.h"
 #include "durable.h"
+#include "le.h"
 
 #define CK_MAGIC 0x43505553u /* "SUPC" */
 #define CK_VERSION 1u
@@ -43,10 +44,6 @@ typedef struct ck_header {
 	uint32_t next_index[OT_MAX_SHARDS];
 } ck_header;
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 static void header_encode(const ck_header *h, uint8_t *b)
 {

@@ -11,17 +11,11 @@
 
 #include "crc32c.h"
 #include "internal.h"
+#include "le.h"
 #include "superblock.h"
 
 _Static_assert(sizeof(sb_state) % 8 == 0, "sb_state is copied by words");
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the format is little-endian");
 
 void sb_encode(const sb_state *s, uint8_t slot[SB_SLOT])
 {
