@@ -8,6 +8,8 @@
 #   make test-asan   the suite under AddressSanitizer + UBSan (build-asan/)
 #   make test-tsan   the suite under ThreadSanitizer (build-tsan/)
 #   make soak        the reader/writer stress test, long (SOAK_COMMITS=2000000)
+#   make crash       fork + SIGKILL campaign, CRASH_CYCLES (100000) cycles
+#   make fuzz        libFuzzer targets (clang), FUZZ_SECONDS each
 #   make bench       Release build (build-rel/), then `strata-bench substrate`
 #   make fuzz        libFuzzer targets (clang, build-fuzz/), FUZZ_SECONDS=60 each
 #   make install     cmake --install build (PREFIX=/usr/local by default)

@@ -88,10 +88,12 @@ static int load_image(strata_store *s, strata_node_id id, uint64_t loc, uint32_t
 		       : io_pread(d->data, p, size,
 				  (uint64_t)seg_no_of(p) * SEG_SIZE + seg_offset_of(p));
 	uint32_t *cell = durable_crc_cell(d, id, false);
-	if (!rc && (!cell || strata_crc32c(0, p, size) != *cell)) {
-		rc = STRATA_ECORRUPT;
-		store_set_error("node %#" PRIx64 ": image fails its checksum (%s)", id,
+	/* An image past the end of its file is damage like a bad checksum. */
+	if (rc == STRATA_ETRUNCATED || (!rc && (!cell || strata_crc32c(0, p, size) != *cell))) {
+		store_set_error("node %#" PRIx64 ": image %s (%s)", id,
+				rc ? "lies past the end of its file" : "fails its checksum",
 				large ? "checkpoint large section" : "data file");
+		rc = STRATA_ECORRUPT;
 	}
 	if (rc && large)
 		strata_mem_free(p, size);
@@ -694,7 +696,7 @@ static int claim_dir(durable *d, bool create)
 	return rc == -EBADF ? STRATA_EBUSY : rc;
 }
 
-int durable_open_env(strata_store *s, const strata_options *o, io_env *env)
+static int open_dir(strata_store *s, const strata_options *o, io_env *env)
 {
 	int rc = durable_init(s, o, env);
 	if (rc)
@@ -717,8 +719,12 @@ int durable_open_env(strata_store *s, const strata_options *o, io_env *env)
 		return rc;
 	memcpy(d->wcfg.uuid, d->sb.uuid, 16);
 	d->wcfg.file_size = d->sb.wal_file_size;
-	if ((rc = wal_open(&d->wcfg, exists ? res.end_lsn : 0, &d->wal)))
+	uint64_t end = exists ? res.end_lsn : 0;
+	if ((rc = wal_open_keep(&d->wcfg, end, exists ? d->sb.wal_start_lsn : 0, &d->wal))) {
+		store_set_error("%s/wal.%016" PRIx64 ", where the log continues: %s", d->dir,
+				end / d->wcfg.file_size, strata_strerror(rc));
 		return rc;
+	}
 	sb_publish(&d->sbc, &d->sb);
 	d->ckpt_lsn = d->sb.wal_start_lsn;
 	d->ckpt_ns = now_ns();
@@ -731,6 +737,17 @@ int durable_open_env(strata_store *s, const strata_options *o, io_env *env)
 		return STRATA_ENOMEM;
 	d->thread_running = true;
 	return 0;
+}
+
+/* A failed open leaves a message of its own for strata_last_error(),
+ * never one from an earlier open. */
+int durable_open_env(strata_store *s, const strata_options *o, io_env *env)
+{
+	store_set_error("%s", "");
+	int rc = open_dir(s, o, env);
+	if (rc && !last_error[0])
+		store_set_error("%s: %s", o->path, strata_strerror(rc));
+	return rc;
 }
 
 int durable_open(strata_store *s, const strata_options *o)

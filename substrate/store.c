@@ -132,11 +132,25 @@ static void free_large_objects(strata_store *s)
 	}
 }
 
+/* Snapshots or transactions of the caller still open? A checkpoint in
+ * progress pins an epoch of its own: wait for it (it cannot start another
+ * while we hold ckpt_lock), so that pin is not taken for the caller's. */
+static bool store_busy(strata_store *s)
+{
+	struct durable *d = s->dur;
+	if (d)
+		pthread_mutex_lock(&d->ckpt_lock);
+	bool busy = pin_count(&s->pins) || atomic_load(&s->txns_open);
+	if (d)
+		pthread_mutex_unlock(&d->ckpt_lock);
+	return busy;
+}
+
 int strata_close(strata_store *s)
 {
 	if (!s)
 		return 0;
-	if (pin_count(&s->pins) || atomic_load(&s->txns_open))
+	if (store_busy(s))
 		return STRATA_EBUSY;
 	int rc = s->dur ? durable_close(s) : 0;
 	store_destroy(s);

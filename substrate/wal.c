@@ -180,11 +180,13 @@ static int stage_reserve(wal *w, size_t size, uint64_t *lsn)
 	int rc = buf_fit(&w->stage, (size_t)(end - w->stage_lsn));
 	if (rc)
 		return rc;
-	uint8_t *base = w->stage.p - w->stage_lsn;
-	memset(base + w->next_lsn, 0, (size_t)(end - w->next_lsn));
+	/* Byte `lsn` of the stream is stage.p[lsn - stage_lsn] (no pointer
+	 * biased by the LSN: that would leave the buffer, undefined). */
+	memset(w->stage.p + (w->next_lsn - w->stage_lsn), 0, (size_t)(end - w->next_lsn));
 	if (skip) {
 		if (next_file - at >= WAL_FRAME_HDR)
-			walf_frame_encode(base + at, WAL_SKIP, at, salt_for(w, at / F), NULL, 0);
+			walf_frame_encode(w->stage.p + (at - w->stage_lsn), WAL_SKIP, at,
+					  salt_for(w, at / F), NULL, 0);
 		at = next_file + WAL_FILE_HDR;
 	}
 	*lsn = at;
@@ -456,8 +458,13 @@ static bool pow2_u64(uint64_t x)
 
 int wal_open(const wal_config *cfg, uint64_t start_lsn, wal **out)
 {
+	return wal_open_keep(cfg, start_lsn, start_lsn, out);
+}
+
+int wal_open_keep(const wal_config *cfg, uint64_t start_lsn, uint64_t keep_lsn, wal **out)
+{
 	if (!cfg || !cfg->env || !cfg->dir || !pow2_u64(cfg->file_size) ||
-	    cfg->file_size < WAL_MIN_FILE)
+	    cfg->file_size < WAL_MIN_FILE || keep_lsn > start_lsn)
 		return STRATA_EINVAL;
 	wal *w = strata_mem_calloc(1, sizeof *w);
 	size_t dl = strlen(cfg->dir);
@@ -472,8 +479,10 @@ int wal_open(const wal_config *cfg, uint64_t start_lsn, wal **out)
 	pthread_cond_init(&w->cond, NULL);
 	w->stage_lsn = w->next_lsn = w->durable = start_lsn;
 	uint64_t seq = start_lsn / cfg->file_size;
-	w->lowest_kept = seq;
-	scan_ctx sc = {w, seq, 0};
+	/* Files from keep_lsn's on hold the log recovery replays until a
+	 * checkpoint moves the superblock's start: none of them is reused. */
+	w->lowest_kept = keep_lsn / cfg->file_size;
+	scan_ctx sc = {w, w->lowest_kept, 0};
 	int rc = io_list(cfg->env, cfg->dir, scan_one, &sc);
 	if (!rc)
 		rc = sc.rc;

@@ -48,6 +48,9 @@ typedef struct wal_rec {
  * start_lsn are the log). Errors: I/O, STRATA_EFORMAT (existing file of
  * another store), STRATA_ENOMEM. */
 int wal_open(const wal_config *cfg, uint64_t start_lsn, wal **out);
+/* The same, when recovery still needs the files from keep_lsn (<= start_lsn:
+ * the superblock's WAL start) on: only files below keep_lsn are reused. */
+int wal_open_keep(const wal_config *cfg, uint64_t start_lsn, uint64_t keep_lsn, wal **out);
 /* Flushes nothing: call wal_sync_to(wal_end(w)) first for a clean close. */
 void wal_close(wal *w);
 
