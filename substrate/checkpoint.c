@@ -414,7 +414,9 @@ static int load_live(ck_load *l, strata_node_id id, ot_entry *e, const uint8_t *
 {
 	uint64_t loc = get64(rec), birth = get64(rec + 8);
 	uint32_t info = get32(rec + 20), size = OT_INFO_SIZE(info);
-	if (!size || birth > l->h.epoch || birth == 0)
+	/* Tags start at 1 (a live entry 0/0 of tag 0 would be NodeID 0, the
+	 * empty root), as WAL replay requires of NODE frames too. */
+	if (!size || birth > l->h.epoch || birth == 0 || !STRATA_NODEID_TAG(id))
 		return LOAD_BAD(l, "node %#" PRIx64 ": size %u, birth %" PRIu64, id, size, birth);
 	uint64_t mem;
 	if (seg_class_of(size) == STRATA_CLASS_LARGE) {
@@ -446,7 +448,14 @@ static int load_live(ck_load *l, strata_node_id id, ot_entry *e, const uint8_t *
 
 static int load_entries(ck_load *l, const uint8_t *ent)
 {
-	uint64_t at = 0;
+	uint64_t at = 0, total = 0;
+	for (uint32_t sh = 0; sh < OT_MAX_SHARDS; sh++)
+		total += l->h.next_index[sh];
+	/* Checked before the object table grows to the counts (up to 2^30
+	 * entries per shard), not after. */
+	if (total * CK_ENTRY != l->h.sec[SEC_ENTRIES].len)
+		return LOAD_BAD(l, "entries section of %" PRIu64 " bytes for %" PRIu64 " entries",
+				l->h.sec[SEC_ENTRIES].len, total);
 	for (uint32_t sh = 0; sh < OT_MAX_SHARDS; sh++) {
 		uint32_t n = l->h.next_index[sh];
 		if (n && sh >= l->s->ot.shards_max)

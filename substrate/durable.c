@@ -598,8 +598,11 @@ static int read_super(durable *d)
 		return rc;
 	}
 	uint64_t F = d->sb.wal_file_size, L = d->sb.wal_start_lsn;
+	/* LSNs stay below WAL_LSN_MAX (near 2^64 the writer's file arithmetic
+	 * would wrap: the first commit spun forever). */
 	if (F < WAL_MIN_FILE || F > (1ull << 40) || (F & (F - 1)) || !d->sb.ckpt_epoch ||
-	    (L % F && L % F < WAL_FILE_HDR) || L % 8 || (d->sb.ckpt_epoch >> 63)) {
+	    (L % F && L % F < WAL_FILE_HDR) || L % 8 || L >= WAL_LSN_MAX ||
+	    (d->sb.ckpt_epoch >> 63)) {
 		store_set_error("%s/SUPER: impossible WAL file size, start LSN or epoch", d->dir);
 		return STRATA_ECORRUPT;
 	}
@@ -629,12 +632,17 @@ static int recover(strata_store *s, bool salvage, wal_replay_result *res)
 				res->message[0] ? ": " : "", res->message);
 		return rc;
 	}
+	if (res->end_lsn >= WAL_LSN_MAX) {
+		store_set_error("%s: WAL replay: the log ends at LSN %" PRIu64 ", past 2^63", d->dir,
+				res->end_lsn);
+		return STRATA_ECORRUPT;
+	}
 	if (res->cut_to > res->cut_from && (rc = wal_cut_tail(&d->wcfg, res)))
 		return rc;
 	return after_replay(s);
 }
 
-static void durable_release(durable *d);
+static void durable_release(durable *d, const otable *ot);
 
 /* A durable state for `o` (not attached to a store yet). */
 static int durable_new(const strata_options *o, io_env *env, durable **out)
@@ -783,11 +791,29 @@ int durable_close(strata_store *s)
 
 void durable_free(strata_store *s)
 {
-	durable_release(s->dur);
+	durable_release(s->dur, &s->ot);
 	s->dur = NULL;
 }
 
-static void durable_release(durable *d)
+/* CRC cells exist only for entries the object table has issued (below
+ * their shard's next_index): only those directory slots are looked at,
+ * not all OT_DIR * OT_MAX_SHARDS (32 MiB of pointers) at every close. */
+static void free_crc_cells(durable *d, const otable *ot)
+{
+	for (uint32_t sh = 0; ot && sh < ot->shards_max; sh++) {
+		for (uint64_t c = 0; c * OT_CHUNK < ot->shards[sh].next_index; c++) {
+			uint32_t *cell = atomic_load_explicit(&d->crc_dirs[(sh << OT_DIR_BITS) | c],
+							      memory_order_relaxed);
+			if (cell)
+				strata_mem_zunmap(cell, sizeof(uint32_t) * OT_CHUNK);
+		}
+	}
+	strata_mem_zunmap(d->crc_dirs, sizeof(*d->crc_dirs) * OT_DIR * OT_MAX_SHARDS);
+}
+
+/* ot: the store's object table (NULL: d was never attached to a store,
+ * so it made no CRC cells). */
+static void durable_release(durable *d, const otable *ot)
 {
 	if (!d)
 		return;
@@ -797,14 +823,8 @@ static void durable_release(durable *d)
 	io_close(d->ckpt);
 	io_close(d->super);
 	io_close(d->lock_file); /* releases the lock */
-	if (d->crc_dirs) {
-		for (size_t i = 0; i < (size_t)OT_DIR * OT_MAX_SHARDS; i++) {
-			uint32_t *c = atomic_load_explicit(&d->crc_dirs[i], memory_order_relaxed);
-			if (c)
-				strata_mem_zunmap(c, sizeof(uint32_t) * OT_CHUNK);
-		}
-		strata_mem_zunmap(d->crc_dirs, sizeof(*d->crc_dirs) * OT_DIR * OT_MAX_SHARDS);
-	}
+	if (d->crc_dirs)
+		free_crc_cells(d, ot);
 	strata_mem_free(d->limbo, d->limbo_cap * sizeof *d->limbo);
 	strata_mem_free(d->pq, d->pq_cap * sizeof *d->pq);
 	if (d->dir)
@@ -867,7 +887,7 @@ int make_durable_env(strata_store *s, const char *dir, io_env *env)
 	if (!rc)
 		rc = switch_to(s, d);
 	if (rc) {
-		durable_release(d);
+		durable_release(d, NULL);
 		return rc;
 	}
 	pthread_mutex_lock(&d->ckpt_lock);

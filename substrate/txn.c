@@ -511,6 +511,10 @@ static uint64_t commit_locked(strata_txn *t, commit_prep *p, const wal_rec *recs
 	strata_store *s = t->s;
 	uint64_t E = (s->dur ? s->dur->epoch_assigned
 			     : atomic_load_explicit(&s->epoch_current, memory_order_relaxed)) + 1;
+	if (E & EPOCH_PENDING) { /* epochs stay below 2^63: above are transaction markers */
+		*rc = STRATA_EFULL;
+		return 0;
+	}
 	if (s->dur) {
 		if ((*rc = durable_log_commit(s, recs, nrecs, E, t->durability)))
 			return 0;

@@ -247,6 +247,14 @@ static int make_room(wal *w, uint64_t bytes)
 	return w->error ? STRATA_EIO : 0;
 }
 
+/* Can a commit of `bytes` (lock held) end below WAL_LSN_MAX, SKIP frames
+ * and file headers included? */
+static bool lsn_room(const wal *w, uint64_t bytes)
+{
+	uint64_t need = 2 * bytes + 2 * w->cfg.file_size;
+	return w->next_lsn < WAL_LSN_MAX && need <= WAL_LSN_MAX - w->next_lsn;
+}
+
 int wal_append(wal *w, const wal_rec *recs, size_t n, uint64_t epoch, uint64_t *end_lsn)
 {
 	for (size_t i = 0; i < n; i++)
@@ -257,7 +265,7 @@ int wal_append(wal *w, const wal_rec *recs, size_t n, uint64_t epoch, uint64_t *
 	for (size_t i = 0; i < n; i++)
 		bytes += walf_frame_size(rec_len(&recs[i])) + WAL_FRAME_HDR; /* + a SKIP */
 	pthread_mutex_lock(&w->lock);
-	int rc = w->error ? STRATA_EIO : make_room(w, bytes);
+	int rc = w->error ? STRATA_EIO : !lsn_room(w, bytes) ? STRATA_EFULL : make_room(w, bytes);
 	uint64_t undo = w->next_lsn;
 	for (size_t i = 0; !rc && i <= n; i++) {
 		const wal_rec *r = i < n ? &recs[i] : NULL;

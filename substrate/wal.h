@@ -26,6 +26,11 @@
 
 typedef struct wal wal;
 
+/* Every LSN stays below this (8 EiB of log): recovery refuses a log that
+ * starts or ends at or past it, and wal_append refuses a commit that could
+ * reach it, so no file arithmetic nears 2^64. */
+#define WAL_LSN_MAX (1ull << 63)
+
 typedef struct wal_config {
 	io_env *env;
 	const char *dir;     /* the store directory */
@@ -57,7 +62,7 @@ void wal_close(wal *w);
 /* Encodes the commit (recs then a COMMIT frame for `epoch`) into the
  * staging buffer; *end_lsn gets the LSN just past it.
  * Errors: STRATA_EIO (poisoned), STRATA_ETOOBIG (a frame larger than a WAL
- * file can hold), STRATA_ENOMEM. */
+ * file can hold), STRATA_EFULL (it could reach WAL_LSN_MAX), STRATA_ENOMEM. */
 int wal_append(wal *w, const wal_rec *recs, size_t n, uint64_t epoch, uint64_t *end_lsn);
 /* Returns when every frame below lsn is durable (group commit), or the
  * error that poisoned the WAL. */

@@ -268,7 +268,10 @@ STRATA_API uint64_t strata_txn_base_epoch(const strata_txn *txn);
  *           this commit's write or sync failed: it is not visible, and
  *           every later write returns STRATA_EIO; reads go on),
  *         STRATA_ENOSPC (storage full: this commit is not visible; the
- *           store is read-only from then on), other -errno. */
+ *           store is read-only from then on),
+ *         STRATA_EFULL (epochs or WAL positions would reach 2^63, which no
+ *           real store does: nothing published, as if aborted),
+ *         other -errno. */
 STRATA_API int strata_txn_commit(strata_txn *txn, uint64_t *epoch);
 
 /* Aborts: frees what the transaction allocated, un-retires what it retired.
