@@ -10,6 +10,7 @@
 #include "crc32c.h"
 #include "fuzz_common.h"
 #include "io_sim.h"
+#include "superblock.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FZ_ASAN 1
@@ -75,15 +76,20 @@ uint64_t fz_fnv(uint64_t h, const void *p, size_t n)
 }
 
 /* ---- simulated store directory ------------------------------------------------ */
-io_env *fz_sim_store(void)
+io_env *fz_sim_dir(const char *dir)
 {
 	io_env *env = io_sim_new();
 	FZ_CHECK(env, "io_sim_new failed");
-	int rc = io_mkdir(env, FZ_DIR);
+	int rc = io_mkdir(env, dir);
 	if (!rc)
 		rc = io_sync_dir(env, ".");
 	FZ_CHECK(!rc, "making the store directory: %d", rc);
 	return env;
+}
+
+io_env *fz_sim_store(void)
+{
+	return fz_sim_dir(FZ_DIR);
 }
 
 int fz_put(io_env *env, const char *path, uint64_t off, const void *buf, size_t len)
@@ -153,6 +159,12 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
+void fz_wal_seal_frame(uint8_t *p)
+{
+	uint32_t crc = strata_crc32c(strata_crc32c(0, p, 20), p + WAL_FRAME_HDR, get32(p));
+	memcpy(p + 20, &crc, 4);
+}
+
 void fz_wal_reseal(uint8_t *buf, size_t len, uint64_t off, uint64_t seq, uint64_t F)
 {
 	if (off == 0 && len >= WAL_FILE_HDR) {
@@ -169,26 +181,36 @@ void fz_wal_reseal(uint8_t *buf, size_t len, uint64_t off, uint64_t seq, uint64_
 			pos += 8;
 			continue;
 		}
-		uint32_t crc = strata_crc32c(strata_crc32c(0, p, 20), p + WAL_FRAME_HDR, plen);
-		memcpy(p + 20, &crc, 4);
+		fz_wal_seal_frame(p);
 		pos += walf_frame_size(plen);
 	}
 }
 
-/* One extent: where it goes, then its bytes. */
-static int put_extent(io_env *env, const wal_config *cfg, fz_cursor *c, fz_wal_image *img)
+/* One extent as the input has it: file byte, offset, bytes. */
+typedef struct fz_extent {
+	uint8_t file;
+	uint32_t off;
+	const uint8_t *p;
+	size_t n;
+} fz_extent;
+
+static void read_extent(fz_cursor *c, fz_extent *x)
 {
-	uint64_t F = cfg->file_size;
-	unsigned i = fz_u8(c) % FZ_WAL_FILES;
-	uint64_t off = fz_u32(c) % F;
+	x->file = fz_u8(c);
+	x->off = fz_u32(c);
 	size_t want = fz_u16(c);
-	const uint8_t *src;
-	size_t n = fz_take(c, want, &src);
-	if (n > F - off)
-		n = (size_t)(F - off);
+	x->n = fz_take(c, want, &x->p);
+}
+
+/* Writes an extent's bytes into WAL file i of the image. */
+static int put_wal(io_env *env, const wal_config *cfg, fz_wal_image *img, unsigned i,
+		   const fz_extent *x)
+{
+	uint64_t F = cfg->file_size, off = x->off % F;
+	size_t n = x->n < F - off ? x->n : (size_t)(F - off);
 	uint8_t *copy = malloc(n ? n : 1);
 	FZ_CHECK(copy, "out of memory");
-	memcpy(copy, src, n);
+	memcpy(copy, x->p, n);
 	if (img->reseal)
 		fz_wal_reseal(copy, n, off, img->base_seq + i, F);
 	char path[256];
@@ -196,15 +218,15 @@ static int put_extent(io_env *env, const wal_config *cfg, fz_cursor *c, fz_wal_i
 	int rc = fz_put(env, path, off, copy, n);
 	free(copy);
 	img->made |= (uint8_t)(1u << i);
+	if (off + n > img->hi[i])
+		img->hi[i] = off + n;
 	return rc;
 }
 
-int fz_wal_build(io_env *env, const wal_config *cfg, fz_cursor *c, fz_wal_image *img)
+/* The preallocation of every file made, if asked. */
+static int wal_finish(io_env *env, const wal_config *cfg, const fz_wal_image *img)
 {
-	img->made = 0;
 	int rc = 0;
-	while (!rc && c->n)
-		rc = put_extent(env, cfg, c, img);
 	for (unsigned i = 0; !rc && img->full && i < FZ_WAL_FILES; i++) {
 		if (!(img->made & (1u << i)))
 			continue;
@@ -213,6 +235,19 @@ int fz_wal_build(io_env *env, const wal_config *cfg, fz_cursor *c, fz_wal_image 
 		rc = fz_extend(env, path, cfg->file_size);
 	}
 	return rc;
+}
+
+int fz_wal_build(io_env *env, const wal_config *cfg, fz_cursor *c, fz_wal_image *img)
+{
+	img->made = 0;
+	memset(img->hi, 0, sizeof img->hi);
+	int rc = 0;
+	while (!rc && c->n) {
+		fz_extent x;
+		read_extent(c, &x);
+		rc = put_wal(env, cfg, img, x.file % FZ_WAL_FILES, &x);
+	}
+	return rc ? rc : wal_finish(env, cfg, img);
 }
 
 void fz_wal_guard(io_env *env, const wal_config *cfg, const fz_wal_image *img, bool on)
@@ -224,4 +259,153 @@ void fz_wal_guard(io_env *env, const wal_config *cfg, const fz_wal_image *img, b
 		fz_wal_path(cfg, img->base_seq + i, path, sizeof path);
 		fz_guard(env, path, on);
 	}
+}
+
+/* ---- whole store directories ------------------------------------------------ */
+#define CK_HDR 4096u
+#define CK_SECTIONS 4
+#define CK_SEC_AT 56u /* section i: u64 offset, u64 length, u32 CRC at 56 + 24 i */
+
+void fz_ckpt_path(const char *dir, uint64_t gen, char *out, size_t n)
+{
+	snprintf(out, n, "%s/ckpt.%016llx", dir, (unsigned long long)gen);
+}
+
+void fz_ckpt_reseal(uint8_t *buf, size_t len)
+{
+	if (len < CK_HDR)
+		return;
+	for (unsigned i = 0; i < CK_SECTIONS; i++) {
+		uint8_t *sec = buf + CK_SEC_AT + 24 * i;
+		uint64_t off = get64(sec), n = get64(sec + 8);
+		if (off < CK_HDR || off > len || n > len - off)
+			continue;
+		uint32_t crc = strata_crc32c(0, buf + off, (size_t)n);
+		memcpy(sec + 16, &crc, 4);
+	}
+	uint32_t crc = strata_crc32c(0, buf, CK_HDR - 4);
+	memcpy(buf + CK_HDR - 4, &crc, 4);
+}
+
+void fz_super_reseal_slot(uint8_t *slot)
+{
+	uint32_t crc = strata_crc32c(0, slot, SB_SLOT - 4);
+	memcpy(slot + SB_SLOT - 4, &crc, 4);
+}
+
+/* The whole file, or NULL (*n = 0) if there is none. */
+static uint8_t *read_whole(io_env *env, const char *path, size_t *n)
+{
+	io_file *f;
+	uint64_t size = 0;
+	*n = 0;
+	if (io_open(env, path, IO_RDONLY, &f))
+		return NULL;
+	uint8_t *buf = NULL;
+	if (!io_size(f, &size) && (buf = malloc(size ? (size_t)size : 1)) &&
+	    io_pread(f, buf, (size_t)size, 0)) {
+		free(buf);
+		buf = NULL;
+	}
+	io_close(f);
+	FZ_CHECK(buf || !size, "reading %s back from the simulator", path);
+	*n = (size_t)size;
+	return buf;
+}
+
+static int reseal_ckpts(io_env *env, const char *dir, const fz_store_image *img)
+{
+	int rc = 0;
+	for (unsigned i = 0; !rc && i < FZ_CKPT_FILES; i++) {
+		if (!(img->ckpts & (1u << i)))
+			continue;
+		char path[256];
+		size_t n;
+		fz_ckpt_path(dir, img->ckpt_gen + i, path, sizeof path);
+		uint8_t *b = read_whole(env, path, &n);
+		if (n >= CK_HDR) {
+			fz_ckpt_reseal(b, n);
+			rc = fz_put(env, path, 0, b, CK_HDR);
+		}
+		free(b);
+	}
+	return rc;
+}
+
+/* The checkpoint fields of a slot from the file it names, if there is one. */
+static void sync_slot(io_env *env, const char *dir, uint8_t *slot)
+{
+	char path[256];
+	size_t n;
+	fz_ckpt_path(dir, get64(slot + 32), path, sizeof path);
+	uint8_t *b = read_whole(env, path, &n);
+	if (n >= CK_HDR) {
+		uint64_t size = n;
+		memcpy(slot + 40, b + 32, 8);          /* epoch */
+		memcpy(slot + 48, &size, 8);           /* file size */
+		memcpy(slot + 56, b + CK_HDR - 4, 4);  /* header CRC */
+	}
+	free(b);
+}
+
+static int reseal_super(io_env *env, const char *dir, const fz_store_image *img)
+{
+	char path[256];
+	size_t n;
+	snprintf(path, sizeof path, "%s/SUPER", dir);
+	uint8_t *b = read_whole(env, path, &n);
+	for (size_t at = 0; at + SB_SLOT <= n && at < 2 * SB_SLOT; at += SB_SLOT) {
+		if (img->sync_super)
+			sync_slot(env, dir, b + at);
+		if (img->reseal_super)
+			fz_super_reseal_slot(b + at);
+	}
+	int rc = n ? fz_put(env, path, 0, b, n < 2 * SB_SLOT ? n : 2 * SB_SLOT) : 0;
+	free(b);
+	return rc;
+}
+
+static int put_store_extent(io_env *env, const wal_config *cfg, fz_store_image *img,
+			    const fz_extent *x)
+{
+	unsigned i = x->file & 7;
+	uint32_t cap;
+	char path[256];
+	switch ((x->file >> 3) & 3) {
+	case FZ_KIND_WAL:
+		return put_wal(env, cfg, &img->wal, i, x);
+	case FZ_KIND_SUPER:
+		snprintf(path, sizeof path, "%s/SUPER", cfg->dir);
+		cap = FZ_SUPER_CAP;
+		break;
+	case FZ_KIND_CKPT:
+		fz_ckpt_path(cfg->dir, img->ckpt_gen + i, path, sizeof path);
+		img->ckpts |= (uint8_t)(1u << i);
+		cap = FZ_CKPT_CAP;
+		break;
+	default:
+		snprintf(path, sizeof path, "%s/data", cfg->dir);
+		cap = FZ_DATA_CAP;
+	}
+	uint32_t off = x->off % cap;
+	return fz_put(env, path, off, x->p, x->n < cap - off ? x->n : cap - off);
+}
+
+int fz_store_build(io_env *env, const wal_config *cfg, fz_cursor *c, fz_store_image *img)
+{
+	img->wal.made = img->ckpts = 0;
+	memset(img->wal.hi, 0, sizeof img->wal.hi);
+	int rc = 0;
+	while (!rc && c->n) {
+		fz_extent x;
+		read_extent(c, &x);
+		rc = put_store_extent(env, cfg, img, &x);
+	}
+	if (!rc)
+		rc = wal_finish(env, cfg, &img->wal);
+	if (!rc && img->reseal_ckpt)
+		rc = reseal_ckpts(env, cfg->dir, img);
+	if (!rc && (img->sync_super || img->reseal_super))
+		rc = reseal_super(env, cfg->dir, img);
+	return rc;
 }

@@ -4,8 +4,8 @@
  * on the simulated file system (io_sim.h) from input bytes, so a target
  * does no disk I/O and each run starts from a fresh, private file system.
  *
- * The WAL image format (fz_wal_build) is the one a later recovery target
- * reuses for the WAL part of a whole store image; see fuzz/README.md.
+ * The WAL image format (fz_wal_build) is the WAL part of the whole store
+ * images fuzz_recovery builds (fz_store_build); see fuzz/README.md.
  */
 #ifndef STRATA_FUZZ_COMMON_H
 #define STRATA_FUZZ_COMMON_H
@@ -48,6 +48,8 @@ size_t fz_take(fz_cursor *c, size_t want, const uint8_t **out);
 
 /* A fresh io_sim env holding the empty directory FZ_DIR, made durable. */
 io_env *fz_sim_store(void);
+/* The same with the directory `dir`. */
+io_env *fz_sim_dir(const char *dir);
 /* Writes len bytes at off into path, creating the file if needed. */
 int fz_put(io_env *env, const char *path, uint64_t off, const void *buf, size_t len);
 /* Grows path to at least size bytes of real zeros (a preallocated file). */
@@ -70,6 +72,7 @@ typedef struct fz_wal_image {
 	bool full;    /* files are preallocated to the file size, as wal.c does */
 	bool reseal;  /* recompute header and frame CRCs after mutation */
 	uint8_t made; /* bitmask: which of the FZ_WAL_FILES files exist */
+	uint64_t hi[FZ_WAL_FILES]; /* end of the furthest extent in each file */
 } fz_wal_image;
 
 /* Reads extents until the input ends and writes them into the files
@@ -88,6 +91,45 @@ void fz_wal_path(const wal_config *cfg, uint64_t seq, char *out, size_t n);
  * Lets mutations of frame fields other than the CRC reach the code
  * behind the CRC check. make_corpus uses it after fixing salts. */
 void fz_wal_reseal(uint8_t *buf, size_t len, uint64_t off, uint64_t seq, uint64_t F);
+
+/* ---- whole store directories ------------------------------------------------ */
+/* Extents name their file with one byte: bits 0-2 an index, bits 3-4 the
+ * kind. WAL extents (kind 0) are those of fz_wal_build, so its seeds' extents
+ * mean the same in a store image. Offsets are taken modulo the kind's cap. */
+enum fz_kind {
+	FZ_KIND_WAL,   /* wal.<base_seq + index>, offset mod the WAL file size */
+	FZ_KIND_SUPER, /* SUPER (index ignored) */
+	FZ_KIND_CKPT,  /* ckpt.<ckpt_gen + index> */
+	FZ_KIND_DATA   /* data (index ignored) */
+};
+#define FZ_SUPER_CAP (3u * 4096)  /* room for both slots and a tail */
+#define FZ_CKPT_CAP (1u << 20)    /* checkpoint files stay below 1 MiB + 64 KiB */
+#define FZ_DATA_CAP (32u << 20)   /* 16 segments of 2 MiB */
+#define FZ_CKPT_FILES 8
+
+typedef struct fz_store_image {
+	fz_wal_image wal;
+	uint64_t ckpt_gen;  /* ckpt.<ckpt_gen + i> for i < FZ_CKPT_FILES */
+	uint8_t ckpts;      /* bitmask: which of them exist */
+	bool reseal_ckpt;   /* recompute checkpoint section and header CRCs */
+	bool sync_super;    /* copy each SUPER slot's checkpoint epoch, size and
+			       header CRC from the checkpoint file it names */
+	bool reseal_super;  /* recompute SUPER slot CRCs (after sync_super) */
+} fz_store_image;
+
+/* Reads extents until the input ends and writes them into the store
+ * directory cfg->dir: SUPER, ckpt.<gen>, data and the WAL files (as
+ * fz_wal_build), then applies the reseal options, checkpoint files first. */
+int fz_store_build(io_env *env, const wal_config *cfg, fz_cursor *c, fz_store_image *img);
+void fz_ckpt_path(const char *dir, uint64_t gen, char *out, size_t n);
+/* In a checkpoint file's bytes: each section's CRC recomputed where the
+ * section lies inside buf, then the header CRC (nothing if len < 4096). */
+void fz_ckpt_reseal(uint8_t *buf, size_t len);
+/* A SUPER slot's CRC recomputed. */
+void fz_super_reseal_slot(uint8_t *slot);
+
+/* Recomputes the CRC of the frame at p (its header and payload are there). */
+void fz_wal_seal_frame(uint8_t *p);
 
 /* FNV-1a, to compare what two replays delivered. */
 #define FZ_FNV_SEED 0xcbf29ce484222325ull
