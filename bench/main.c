@@ -19,6 +19,7 @@ typedef struct suite {
 
 static const suite suites[] = {
 	{"substrate", bench_substrate, "resolve, alloc/free, commit, snapshots, sharding; LMDB peer"},
+	{"durable", bench_durable, "SYNC/ASYNC/NONE commits, recovery, open; LMDB, SQLite peers"},
 };
 #define NSUITES (sizeof suites / sizeof *suites)
 
