@@ -135,6 +135,7 @@ soak: $(BUILD)/CMakeCache.txt $(TSAN_BUILD)/CMakeCache.txt
 bench: $(REL_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(REL_BUILD) -j $(JOBS) --target strata-bench
 	./$(REL_BUILD)/bench/strata-bench substrate
+	./$(REL_BUILD)/bench/strata-bench durable
 
 # Each libFuzzer target for FUZZ_SECONDS, one after the other, from the
 # generated seeds and the corpus earlier runs kept (build-fuzz/fuzz/run/);

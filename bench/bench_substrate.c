@@ -429,7 +429,8 @@ static void fig_lmdb(bench_session *s)
 /* Non-short-circuit: in --list mode every name is printed. */
 static bool wants_any3(bench_session *s, const char *a, const char *b, const char *c)
 {
-	return bench_wants(s, a) | bench_wants(s, b) | bench_wants(s, c);
+	bool wa = bench_wants(s, a), wb = bench_wants(s, b), wc = bench_wants(s, c);
+	return wa || wb || wc;
 }
 
 static void fig_shard_resolve(bench_session *s)

@@ -106,8 +106,10 @@ typedef enum strata_mode {
  *         earlier SYNC commit is durable); its frames are written and synced
  *         within async_interval_ms. A crash may lose the ASYNC commits of
  *         that last interval — never a part of one, never a SYNC commit.
- *  NONE   like ASYNC, but synced only by later SYNC commits, checkpoints and
- *         close. A crash may lose every NONE commit since the last of those.
+ *  NONE   like ASYNC, with no promise of when it is synced: a crash may lose
+ *         every NONE commit not yet covered by a later SYNC commit, a
+ *         checkpoint or close. (Today the coordinator's timed sync for
+ *         ASYNC also covers NONE frames; do not rely on it.)
  * Recovery always yields exactly the state after some commit. */
 typedef enum strata_durability {
 	STRATA_SYNC = 0,
