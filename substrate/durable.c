@@ -393,7 +393,9 @@ static bool ckpt_due(strata_store *s)
 	uint64_t wal_bytes = wal_end(d->wal) - d->ckpt_lsn;
 	if (wal_bytes >= d->ckpt_wal_bytes || atomic_load(&d->dirty) >= d->ckpt_dirty)
 		return true;
-	return d->ckpt_ms && atomic_load(&s->epoch_current) > d->sb.ckpt_epoch &&
+	sb_state sb;
+	sb_load(&d->sbc, &sb); /* d->sb belongs to the checkpointer */
+	return d->ckpt_ms && atomic_load(&s->epoch_current) > sb.ckpt_epoch &&
 	       now_ns() - d->ckpt_ns >= (uint64_t)d->ckpt_ms * 1000000u;
 }
 

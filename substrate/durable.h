@@ -59,8 +59,9 @@ typedef struct durable {
 
 	/* checkpoints (ckpt_lock: one at a time) */
 	pthread_mutex_t ckpt_lock;
-	uint64_t ckpt_lsn;       /* WAL start of the durable checkpoint */
-	uint64_t ckpt_ns;        /* when it completed (CLOCK_MONOTONIC) */
+	/* read by committers and the coordinator without ckpt_lock */
+	_Atomic uint64_t ckpt_lsn; /* WAL start of the durable checkpoint */
+	_Atomic uint64_t ckpt_ns;  /* when it completed (CLOCK_MONOTONIC) */
 	uint64_t ckpt_large_off; /* lazy large objects point into ckpt file */
 
 	/* limbo (limbo_lock); ckpt_epoch read under it */

@@ -166,10 +166,6 @@ static segment *seg_new(seg_alloc *a, seg_class *c, unsigned cls)
 	if (!g)
 		return NULL;
 	memset(g, 0, sizeof *g);
-	if (a->durable && number_segment(a, g)) {
-		strata_mem_free(g, SEG_SIZE);
-		return NULL;
-	}
 	g->magic = SEG_MAGIC;
 	g->cls = (uint16_t)cls;
 	g->data_off = (uint32_t)((sizeof *g + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
@@ -177,6 +173,12 @@ static segment *seg_new(seg_alloc *a, seg_class *c, unsigned cls)
 	g->nfree = g->nslots;
 	for (uint32_t i = 0; i < g->nslots; i++)
 		bm_set_free(g, i);
+	/* Numbered last: numbering publishes the segment to checkpoints
+	 * (seg_class_at), which must find its header complete. */
+	if (a->durable && number_segment(a, g)) {
+		strata_mem_free(g, SEG_SIZE);
+		return NULL;
+	}
 	g->all_next = c->all;
 	if (g->all_next)
 		g->all_next->all_prev = g;
