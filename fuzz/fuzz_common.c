@@ -250,6 +250,37 @@ int fz_wal_build(io_env *env, const wal_config *cfg, fz_cursor *c, fz_wal_image 
 	return rc ? rc : wal_finish(env, cfg, img);
 }
 
+enum fz_file_state fz_wal_file_state(io_env *env, const wal_config *cfg, uint64_t seq)
+{
+	static const uint8_t zero[WAL_FILE_HDR];
+	char path[256];
+	io_file *f;
+	uint8_t b[WAL_FILE_HDR];
+	wal_file_header h;
+	fz_wal_path(cfg, seq, path, sizeof path);
+	if (io_open(env, path, IO_RDONLY, &f))
+		return FZ_FILE_ABSENT;
+	int rc = io_pread(f, b, sizeof b, 0);
+	io_close(f);
+	if (rc || !memcmp(b, zero, sizeof b))
+		return FZ_FILE_UNHEADED;
+	if (walf_header_decode(b, &h) || memcmp(h.uuid, cfg->uuid, 16) || h.seq != seq ||
+	    h.file_size != cfg->file_size)
+		return FZ_FILE_OTHER;
+	return FZ_FILE_STREAM;
+}
+
+bool fz_wal_hole(io_env *env, const wal_config *cfg, const fz_wal_image *img, uint64_t start_seq)
+{
+	uint64_t seq = start_seq; /* files exist only up to base_seq + 7: bounded */
+	while (fz_wal_file_state(env, cfg, seq) == FZ_FILE_STREAM)
+		seq++;
+	for (unsigned i = 0; i < FZ_WAL_FILES; i++)
+		if ((img->made & (1u << i)) && img->base_seq + i > seq)
+			return true;
+	return false;
+}
+
 void fz_wal_guard(io_env *env, const wal_config *cfg, const fz_wal_image *img, bool on)
 {
 	for (unsigned i = 0; i < FZ_WAL_FILES; i++) {

@@ -85,6 +85,22 @@ int fz_wal_build(io_env *env, const wal_config *cfg, fz_cursor *c, fz_wal_image 
 void fz_wal_guard(io_env *env, const wal_config *cfg, const fz_wal_image *img, bool on);
 void fz_wal_path(const wal_config *cfg, uint64_t seq, char *out, size_t n);
 
+/* What a WAL file is, judged by its header (cfg: the stream's UUID and
+ * file size). */
+enum fz_file_state {
+	FZ_FILE_ABSENT,
+	FZ_FILE_UNHEADED, /* shorter than a header, or the header is all zeros */
+	FZ_FILE_STREAM,   /* a header of this stream for this seq */
+	FZ_FILE_OTHER     /* another store's, another seq's, or damaged */
+};
+enum fz_file_state fz_wal_file_state(io_env *env, const wal_config *cfg, uint64_t seq);
+/* Is a file of the image missing or foreign between start_seq and a later
+ * file of the image? Such a hole ends replay without a look past it, and
+ * the writer later fills it, making stale frames beyond it visible to the
+ * next replay; wal.c never leaves one (files are created in order, and
+ * only files below the start are recycled), only outside damage does. */
+bool fz_wal_hole(io_env *env, const wal_config *cfg, const fz_wal_image *img, uint64_t start_seq);
+
 /* Recomputes, in buf (file bytes starting at file offset `off` of file
  * `seq`), the header CRC if the header is there, and the CRC of every
  * frame whose stamped LSN matches its position and which fits in buf.

@@ -199,53 +199,13 @@ static int append_one(const wal_config *cfg, uint64_t lsn, uint64_t epoch, uint6
 	return rc;
 }
 
-/* What a WAL file is, judged by its header. */
-enum file_state {
-	FILE_ABSENT,
-	FILE_UNHEADED, /* shorter than a header, or the header is all zeros */
-	FILE_STREAM,   /* a header of this stream for this seq */
-	FILE_OTHER     /* another store's, another seq's, or damaged */
-};
-
-static enum file_state file_state(io_env *env, const wal_config *cfg, uint64_t seq)
-{
-	static const uint8_t zero[WAL_FILE_HDR];
-	char path[256];
-	io_file *f;
-	uint8_t b[WAL_FILE_HDR];
-	wal_file_header h;
-	fz_wal_path(cfg, seq, path, sizeof path);
-	if (io_open(env, path, IO_RDONLY, &f))
-		return FILE_ABSENT;
-	int rc = io_pread(f, b, sizeof b, 0);
-	io_close(f);
-	if (rc || !memcmp(b, zero, sizeof b))
-		return FILE_UNHEADED;
-	if (walf_header_decode(b, &h) || memcmp(h.uuid, cfg->uuid, 16) || h.seq != seq ||
-	    h.file_size != cfg->file_size)
-		return FILE_OTHER;
-	return FILE_STREAM;
-}
-
-/* No file is missing or foreign between the start file and the last file
- * present. A hole ends replay without a look past it, and the writer
- * later fills it, making stale frames beyond it visible to the next
- * replay; wal.c never leaves such a hole (files are created in order, and
- * only files below the start are recycled), only outside damage does. */
-static bool no_hole(io_env *env, const wal_config *cfg, const fz_wal_image *img, unsigned start)
-{
-	unsigned i = start;
-	while (i < FZ_WAL_FILES && file_state(env, cfg, img->base_seq + i) == FILE_STREAM)
-		i++;
-	return i == FZ_WAL_FILES || !(img->made >> i >> 1);
-}
-
 /* Recovery goes on writing at the end replay reported: the new commit
  * must be read back after the old ones. */
 static void check_append(io_env *env, const wal_config *cfg, const params *p,
 			 const fz_wal_image *img, const tally *first, const wal_replay_result *fres)
 {
-	if (p->high || first->last_epoch >= EPOCH_ROOM || !no_hole(env, cfg, img, p->start_file))
+	if (p->high || first->last_epoch >= EPOCH_ROOM ||
+	    fz_wal_hole(env, cfg, img, img->base_seq + p->start_file))
 		return;
 	uint64_t end;
 	fz_wal_guard(env, cfg, img, false);
@@ -254,7 +214,7 @@ static void check_append(io_env *env, const wal_config *cfg, const params *p,
 	/* A file there that is another store's, or whose header is damaged,
 	 * is refused; one that never got its header is not. */
 	FZ_CHECK(rc == 0 || ((rc == STRATA_EFORMAT || rc == STRATA_ECORRUPT) &&
-			     file_state(env, cfg, fres->end_lsn / cfg->file_size) == FILE_OTHER),
+			     fz_wal_file_state(env, cfg, fres->end_lsn / cfg->file_size) == FZ_FILE_OTHER),
 		 "appending at %llu after recovery: %d", (unsigned long long)fres->end_lsn, rc);
 	if (rc)
 		return;
