@@ -16,7 +16,7 @@ static const char *const messages[] = {
 	[-(STRATA_ENOTLOCKED + 10000)] = "root was not named when the transaction began",
 	[-(STRATA_ETOOBIG + 10000)] = "node larger than STRATA_NODE_MAX",
 	[-(STRATA_EFULL + 10000)] = "table full: too many open snapshots, or NodeID space exhausted",
-	[-(STRATA_ENOTFOUND + 10000)] = "no such root at this epoch",
+	[-(STRATA_ENOTFOUND + 10000)] = "not found: no such root at this epoch, or no such key or entry",
 	[-(STRATA_ENOTSUP + 10000)] = "operation or mode not available in this build",
 	[-(STRATA_ECORRUPT + 10000)] = "corruption detected: checksum or structure mismatch",
 	[-(STRATA_EIO + 10000)] = "I/O error: the store refuses further writes",
@@ -26,6 +26,11 @@ static const char *const messages[] = {
 	[-(STRATA_ESNAPSHOT_TOO_OLD + 10000)] = "snapshot too old: it exceeded its age or retention cap",
 	[-(STRATA_EREADONLY + 10000)] = "node is not writable in this transaction",
 	[-(STRATA_ENAME + 10000)] = "root name empty or longer than STRATA_ROOT_NAME_MAX",
+	[-(STRATA_EEXIST + 10000)] = "key already present and overwrite was refused",
+	[-(STRATA_EKEYSIZE + 10000)] = "key size out of range for this index",
+	[-(STRATA_EWRONGINDEX + 10000)] = "root does not hold an index of this kind",
+	[-(STRATA_ECOORD + 10000)] = "bad coordinate: NaN or infinite, or min greater than max",
+	[-(STRATA_EDIMS + 10000)] = "dimension count out of range or not the tree's",
 };
 
 const char *strata_strerror(int status)

@@ -43,7 +43,7 @@ enum strata_status {
 	STRATA_ENOTLOCKED = -10006,  /* root not named when the transaction began */
 	STRATA_ETOOBIG = -10007,     /* node larger than STRATA_NODE_MAX */
 	STRATA_EFULL = -10008,       /* snapshot table or NodeID space exhausted */
-	STRATA_ENOTFOUND = -10009,   /* no such root name */
+	STRATA_ENOTFOUND = -10009,   /* no such root name, or no such key/entry in an index */
 	STRATA_ENOTSUP = -10010,     /* operation or mode not available in this build */
 	STRATA_ECORRUPT = -10011,    /* checksum or structure mismatch: data not served */
 	STRATA_EIO = -10012,         /* an I/O error poisoned the store for writing */
@@ -52,7 +52,13 @@ enum strata_status {
 	STRATA_ETRUNCATED = -10015,  /* file shorter than its own header says */
 	STRATA_ESNAPSHOT_TOO_OLD = -10016, /* snapshot exceeded its age/retention cap */
 	STRATA_EREADONLY = -10017,   /* node not writable in this transaction */
-	STRATA_ENAME = -10018        /* root name empty or longer than STRATA_ROOT_NAME_MAX */
+	STRATA_ENAME = -10018,       /* root name empty or longer than STRATA_ROOT_NAME_MAX */
+	/* Index-level codes (X-tree, B+tree). */
+	STRATA_EEXIST = -10019,      /* key already present and overwrite was refused */
+	STRATA_EKEYSIZE = -10020,    /* key empty (where not allowed) or longer than the index's maximum */
+	STRATA_EWRONGINDEX = -10021, /* root is not an index of this kind (foreign or empty root) */
+	STRATA_ECOORD = -10022,      /* NaN or infinite coordinate, or min > max */
+	STRATA_EDIMS = -10023        /* dimension count out of range or not the tree's */
 };
 
 /* Explains any status this library returns (ours or -errno). Never NULL; the
