@@ -1,0 +1,858 @@
+/*
+ * test_xtree.c — the X-tree against a brute-force oracle: random workloads
+ * of inserts, deletes, moves and every query kind (window intersects /
+ * contains / within, kNN in L2, L1, L∞ with ties on an integer grid) in 1,
+ * 2, 3, 8, 16 and 32 dimensions, uniform and clustered, IN_MEMORY and
+ * DURABLE (with close + reopen, and strata_make_durable live), the
+ * invariant checker after every batch; snapshot queries while a writer
+ * runs; STR bulk load; supernodes; bad input leaving the tree untouched.
+ *
+ * XT_LONG=1 in the environment multiplies the workloads by 10.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "strata/xtree.h"
+#include "support/model.h"
+
+TestSuite(xtree, .fini = test_leak_check);
+TestSuite(xtree_diff, .fini = test_leak_check, .timeout = 600);
+
+#define MAXD STRATA_XT_DIMS_MAX
+
+/* ---- the oracle ----------------------------------------------------------------- */
+typedef struct ment {
+	uint64_t id;
+	double lo[MAXD], hi[MAXD];
+} ment;
+
+typedef struct model {
+	uint32_t d;
+	ment *e;
+	size_t n, cap;
+} model;
+
+static void model_add(model *m, uint64_t id, const double *lo, const double *hi)
+{
+	if (m->n == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 256;
+		m->e = realloc(m->e, m->cap * sizeof *m->e);
+		cr_assert_not_null(m->e);
+	}
+	ment *e = &m->e[m->n++];
+	e->id = id;
+	memcpy(e->lo, lo, m->d * sizeof(double));
+	memcpy(e->hi, hi, m->d * sizeof(double));
+}
+
+static void model_del(model *m, size_t i)
+{
+	m->e[i] = m->e[--m->n];
+}
+
+static bool pred_ok(const model *m, const ment *e, strata_xt_pred p, const double *lo,
+		    const double *hi)
+{
+	for (uint32_t k = 0; k < m->d; k++) {
+		bool ok = p == STRATA_XT_INTERSECTS ? e->lo[k] <= hi[k] && e->hi[k] >= lo[k]
+			  : p == STRATA_XT_CONTAINS ? e->lo[k] <= lo[k] && e->hi[k] >= hi[k]
+						    : e->lo[k] >= lo[k] && e->hi[k] <= hi[k];
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* The same formula as the library's: per-dimension gap, summed in order. */
+static double dist_of(uint32_t d, const double *pt, const ment *e, strata_xt_metric mt)
+{
+	double acc = 0;
+	for (uint32_t k = 0; k < d; k++) {
+		double x = pt[k], g = x < e->lo[k] ? e->lo[k] - x : x > e->hi[k] ? x - e->hi[k] : 0.0;
+		if (mt == STRATA_XT_L2)
+			acc += g * g;
+		else if (mt == STRATA_XT_L1)
+			acc += g;
+		else
+			acc = g > acc ? g : acc;
+	}
+	return mt == STRATA_XT_L2 ? sqrt(acc) : acc;
+}
+
+typedef struct hit {
+	double dist;
+	uint64_t id;
+} hit;
+
+static int cmp_hit(const void *a, const void *b)
+{
+	const hit *x = a, *y = b;
+	if (x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* ---- collecting results ----------------------------------------------------------- */
+typedef struct ids {
+	uint64_t *v;
+	size_t n, cap;
+	hit *h;
+	uint32_t d;
+} ids;
+
+static void ids_push(ids *s, uint64_t id, double dist)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 256;
+		s->v = realloc(s->v, s->cap * sizeof *s->v);
+		s->h = realloc(s->h, s->cap * sizeof *s->h);
+	}
+	s->h[s->n] = (hit){dist, id};
+	s->v[s->n++] = id;
+}
+
+static void ids_free(ids *s)
+{
+	free(s->v);
+	free(s->h);
+}
+
+static int on_hit(void *ctx, uint64_t id, const double *lo, const double *hi)
+{
+	(void)lo, (void)hi;
+	ids_push(ctx, id, 0);
+	return 0;
+}
+
+static int on_knn(void *ctx, uint64_t id, double dist, const double *lo, const double *hi)
+{
+	(void)lo, (void)hi;
+	ids_push(ctx, id, dist);
+	return 0;
+}
+
+/* ---- workload data ------------------------------------------------------------------- */
+typedef struct gen {
+	test_rng r;
+	uint32_t d;
+	bool clustered, grid, boxes;
+	double centers[8][MAXD];
+} gen;
+
+static double unit(test_rng *r)
+{
+	return (double)(rng_next(r) >> 11) / 9007199254740992.0;
+}
+
+static double gauss(test_rng *r)
+{
+	double u = unit(r) + 1e-12, v = unit(r);
+	return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static void gen_init(gen *g, uint32_t d, uint64_t seed, bool clustered, bool grid)
+{
+	memset(g, 0, sizeof *g);
+	g->r.s = seed;
+	g->d = d;
+	g->clustered = clustered;
+	g->grid = grid;
+	g->boxes = d <= 3;
+	for (int c = 0; c < 8; c++)
+		for (uint32_t k = 0; k < d; k++)
+			g->centers[c][k] = unit(&g->r);
+}
+
+/* A random box (a point in high dimensions or on the grid). */
+static void gen_box(gen *g, double *lo, double *hi)
+{
+	int c = (int)rng_below(&g->r, 8);
+	for (uint32_t k = 0; k < g->d; k++) {
+		double x;
+		if (g->grid)
+			x = (double)rng_below(&g->r, 8); /* many equal distances: ties */
+		else if (g->clustered)
+			x = g->centers[c][k] + 0.02 * gauss(&g->r);
+		else
+			x = unit(&g->r);
+		lo[k] = x;
+		hi[k] = x;
+		if (g->boxes && rng_below(&g->r, 3))
+			hi[k] = x + (g->grid ? (double)rng_below(&g->r, 3) : 0.05 * unit(&g->r));
+	}
+}
+
+/* ---- store helpers ---------------------------------------------------------------- */
+static strata_txn *begin(strata_store *s, const char *name)
+{
+	strata_txn *t;
+	int rc = strata_txn_begin(s, &name, 1, 0, &t);
+	cr_assert_eq(rc, 0, "begin: %s", strata_strerror(rc));
+	return t;
+}
+
+static void commit(strata_txn *t)
+{
+	int rc = strata_txn_commit(t, NULL);
+	cr_assert_eq(rc, 0, "commit: %s", strata_strerror(rc));
+}
+
+static void create(strata_store *s, const char *name, uint32_t d, const strata_xt_options *o)
+{
+	strata_txn *t = begin(s, name);
+	int rc = strata_xt_create(t, name, d, o);
+	cr_assert_eq(rc, 0, "create: %s", strata_strerror(rc));
+	commit(t);
+}
+
+static void check_tree(strata_store *s, const char *name, uint64_t count)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	int rc = strata_xt_check(snap, name, test_report, NULL);
+	cr_assert_eq(rc, 0, "strata_xt_check: %s", strata_strerror(rc));
+	uint64_t n;
+	cr_assert_eq(strata_xt_count(snap, name, &n), 0);
+	cr_assert_eq(n, count, "count %llu, model %llu", (unsigned long long)n,
+		     (unsigned long long)count);
+	strata_snapshot_close(snap);
+}
+
+/* Every query kind against the model. */
+static void compare_window(const strata_snapshot *snap, const char *name, const model *m, gen *g)
+{
+	double lo[MAXD], hi[MAXD];
+	gen_box(g, lo, hi);
+	if (!g->grid && !g->clustered)
+		for (uint32_t k = 0; k < m->d; k++) { /* windows of varying size */
+			double w = unit(&g->r) * (m->d > 3 ? 0.6 : 0.3);
+			lo[k] -= w, hi[k] += w;
+		}
+	for (int p = 0; p < 3; p++) {
+		ids got = {0}, want = {0};
+		int rc = strata_xt_query(snap, name, m->d, (strata_xt_pred)p, lo, hi, on_hit, &got);
+		cr_assert_eq(rc, 0, "query: %s", strata_strerror(rc));
+		for (size_t i = 0; i < m->n; i++)
+			if (pred_ok(m, &m->e[i], (strata_xt_pred)p, lo, hi))
+				ids_push(&want, m->e[i].id, 0);
+		cr_assert_eq(got.n, want.n, "pred %d: %zu hits, oracle %zu (d=%u)", p, got.n, want.n,
+			     m->d);
+		if (got.n) {
+			qsort(got.v, got.n, sizeof *got.v, cmp_u64);
+			qsort(want.v, want.n, sizeof *want.v, cmp_u64);
+			cr_assert_arr_eq(got.v, want.v, got.n * sizeof *got.v, "pred %d ids differ", p);
+		}
+		ids_free(&got);
+		ids_free(&want);
+	}
+}
+
+static void compare_knn(const strata_snapshot *snap, const char *name, const model *m, gen *g)
+{
+	double pt[MAXD], hi[MAXD];
+	gen_box(g, pt, hi);
+	uint32_t k = 1 + (uint32_t)rng_below(&g->r, 40);
+	strata_xt_metric mt = (strata_xt_metric)rng_below(&g->r, 3);
+	ids got = {0};
+	int rc = strata_xt_knn(snap, name, m->d, pt, k, mt, on_knn, &got);
+	cr_assert_eq(rc, 0, "knn: %s", strata_strerror(rc));
+	hit *all = malloc((m->n + 1) * sizeof *all);
+	for (size_t i = 0; i < m->n; i++)
+		all[i] = (hit){dist_of(m->d, pt, &m->e[i], mt), m->e[i].id};
+	qsort(all, m->n, sizeof *all, cmp_hit);
+	size_t want = m->n < k ? m->n : k;
+	cr_assert_eq(got.n, want, "knn k=%u: %zu results, want %zu", k, got.n, want);
+	for (size_t i = 0; i < want; i++) {
+		cr_assert_eq(got.h[i].id, all[i].id, "knn metric %d result %zu: id %llu, want %llu", mt,
+			     i, (unsigned long long)got.h[i].id, (unsigned long long)all[i].id);
+		cr_assert_eq(got.h[i].dist, all[i].dist, "knn result %zu: distance", i);
+	}
+	free(all);
+	ids_free(&got);
+}
+
+static void compare_all(strata_store *s, const char *name, const model *m, gen *g, int queries)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	for (int q = 0; q < queries; q++) {
+		compare_window(snap, name, m, g);
+		compare_knn(snap, name, m, g);
+	}
+	strata_snapshot_close(snap);
+}
+
+static int scale(void)
+{
+	const char *e = getenv("XT_LONG");
+	return e && *e && *e != '0' ? 10 : 1;
+}
+
+/* One batch of random inserts (70 %), deletes (20 %) and moves (10 %) in
+ * one transaction, mirrored in the model. */
+static void batch(strata_store *s, const char *name, model *m, gen *g, int ops, uint64_t *next_id)
+{
+	strata_txn *t = begin(s, name);
+	uint32_t d = m->d;
+	for (int i = 0; i < ops; i++) {
+		uint64_t r = rng_below(&g->r, 10);
+		double lo[MAXD], hi[MAXD];
+		if (r < 7 || m->n == 0) {
+			gen_box(g, lo, hi);
+			uint64_t id = (*next_id)++;
+			if (m->n && rng_below(&g->r, 20) == 0) { /* an exact duplicate */
+				ment *e = &m->e[rng_below(&g->r, m->n)];
+				id = e->id;
+				memcpy(lo, e->lo, sizeof lo);
+				memcpy(hi, e->hi, sizeof hi);
+			}
+			int rc = strata_xt_insert(t, name, d, lo, hi, id);
+			cr_assert_eq(rc, 0, "insert: %s", strata_strerror(rc));
+			model_add(m, id, lo, hi);
+		} else if (r < 9) {
+			size_t j = rng_below(&g->r, m->n);
+			int rc = strata_xt_delete(t, name, d, m->e[j].lo, m->e[j].hi, m->e[j].id);
+			cr_assert_eq(rc, 0, "delete: %s", strata_strerror(rc));
+			model_del(m, j);
+		} else {
+			size_t j = rng_below(&g->r, m->n);
+			gen_box(g, lo, hi);
+			int rc = strata_xt_move(t, name, d, m->e[j].lo, m->e[j].hi, lo, hi, m->e[j].id);
+			cr_assert_eq(rc, 0, "move: %s", strata_strerror(rc));
+			memcpy(m->e[j].lo, lo, sizeof lo);
+			memcpy(m->e[j].hi, hi, sizeof hi);
+		}
+	}
+	commit(t);
+}
+
+/* Grows the tree to `target` entries in batches, then runs mixed batches
+ * that also delete (so it shrinks and condenses), checking after each. */
+static void run_workload(strata_store *s, uint32_t d, uint64_t seed, bool clustered, bool grid,
+			 size_t target, const strata_xt_options *o)
+{
+	const char *name = "xt";
+	create(s, name, d, o);
+	gen g;
+	gen_init(&g, d, seed, clustered, grid);
+	model m = {.d = d};
+	uint64_t next = 1;
+	int rounds = 0;
+	while (m.n < target) {
+		batch(s, name, &m, &g, 200, &next);
+		check_tree(s, name, m.n);
+		if (++rounds % 4 == 0)
+			compare_all(s, name, &m, &g, 5);
+	}
+	compare_all(s, name, &m, &g, 10);
+	/* Shrink: deletes only, down to a handful, then empty. */
+	strata_txn *t = begin(s, name);
+	while (m.n > 3) {
+		size_t j = rng_below(&g.r, m.n);
+		cr_assert_eq(strata_xt_delete(t, name, d, m.e[j].lo, m.e[j].hi, m.e[j].id), 0);
+		model_del(&m, j);
+		if (m.n % 97 == 0) {
+			commit(t);
+			check_tree(s, name, m.n);
+			compare_all(s, name, &m, &g, 2);
+			t = begin(s, name);
+		}
+	}
+	commit(t);
+	compare_all(s, name, &m, &g, 5);
+	t = begin(s, name);
+	while (m.n) {
+		cr_assert_eq(strata_xt_delete(t, name, d, m.e[0].lo, m.e[0].hi, m.e[0].id), 0);
+		model_del(&m, 0);
+	}
+	commit(t);
+	check_tree(s, name, 0);
+	free(m.e);
+}
+
+static size_t target_for(uint32_t d)
+{
+	return (size_t)scale() * (d <= 3 ? 3000 : d <= 16 ? 1500 : 800);
+}
+
+#define DIFF(D, CL, GRID, SEED)                                                              \
+	Test(xtree_diff, d##D##_##CL##_##GRID)                                                 \
+	{                                                                                      \
+		strata_store *s = test_open(NULL);                                             \
+		run_workload(s, D, SEED, CL, GRID, target_for(D), NULL);                       \
+		test_close(s);                                                                 \
+	}
+#define uniform false
+#define clustered true
+#define grid true
+#define real false
+DIFF(1, uniform, real, 11)
+DIFF(1, uniform, grid, 12)
+DIFF(2, uniform, real, 21)
+DIFF(2, clustered, real, 22)
+DIFF(2, uniform, grid, 23)
+DIFF(3, uniform, real, 31)
+DIFF(3, clustered, grid, 32)
+DIFF(8, uniform, real, 81)
+DIFF(8, clustered, real, 82)
+DIFF(16, uniform, real, 161)
+DIFF(16, clustered, real, 162)
+DIFF(32, uniform, real, 321)
+DIFF(32, clustered, grid, 322)
+#undef uniform
+#undef clustered
+#undef grid
+#undef real
+
+/* Small nodes: deep trees, many splits, reinserts and condenses. */
+Test(xtree_diff, small_nodes_2d)
+{
+	strata_xt_options o = {.node_size = 512};
+	strata_store *s = test_open(NULL);
+	run_workload(s, 2, 99, false, false, 2000, &o);
+	test_close(s);
+}
+
+Test(xtree_diff, small_nodes_8d_clustered)
+{
+	strata_xt_options o = {.node_size = 2048};
+	strata_store *s = test_open(NULL);
+	run_workload(s, 8, 98, true, false, 1500, &o);
+	test_close(s);
+}
+
+/* ---- the basics, by hand ------------------------------------------------------------- */
+Test(xtree, create_insert_query_knn)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "t", 2, NULL);
+	strata_txn *t = begin(s, "t");
+	for (int i = 0; i < 10; i++) {
+		double p[2] = {i, 0};
+		cr_assert_eq(strata_xt_insert(t, "t", 2, p, NULL, (uint64_t)(100 + i)), 0);
+	}
+	uint64_t n;
+	cr_assert_eq(strata_xt_txn_count(t, "t", &n), 0);
+	cr_assert_eq(n, 10);
+	commit(t);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	double lo[2] = {2.5, -1}, hi[2] = {5, 1};
+	ids got = {0};
+	cr_assert_eq(strata_xt_query(snap, "t", 2, STRATA_XT_INTERSECTS, lo, hi, on_hit, &got), 0);
+	qsort(got.v, got.n, sizeof *got.v, cmp_u64);
+	cr_assert_eq(got.n, 3);
+	cr_assert_eq(got.v[0], 103);
+	cr_assert_eq(got.v[2], 105);
+	got.n = 0;
+	/* (4.5, 0): 104 and 105 tie at 0.5; ascending id first. */
+	double q[2] = {4.5, 0};
+	cr_assert_eq(strata_xt_knn(snap, "t", 2, q, 3, STRATA_XT_L2, on_knn, &got), 0);
+	cr_assert_eq(got.n, 3);
+	cr_assert_eq(got.h[0].id, 104);
+	cr_assert_eq(got.h[1].id, 105);
+	cr_assert_eq(got.h[2].id, 103);
+	cr_assert_float_eq(got.h[0].dist, 0.5, 1e-15);
+	cr_assert_float_eq(got.h[2].dist, 1.5, 1e-15);
+	ids_free(&got);
+	strata_snapshot_close(snap);
+	check_tree(s, "t", 10);
+	test_close(s);
+}
+
+Test(xtree, cursor_yields_incrementally_in_order)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "t", 3, NULL);
+	gen g;
+	gen_init(&g, 3, 7, false, false);
+	strata_txn *t = begin(s, "t");
+	for (uint64_t i = 0; i < 5000; i++) {
+		double lo[MAXD], hi[MAXD];
+		gen_box(&g, lo, hi);
+		cr_assert_eq(strata_xt_insert(t, "t", 3, lo, hi, i), 0);
+	}
+	commit(t);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	double pt[3] = {0.5, 0.5, 0.5};
+	strata_xt_cursor *c;
+	cr_assert_eq(strata_xt_cursor_open(snap, "t", 3, pt, STRATA_XT_LINF, &c), 0);
+	hit prev = {-1, 0};
+	uint64_t first_nodes = 0;
+	for (int i = 0; i < 5000; i++) {
+		hit h;
+		cr_assert_eq(strata_xt_cursor_next(c, &h.id, &h.dist, NULL, NULL), 0, "result %d", i);
+		cr_assert(cmp_hit(&prev, &h) < 0, "result %d out of order", i);
+		prev = h;
+		if (i == 0)
+			first_nodes = strata_xt_cursor_nodes(c);
+	}
+	cr_assert_eq(strata_xt_cursor_next(c, NULL, NULL, NULL, NULL), STRATA_ENOTFOUND);
+	/* Distance browsing: the first result read a path, not the tree. */
+	strata_xt_stats st;
+	cr_assert_eq(strata_xt_stats_get(snap, "t", &st), 0);
+	cr_assert_lt(first_nodes * 4, st.nodes, "first result read %llu of %llu nodes",
+		     (unsigned long long)first_nodes, (unsigned long long)st.nodes);
+	cr_assert_eq(strata_xt_cursor_nodes(c), st.nodes);
+	strata_xt_cursor_close(c);
+	strata_snapshot_close(snap);
+	test_close(s);
+}
+
+/* ---- bad input: a status code, the tree untouched ------------------------------------ */
+static uint64_t tree_hash(strata_store *s, const char *name)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_node_id id;
+	cr_assert_eq(strata_snapshot_root(snap, name, &id), 0);
+	double lo[MAXD], hi[MAXD];
+	for (int k = 0; k < MAXD; k++)
+		lo[k] = -1e300, hi[k] = 1e300;
+	ids got = {0};
+	cr_assert_eq(strata_xt_query(snap, name, 2, STRATA_XT_INTERSECTS, lo, hi, on_hit, &got), 0);
+	qsort(got.v, got.n, sizeof *got.v, cmp_u64);
+	uint64_t h = test_fnv(TEST_FNV_SEED, got.v, got.n * sizeof *got.v);
+	h = test_fnv(h, &id, sizeof id);
+	ids_free(&got);
+	strata_snapshot_close(snap);
+	return h;
+}
+
+Test(xtree, bad_input_is_refused_and_changes_nothing)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "t", 2, NULL);
+	strata_txn *t = begin(s, "t");
+	for (uint64_t i = 0; i < 300; i++) {
+		double p[2] = {(double)(i % 17), (double)(i / 17)};
+		cr_assert_eq(strata_xt_insert(t, "t", 2, p, NULL, i), 0);
+	}
+	commit(t);
+	uint64_t before = tree_hash(s, "t");
+	double nan2[2] = {NAN, 0}, inf2[2] = {0, INFINITY}, a[2] = {1, 1}, b[2] = {0, 2};
+	t = begin(s, "t");
+	cr_assert_eq(strata_xt_insert(t, "t", 2, nan2, NULL, 1), STRATA_ECOORD);
+	cr_assert_eq(strata_xt_insert(t, "t", 2, inf2, NULL, 1), STRATA_ECOORD);
+	cr_assert_eq(strata_xt_insert(t, "t", 2, a, b, 1), STRATA_ECOORD, "min > max");
+	cr_assert_eq(strata_xt_insert(t, "t", 3, a, NULL, 1), STRATA_EDIMS);
+	cr_assert_eq(strata_xt_insert(t, "t", 2, NULL, NULL, 1), STRATA_EINVAL);
+	cr_assert_eq(strata_xt_delete(t, "t", 2, a, NULL, 99999), STRATA_ENOTFOUND);
+	cr_assert_eq(strata_xt_delete(t, "t", 2, nan2, NULL, 1), STRATA_ECOORD);
+	cr_assert_eq(strata_xt_move(t, "t", 2, a, NULL, nan2, NULL, 18), STRATA_ECOORD);
+	cr_assert_eq(strata_xt_move(t, "t", 2, a, NULL, b, NULL, 99999), STRATA_ENOTFOUND);
+	cr_assert_eq(strata_xt_create(t, "t", 2, NULL), STRATA_EEXIST);
+	cr_assert_eq(strata_xt_bulk_load(t, "t", 2, 1, a, NULL, &(uint64_t){1}), STRATA_EINVAL,
+		     "bulk load into a non-empty tree");
+	cr_assert_eq(strata_xt_insert(t, "other", 2, a, NULL, 1), STRATA_ENOTLOCKED);
+	commit(t);
+	cr_assert_eq(tree_hash(s, "t"), before);
+
+	/* Creation errors. */
+	const char *names[] = {"u", "raw", "t"};
+	cr_assert_eq(strata_txn_begin(s, names, 3, 0, &t), 0);
+	cr_assert_eq(strata_xt_create(t, "u", 0, NULL), STRATA_EDIMS);
+	cr_assert_eq(strata_xt_create(t, "u", 33, NULL), STRATA_EDIMS);
+	cr_assert_eq(strata_xt_create(t, "u", 2, &(strata_xt_options){.node_size = 1000}),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_create(t, "u", 32, &(strata_xt_options){.node_size = 1024}),
+		     STRATA_EINVAL, "too small for 32 dimensions");
+	cr_assert_eq(strata_xt_insert(t, "u", 2, a, NULL, 1), STRATA_EWRONGINDEX, "empty root");
+	/* A foreign root: some other node kind. */
+	strata_node_id raw;
+	void *p;
+	cr_assert_eq(strata_txn_alloc(t, 64, 0x41, &raw, &p), 0);
+	cr_assert_eq(strata_txn_set_root(t, "raw", raw), 0);
+	cr_assert_eq(strata_xt_insert(t, "raw", 2, a, NULL, 1), STRATA_EWRONGINDEX);
+	commit(t);
+
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	ids got = {0};
+	cr_assert_eq(strata_xt_knn(snap, "t", 2, a, 0, STRATA_XT_L2, on_knn, &got), STRATA_EINVAL);
+	cr_assert_eq(strata_xt_knn(snap, "t", 3, a, 1, STRATA_XT_L2, on_knn, &got), STRATA_EDIMS);
+	cr_assert_eq(strata_xt_knn(snap, "t", 2, nan2, 1, STRATA_XT_L2, on_knn, &got), STRATA_ECOORD);
+	cr_assert_eq(strata_xt_knn(snap, "t", 2, a, 1, (strata_xt_metric)7, on_knn, &got),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_query(snap, "t", 2, (strata_xt_pred)5, a, NULL, on_hit, &got),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_query(snap, "t", 2, STRATA_XT_WITHIN, a, b, on_hit, &got),
+		     STRATA_ECOORD);
+	cr_assert_eq(strata_xt_query(snap, "raw", 2, STRATA_XT_WITHIN, a, NULL, on_hit, &got),
+		     STRATA_EWRONGINDEX);
+	cr_assert_eq(strata_xt_query(snap, "nope", 2, STRATA_XT_WITHIN, a, NULL, on_hit, &got),
+		     STRATA_ENOTFOUND);
+	cr_assert_eq(strata_xt_check(snap, "raw", NULL, NULL), STRATA_EWRONGINDEX);
+	cr_assert_eq(got.n, 0);
+	strata_snapshot_close(snap);
+	cr_assert_eq(tree_hash(s, "t"), before);
+	check_tree(s, "t", 300);
+	test_close(s);
+}
+
+/* A stale root: the meta node a snapshot saw was freed (the tree dropped). */
+Test(xtree, stale_node_is_estale)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "t", 2, NULL);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_node_id meta;
+	cr_assert_eq(strata_snapshot_root(snap, "t", &meta), 0);
+	strata_snapshot_close(snap);
+	strata_txn *t = begin(s, "t");
+	cr_assert_eq(strata_txn_free(t, meta), 0);
+	cr_assert_eq(strata_txn_set_root(t, "t", STRATA_NODE_NULL), 0);
+	commit(t);
+	strata_reclaim(s);
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_xt_is_tree(snap, meta), 0);
+	uint64_t n;
+	cr_assert_eq(strata_xt_count(snap, "t", &n), STRATA_EWRONGINDEX);
+	strata_snapshot_close(snap);
+	test_close(s);
+}
+
+/* ---- bulk load ------------------------------------------------------------------------- */
+static void bulk_case(uint32_t d, size_t n, bool clustered, uint64_t seed)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "b", d, NULL);
+	gen g;
+	gen_init(&g, d, seed, clustered, false);
+	model m = {.d = d};
+	double *lo = malloc(n * d * sizeof *lo), *hi = malloc(n * d * sizeof *hi);
+	uint64_t *id = malloc(n * sizeof *id);
+	for (size_t i = 0; i < n; i++) {
+		gen_box(&g, lo + i * d, hi + i * d);
+		id[i] = i * 3 + 1;
+		model_add(&m, id[i], lo + i * d, hi + i * d);
+	}
+	strata_txn *t = begin(s, "b");
+	int rc = strata_xt_bulk_load(t, "b", d, n, lo, hi, id);
+	cr_assert_eq(rc, 0, "bulk: %s", strata_strerror(rc));
+	commit(t);
+	check_tree(s, "b", n);
+	compare_all(s, "b", &m, &g, 10);
+	/* The tree goes on as a normal X-tree after the load. */
+	uint64_t next = n * 3 + 2;
+	batch(s, "b", &m, &g, 300, &next);
+	check_tree(s, "b", m.n);
+	compare_all(s, "b", &m, &g, 5);
+	free(lo), free(hi), free(id), free(m.e);
+	test_close(s);
+}
+
+Test(xtree, bulk_load_1d) { bulk_case(1, 5000, false, 1); }
+Test(xtree, bulk_load_2d) { bulk_case(2, 20000, false, 2); }
+Test(xtree, bulk_load_2d_small) { bulk_case(2, 150, true, 3); }
+Test(xtree, bulk_load_3d_clustered) { bulk_case(3, 10000, true, 4); }
+Test(xtree, bulk_load_16d) { bulk_case(16, 3000, false, 5); }
+Test(xtree, bulk_load_32d_clustered) { bulk_case(32, 2000, true, 6); }
+
+/* ---- supernodes ---------------------------------------------------------------------- */
+Test(xtree, supernodes_form_and_shrink)
+{
+	/* Uniform 16-D points, small blocks: directory splits overlap heavily
+	 * and the X-tree turns nodes into supernodes. */
+	strata_xt_options o = {.node_size = 8192};
+	strata_store *s = test_open(NULL);
+	create(s, "x", 16, &o);
+	gen g;
+	gen_init(&g, 16, 77, false, false);
+	model m = {.d = 16};
+	uint64_t next = 1;
+	while (m.n < 8000)
+		batch(s, "x", &m, &g, 500, &next);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_xt_stats st;
+	cr_assert_eq(strata_xt_stats_get(snap, "x", &st), 0);
+	cr_log_info("16-D: height %u nodes %llu supernodes %llu (max %u blocks) overlap %.3f",
+		    st.height, (unsigned long long)st.nodes, (unsigned long long)st.supernodes,
+		    st.supernode_max_blocks, st.overlap);
+	cr_assert_gt(st.supernodes, 0, "no supernode formed");
+	strata_snapshot_close(snap);
+	check_tree(s, "x", m.n);
+	strata_txn *t = begin(s, "x");
+	while (m.n) {
+		cr_assert_eq(strata_xt_delete(t, "x", 16, m.e[0].lo, m.e[0].hi, m.e[0].id), 0);
+		model_del(&m, 0);
+	}
+	commit(t);
+	check_tree(s, "x", 0);
+	free(m.e);
+	test_close(s);
+}
+
+/* ---- DURABLE ---------------------------------------------------------------------------- */
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static strata_store *open_durable(const char *dir)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.mode = STRATA_DURABLE;
+	o.path = dir;
+	o.flags = STRATA_OPEN_CREATE;
+	o.durability = STRATA_ASYNC;
+	o.wal_file_size = 1u << 20;
+	return test_open(&o);
+}
+
+Test(xtree, durable_survives_close_and_reopen)
+{
+	char dir[] = "/tmp/strata-xt-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	strata_store *s = open_durable(dir);
+	create(s, "d", 3, NULL);
+	gen g;
+	gen_init(&g, 3, 303, true, false);
+	model m = {.d = 3};
+	uint64_t next = 1;
+	for (int i = 0; i < 10; i++)
+		batch(s, "d", &m, &g, 300, &next);
+	check_tree(s, "d", m.n);
+	cr_assert_eq(strata_checkpoint(s), 0);
+	for (int i = 0; i < 3; i++) /* some in the WAL only */
+		batch(s, "d", &m, &g, 300, &next);
+	test_close(s);
+	s = open_durable(dir);
+	check_tree(s, "d", m.n);
+	compare_all(s, "d", &m, &g, 20);
+	batch(s, "d", &m, &g, 300, &next);
+	check_tree(s, "d", m.n);
+	test_close(s);
+	free(m.e);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+Test(xtree, make_durable_live)
+{
+	char dir[] = "/tmp/strata-xt-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	strata_store *s = test_open(NULL);
+	create(s, "d", 8, NULL);
+	gen g;
+	gen_init(&g, 8, 808, false, false);
+	model m = {.d = 8};
+	uint64_t next = 1;
+	for (int i = 0; i < 5; i++)
+		batch(s, "d", &m, &g, 300, &next);
+	strata_snapshot *old;
+	cr_assert_eq(strata_snapshot_open(s, &old), 0);
+	char sub[64];
+	snprintf(sub, sizeof sub, "%s/db", dir);
+	int rc = strata_make_durable(s, sub);
+	cr_assert_eq(rc, 0, "make_durable: %s", strata_strerror(rc));
+	uint64_t n;
+	cr_assert_eq(strata_xt_count(old, "d", &n), 0);
+	cr_assert_eq(n, m.n, "a snapshot across the switch");
+	strata_snapshot_close(old);
+	for (int i = 0; i < 3; i++)
+		batch(s, "d", &m, &g, 300, &next);
+	test_close(s);
+	strata_options o;
+	strata_options_init(&o);
+	o.mode = STRATA_DURABLE;
+	o.path = sub;
+	s = test_open(&o);
+	check_tree(s, "d", m.n);
+	compare_all(s, "d", &m, &g, 10);
+	test_close(s);
+	free(m.e);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- snapshots while a writer runs ---------------------------------------------------- */
+typedef struct writer_arg {
+	strata_store *s;
+	int batches;
+} writer_arg;
+
+/* The writer keeps the tree's ids in [0, count) with every id's point at
+ * (id, id): a reader can check any snapshot is one whole commit. */
+static void *writer(void *p)
+{
+	writer_arg *w = p;
+	uint64_t count = 1000;
+	for (int b = 0; b < w->batches; b++) {
+		strata_txn *t;
+		const char *name = "c";
+		if (strata_txn_begin(w->s, &name, 1, 0, &t))
+			return (void *)1;
+		for (int i = 0; i < 50; i++) {
+			double pt[2] = {(double)count, (double)count};
+			if (strata_xt_insert(t, name, 2, pt, NULL, count++))
+				return (void *)1;
+		}
+		for (int i = 0; i < 25; i++) {
+			count--;
+			double pt[2] = {(double)count, (double)count};
+			if (strata_xt_delete(t, name, 2, pt, NULL, count))
+				return (void *)1;
+		}
+		if (strata_txn_commit(t, NULL))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+Test(xtree, snapshot_queries_while_a_writer_runs)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "c", 2, NULL);
+	strata_txn *t = begin(s, "c");
+	for (uint64_t i = 0; i < 1000; i++) {
+		double pt[2] = {(double)i, (double)i};
+		cr_assert_eq(strata_xt_insert(t, "c", 2, pt, NULL, i), 0);
+	}
+	commit(t);
+	writer_arg w = {s, 200};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, writer, &w), 0);
+	for (int r = 0; r < 300; r++) {
+		strata_snapshot *snap;
+		cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+		uint64_t n;
+		cr_assert_eq(strata_xt_count(snap, "c", &n), 0);
+		double lo[2] = {-1, -1}, hi[2] = {1e9, 1e9};
+		ids got = {0};
+		cr_assert_eq(strata_xt_query(snap, "c", 2, STRATA_XT_INTERSECTS, lo, hi, on_hit, &got), 0);
+		cr_assert_eq(got.n, n, "query saw %zu entries, count %llu", got.n, (unsigned long long)n);
+		qsort(got.v, got.n, sizeof *got.v, cmp_u64);
+		for (size_t i = 0; i < got.n; i++)
+			cr_assert_eq(got.v[i], i, "a torn snapshot");
+		got.n = 0;
+		double far[2] = {1e9, 1e9};
+		cr_assert_eq(strata_xt_knn(snap, "c", 2, far, 3, STRATA_XT_L2, on_knn, &got), 0);
+		cr_assert_eq(got.h[0].id, n - 1);
+		if (r % 50 == 0)
+			cr_assert_eq(strata_xt_check(snap, "c", test_report, NULL), 0);
+		ids_free(&got);
+		strata_snapshot_close(snap);
+	}
+	void *res;
+	pthread_join(th, &res);
+	cr_assert_null(res, "the writer failed");
+	check_tree(s, "c", 1000 + 25 * 200);
+	test_close(s);
+}

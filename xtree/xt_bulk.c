@@ -1,0 +1,154 @@
+/*
+ * xt_bulk.c — Sort-Tile-Recursive bulk loading (Leutenegger, Lopez,
+ * Edgington 1997) generalised to d dimensions, level by level.
+ *
+ * For n entries and b per node: P = ceil(n/b) nodes; S = ceil(P^(1/k))
+ * slabs along the current dimension (k dimensions left), each sorted by
+ * centre and tiled recursively over the next dimensions; the last dimension
+ * is cut into runs. Slabs and runs are cut into near-equal parts (not "b,
+ * b, ..., the rest"), so every node holds more than b/2 entries and no
+ * node is left underfull: b is at least twice the minimum fill. Each
+ * group's split history is the set of dimensions cut on its way down,
+ * which is what an X-tree split would have recorded.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "xt_internal.h"
+
+typedef struct group {
+	size_t from, len;
+	uint32_t hist;
+} group;
+
+typedef struct str_ctx {
+	const xt_ents *e;
+	uint32_t *idx;
+	size_t b;
+	group *g;
+	size_t ng, gcap;
+	uint32_t dim; /* sort key while sorting */
+} str_ctx;
+
+static int cmp_center(const void *pa, const void *pb, void *ctx)
+{
+	const str_ctx *s = ctx;
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb, d = s->e->d;
+	double ca = s->e->lo[(size_t)a * d + s->dim] + s->e->hi[(size_t)a * d + s->dim];
+	double cb = s->e->lo[(size_t)b * d + s->dim] + s->e->hi[(size_t)b * d + s->dim];
+	if (ca != cb)
+		return ca < cb ? -1 : 1;
+	return a < b ? -1 : a > b;
+}
+
+static int emit(str_ctx *s, size_t from, size_t len, uint32_t hist)
+{
+	if (s->ng == s->gcap) {
+		size_t cap = s->gcap ? 2 * s->gcap : 64;
+		group *g = realloc(s->g, cap * sizeof *g);
+		if (!g)
+			return STRATA_ENOMEM;
+		s->g = g;
+		s->gcap = cap;
+	}
+	s->g[s->ng++] = (group){from, len, hist ? hist : 1u};
+	return 0;
+}
+
+/* Tiles idx[from, from+n) over dimensions dim..d-1. */
+static int tile(str_ctx *s, size_t from, size_t n, uint32_t dim, uint32_t hist)
+{
+	size_t P = (n + s->b - 1) / s->b;
+	if (P <= 1)
+		return emit(s, from, n, hist);
+	uint32_t left = s->e->d - dim;
+	size_t S = left == 1 ? P : (size_t)ceil(pow((double)P, 1.0 / left) - 1e-9);
+	if (S <= 1)
+		return tile(s, from, n, dim + 1, hist);
+	s->dim = dim;
+	qsort_r(s->idx + from, n, sizeof *s->idx, cmp_center, s);
+	for (size_t j = 0; j < S; j++) {
+		size_t a = n * j / S, z = n * (j + 1) / S;
+		int rc = left == 1 ? emit(s, from + a, z - a, hist | 1u << dim)
+				   : tile(s, from + a, z - a, dim + 1, hist | 1u << dim);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Packs entries e (of level `level`) into nodes; their entries go to next. */
+static int pack_level(xt_op *op, const xt_ents *e, uint32_t level, xt_ents *next)
+{
+	const xt_meta *m = op->m;
+	size_t cap = xt_cap_of(m->o.node_size, m->dims, level == 0);
+	size_t b = cap * m->o.bulk_fill_pct / 100, minb = 2 * (size_t)xt_min_count(m, level == 0);
+	str_ctx s = {e, malloc(e->n * sizeof(uint32_t)), b < minb ? minb : b};
+	int rc = s.idx ? 0 : STRATA_ENOMEM;
+	for (uint32_t i = 0; !rc && i < e->n; i++)
+		s.idx[i] = i;
+	if (!rc)
+		rc = tile(&s, 0, e->n, 0, 0);
+	if (!rc)
+		rc = xt_ents_reserve(next, m->dims, (uint32_t)s.ng);
+	next->n = 0;
+	for (size_t j = 0; !rc && j < s.ng; j++) {
+		strata_node_id id;
+		xt_view v;
+		if ((rc = xt_node_new(op->t, m, level, 1, &id, &v)))
+			break;
+		for (size_t i = 0; i < s.g[j].len; i++)
+			xt_node_append_ent(&v, m->dims, e, s.idx[s.g[j].from + i]);
+		xt_box box;
+		xt_box_of_node(&v, m->dims, &box);
+		xt_ents_push(next, id, s.g[j].hist, box.lo, box.hi);
+	}
+	free(s.idx);
+	free(s.g);
+	return rc;
+}
+
+static int load(xt_op *op, size_t n, const double *mins, const double *maxs, const uint64_t *ids)
+{
+	uint32_t d = op->d;
+	xt_ents a = {0}, b = {0};
+	int rc = xt_ents_reserve(&a, d, (uint32_t)n);
+	for (size_t i = 0; !rc && i < n; i++)
+		xt_ents_push(&a, ids[i], 0, mins + i * d, (maxs ? maxs : mins) + i * d);
+	uint32_t level = 0;
+	while (!rc) {
+		if ((rc = pack_level(op, &a, level, &b)))
+			break;
+		level++;
+		xt_ents t = a;
+		a = b;
+		b = t;
+		if (a.n == 1)
+			break;
+	}
+	if (!rc) {
+		op->m->top = a.ids[0];
+		op->m->height = level;
+		op->m->count = n;
+	}
+	xt_ents_free(&a);
+	xt_ents_free(&b);
+	return rc;
+}
+
+STRATA_API int strata_xt_bulk_load(strata_txn *txn, const char *name, uint32_t dims, size_t n,
+				   const double *mins, const double *maxs, const uint64_t *ids)
+{
+	xt_op op;
+	int rc = xt_op_begin(&op, txn, name, dims);
+	if (rc)
+		return rc;
+	if (n == 0 || n > UINT32_MAX / 2 || !mins || !ids || op.m->height)
+		return STRATA_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = xt_validate_box(dims, mins + i * dims, maxs ? maxs + i * dims : NULL)))
+			return rc;
+	if ((rc = xt_op_write(&op)))
+		return rc;
+	return load(&op, n, mins, maxs, ids);
+}

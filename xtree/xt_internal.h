@@ -1,0 +1,177 @@
+/*
+ * xt_internal.h — the X-tree's node formats and the helpers its files share.
+ *
+ * A tree is a meta node (kind XT_KIND_META) under the root name, pointing at
+ * the top node. Every other node starts with xt_hdr and stores its entries
+ * as structure-of-arrays, so a query tests one dimension of every entry in
+ * one vectorisable loop:
+ *
+ *   xt_hdr | ids[cap] (u64) | lo[dims][cap] | hi[dims][cap] | hist[cap] (dir only)
+ *
+ * ids are object ids in leaves (level 0) and child NodeIDs in directory
+ * nodes. hist[i] is the split history of child i: bit k set when the child
+ * (or a node it was split from) was split along dimension k. A node holds
+ * `blocks` blocks of node_size bytes; only directory nodes grow past one
+ * block (supernodes, kind XT_KIND_SUPER). Entries are unordered; removal
+ * moves the last entry into the hole.
+ *
+ * Invariants (xt_check.c verifies them): a directory entry's box is exactly
+ * the union of its child's entries; all leaves at level 0; non-root nodes
+ * hold at least xt_min_count entries; a directory root holds at least two.
+ */
+#ifndef STRATA_XT_INTERNAL_H
+#define STRATA_XT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "strata/xtree.h"
+
+enum {
+	XT_KIND_META = 0x20,
+	XT_KIND_DIR = 0x21,
+	XT_KIND_LEAF = 0x22,
+	XT_KIND_SUPER = 0x23
+};
+
+#define XT_MAGIC 0x31525458u /* "XTR1" */
+#define XT_HDR_SIZE 16u
+#define XT_MAXD STRATA_XT_DIMS_MAX
+#define XT_MAXH STRATA_XT_LEVELS_MAX
+
+typedef struct xt_hdr {
+	uint8_t kind;
+	uint8_t level;   /* 0: leaf */
+	uint16_t blocks; /* node size / node_size */
+	uint32_t count;
+	uint32_t cap;    /* entries the node has room for */
+	uint32_t pad;
+} xt_hdr;
+
+typedef struct xt_meta {
+	xt_hdr h; /* kind XT_KIND_META; other fields unused */
+	uint32_t magic;
+	uint32_t dims;
+	uint32_t height; /* 0: empty */
+	uint32_t pad;
+	uint64_t count;
+	strata_node_id top;
+	strata_xt_options o; /* every field resolved (no zeros) */
+} xt_meta;
+
+/* A node's arrays. */
+typedef struct xt_view {
+	xt_hdr *h;
+	uint64_t *ids;
+	double *lo; /* lo[k * cap + i] */
+	double *hi;
+	uint32_t *hist; /* NULL in leaves */
+} xt_view;
+
+static inline xt_view xt_view_of(const void *p, uint32_t d)
+{
+	xt_view v;
+	v.h = (xt_hdr *)p;
+	uint32_t cap = v.h->cap;
+	v.ids = (uint64_t *)((uint8_t *)p + XT_HDR_SIZE);
+	v.lo = (double *)(v.ids + cap);
+	v.hi = v.lo + (size_t)d * cap;
+	v.hist = v.h->level ? (uint32_t *)(v.hi + (size_t)d * cap) : NULL;
+	return v;
+}
+
+/* Entry bytes and capacity of a node of `size` bytes. */
+static inline uint32_t xt_entry_bytes(uint32_t d, bool leaf)
+{
+	return 8u + 16u * d + (leaf ? 0u : 4u);
+}
+static inline uint32_t xt_cap_of(uint32_t size, uint32_t d, bool leaf)
+{
+	return (size - XT_HDR_SIZE) / xt_entry_bytes(d, leaf);
+}
+
+/* A box in a flat buffer: lo[0..d-1], hi[0..d-1]. */
+typedef struct xt_box {
+	double lo[XT_MAXD];
+	double hi[XT_MAXD];
+} xt_box;
+
+/* Entries out of nodes (splits, reinsertion): entry i is ids[i], hist[i],
+ * and its box at lo/hi + i*d. */
+typedef struct xt_ents {
+	uint32_t n, cap, d;
+	uint64_t *ids;
+	uint32_t *hist;
+	double *lo, *hi;
+} xt_ents;
+
+int xt_ents_reserve(xt_ents *e, uint32_t d, uint32_t n);
+void xt_ents_free(xt_ents *e);
+void xt_ents_push_node(xt_ents *e, const xt_view *v, uint32_t i);
+void xt_ents_push(xt_ents *e, uint64_t id, uint32_t hist, const double *lo, const double *hi);
+
+/* ---- geometry (xt_geom.c) ---- */
+void xt_box_of_node(const xt_view *v, uint32_t d, xt_box *out);
+void xt_box_of_ents(const xt_ents *e, const uint32_t *idx, uint32_t from, uint32_t to, xt_box *out);
+void xt_box_get(const xt_view *v, uint32_t d, uint32_t i, xt_box *out);
+void xt_box_set(xt_view *v, uint32_t d, uint32_t i, const xt_box *b);
+void xt_box_extend(xt_box *a, const double *lo, const double *hi, uint32_t d);
+double xt_volume(const xt_box *b, uint32_t d);
+double xt_margin(const xt_box *b, uint32_t d);
+double xt_overlap_vol(const xt_box *a, const xt_box *b, uint32_t d);
+bool xt_box_eq(const xt_box *a, const xt_box *b, uint32_t d);
+double xt_mindist(const double *pt, const double *lo, const double *hi, size_t stride,
+		  uint32_t d, strata_xt_metric m);
+
+/* ---- node memory (xt_node.c) ---- */
+uint32_t xt_min_count(const xt_meta *m, bool leaf);
+uint32_t xt_blocks_for(const xt_meta *m, uint32_t count, bool leaf);
+int xt_node_new(strata_txn *t, const xt_meta *m, uint32_t level, uint32_t blocks,
+		strata_node_id *id, xt_view *v);
+/* Reallocates node `*id` at `blocks` blocks (copy, free the old one). */
+int xt_node_resize(strata_txn *t, const xt_meta *m, strata_node_id *id, xt_view *v,
+		   uint32_t blocks);
+void xt_node_remove(xt_view *v, uint32_t d, uint32_t i);
+void xt_node_append_ent(xt_view *v, uint32_t d, const xt_ents *e, uint32_t i);
+
+/* ---- a write operation (xt_write.c) ---- */
+typedef struct xt_op {
+	strata_txn *t;
+	const char *name;
+	xt_meta *m;        /* writable meta */
+	uint32_t d;
+	uint32_t reinserted; /* bit L: overflow at level L was treated by reinsert */
+	xt_ents pending;   /* entries waiting to be reinserted ... */
+	uint8_t *plevel;   /* ... and the level each goes to */
+	uint32_t plevel_cap;
+} xt_op;
+
+int xt_op_begin(xt_op *op, strata_txn *t, const char *name, uint32_t dims);
+int xt_op_write(xt_op *op);
+void xt_op_end(xt_op *op);
+int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const double *hi,
+		  uint32_t level);
+int xt_drain_pending(xt_op *op);
+int xt_validate_box(uint32_t d, const double *lo, const double *hi);
+
+/* ---- splits (xt_split.c) ---- */
+typedef struct xt_split {
+	uint32_t *order; /* entry indexes: group A = order[0..k), B = order[k..n) */
+	uint32_t k;
+	uint32_t axis;
+	bool ok; /* false: no acceptable split (make a supernode) */
+} xt_split;
+
+int xt_split_leaf(const xt_meta *m, const xt_ents *e, xt_split *s);
+int xt_split_dir(const xt_meta *m, const xt_ents *e, xt_split *s);
+
+/* ---- reading (xt_read.c) ---- */
+typedef struct xt_rd {
+	const strata_snapshot *snap;
+	const xt_meta *m;
+} xt_rd;
+int xt_rd_open(const strata_snapshot *snap, const char *name, xt_rd *rd);
+int xt_rd_node(const xt_rd *rd, strata_node_id id, xt_view *v, uint32_t *size);
+
+#endif

@@ -1,0 +1,491 @@
+/*
+ * xt_write.c — X-tree insertion: R* ChooseSubtree, overflow treatment
+ * (forced reinsert once per level and operation, else split), the split
+ * itself with the X-tree's supernode fallback, and a new root when the top
+ * splits. Also the operation context every write shares (xt_op_begin).
+ *
+ * Copy-on-write: an insert makes the meta node and every node on its path
+ * writable top-down (strata_txn_write) and repoints each parent at the new
+ * NodeID as it descends; nodes already written in this transaction are
+ * changed in place. Directory boxes are enlarged on the way down, which
+ * keeps them exact: the union of a tight box and the new entry is tight.
+ *
+ * Entries removed for forced reinsertion (and orphans of a condensed delete)
+ * wait in op->pending and are inserted after the operation that removed them
+ * has finished with its path, so no path is used after it went stale.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "xt_internal.h"
+
+typedef struct xt_path {
+	uint32_t top;                /* level of the root */
+	strata_node_id id[XT_MAXH];  /* id[L]: the path's node at level L */
+	xt_view v[XT_MAXH];
+	uint32_t slot[XT_MAXH];      /* slot[L]: node L's entry in node L+1 */
+} xt_path;
+
+int xt_validate_box(uint32_t d, const double *lo, const double *hi)
+{
+	if (!lo)
+		return STRATA_EINVAL;
+	for (uint32_t k = 0; k < d; k++) {
+		double h = hi ? hi[k] : lo[k];
+		if (!isfinite(lo[k]) || !isfinite(h) || lo[k] > h)
+			return STRATA_ECOORD;
+	}
+	return 0;
+}
+
+/* Reads and checks the meta node; makes nothing writable yet. */
+int xt_op_begin(xt_op *op, strata_txn *t, const char *name, uint32_t dims)
+{
+	memset(op, 0, sizeof *op);
+	if (!t || !name)
+		return STRATA_EINVAL;
+	strata_node_id mid;
+	int rc = strata_txn_get_root(t, name, &mid);
+	if (rc)
+		return rc;
+	if (mid == STRATA_NODE_NULL)
+		return STRATA_EWRONGINDEX;
+	const void *p;
+	uint32_t size;
+	uint8_t kind;
+	if ((rc = strata_txn_read(t, mid, &p, &size, &kind)))
+		return rc;
+	const xt_meta *m = p;
+	if (kind != XT_KIND_META || size < sizeof *m || m->magic != XT_MAGIC)
+		return STRATA_EWRONGINDEX;
+	if (dims != m->dims)
+		return STRATA_EDIMS;
+	op->t = t;
+	op->name = name;
+	op->m = (xt_meta *)p; /* read-only until xt_op_write */
+	op->d = dims;
+	return 0;
+}
+
+/* Copy-on-write of the meta node (and the root name repointed). */
+int xt_op_write(xt_op *op)
+{
+	strata_node_id mid, nid;
+	void *p;
+	int rc = strata_txn_get_root(op->t, op->name, &mid);
+	if (rc || (rc = strata_txn_write(op->t, mid, &nid, &p, NULL)))
+		return rc;
+	op->m = p;
+	return nid == mid ? 0 : strata_txn_set_root(op->t, op->name, nid);
+}
+
+void xt_op_end(xt_op *op)
+{
+	xt_ents_free(&op->pending);
+	free(op->plevel);
+	op->plevel = NULL;
+}
+
+static int pending_push(xt_op *op, const xt_ents *e, uint32_t i, uint32_t level)
+{
+	uint32_t n = op->pending.n;
+	int rc = xt_ents_reserve(&op->pending, op->d, n + 1);
+	if (rc)
+		return rc;
+	if (op->plevel_cap < op->pending.cap) {
+		uint8_t *pl = realloc(op->plevel, op->pending.cap);
+		if (!pl)
+			return STRATA_ENOMEM;
+		op->plevel = pl;
+		op->plevel_cap = op->pending.cap;
+	}
+	op->plevel[n] = (uint8_t)level;
+	xt_ents_push(&op->pending, e->ids[i], e->hist[i], e->lo + (size_t)i * e->d,
+		     e->hi + (size_t)i * e->d);
+	return 0;
+}
+
+/* Makes node *id writable; checks it is a node of `level`. */
+static int writable(xt_op *op, strata_node_id *id, uint32_t level, xt_view *v)
+{
+	strata_node_id nid;
+	void *p;
+	int rc = strata_txn_write(op->t, *id, &nid, &p, NULL);
+	if (rc)
+		return rc;
+	*v = xt_view_of(p, op->d);
+	if (v->h->level != level || v->h->count > v->h->cap)
+		return STRATA_ECORRUPT;
+	*id = nid;
+	return 0;
+}
+
+/* Point the parent (or the meta node) at path node L's current id. */
+static void repoint(xt_op *op, xt_path *P, uint32_t L)
+{
+	if (L == P->top)
+		op->m->top = P->id[L];
+	else
+		P->v[L + 1].ids[P->slot[L]] = P->id[L];
+}
+
+/* ---- ChooseSubtree ---------------------------------------------------------- */
+
+typedef struct cand {
+	double enl, area;
+	uint32_t i;
+} cand;
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const cand *x = a, *y = b;
+	if (x->enl != y->enl)
+		return x->enl < y->enl ? -1 : 1;
+	if (x->area != y->area)
+		return x->area < y->area ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Overlap of entry i's box b (enlarged or not) with every other entry. */
+static double overlap_with_others(const xt_view *v, uint32_t d, uint32_t i, const xt_box *b)
+{
+	double sum = 0;
+	for (uint32_t j = 0; j < v->h->count; j++) {
+		if (j == i)
+			continue;
+		xt_box o;
+		xt_box_get(v, d, j, &o);
+		sum += xt_overlap_vol(b, &o, d);
+	}
+	return sum;
+}
+
+/* R* ChooseSubtree. Above the leaves: least area enlargement, then least
+ * area. For leaves as children: among the choose_p entries of least area
+ * enlargement ("nearly minimum overlap"), least overlap enlargement. */
+static int choose(const xt_op *op, const xt_view *v, const double *lo, const double *hi,
+		  bool child_leaf, uint32_t *out)
+{
+	uint32_t n = v->h->count, d = op->d;
+	cand stack[128], *c = n <= 128 ? stack : malloc((size_t)n * sizeof *c);
+	if (!c)
+		return STRATA_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		xt_box b;
+		xt_box_get(v, d, i, &b);
+		c[i].area = xt_volume(&b, d);
+		xt_box_extend(&b, lo, hi, d);
+		c[i].enl = xt_volume(&b, d) - c[i].area;
+		c[i].i = i;
+	}
+	qsort(c, n, sizeof *c, cmp_cand);
+	*out = c[0].i;
+	if (child_leaf) {
+		uint32_t p = n < op->m->o.choose_p ? n : op->m->o.choose_p;
+		double best = INFINITY;
+		for (uint32_t j = 0; j < p; j++) {
+			xt_box b, e;
+			xt_box_get(v, d, c[j].i, &b);
+			e = b;
+			xt_box_extend(&e, lo, hi, d);
+			double inc = overlap_with_others(v, d, c[j].i, &e) -
+				     overlap_with_others(v, d, c[j].i, &b);
+			if (inc < best) { /* ties keep the earlier: less enlargement */
+				best = inc;
+				*out = c[j].i;
+			}
+			if (best <= 0)
+				break;
+		}
+	}
+	if (c != stack)
+		free(c);
+	return 0;
+}
+
+/* ---- overflow --------------------------------------------------------------- */
+
+static int overflow(xt_op *op, xt_path *P, uint32_t L, xt_ents *e);
+
+/* Writes group order[from..to) of e into node v (emptied first). */
+static void fill_group(xt_view *v, uint32_t d, const xt_ents *e, const uint32_t *order,
+		       uint32_t from, uint32_t to)
+{
+	v->h->count = 0;
+	for (uint32_t j = from; j < to; j++)
+		xt_node_append_ent(v, d, e, order[j]);
+}
+
+/* Recomputes the boxes on the path from level L up to the root. */
+static void refresh_up(xt_op *op, xt_path *P, uint32_t L)
+{
+	for (uint32_t l = L; l < P->top; l++) {
+		xt_box b;
+		xt_box_of_node(&P->v[l], op->d, &b);
+		xt_box_set(&P->v[l + 1], op->d, P->slot[l], &b);
+	}
+}
+
+typedef struct dist_ix {
+	double dist;
+	uint32_t i;
+} dist_ix;
+
+static int cmp_dist_desc(const void *a, const void *b)
+{
+	const dist_ix *x = a, *y = b;
+	if (x->dist != y->dist)
+		return x->dist > y->dist ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* R* forced reinsert: keep the entries nearest the node's centre, queue the
+ * reinsert_pct farthest (nearest of them first: "close reinsert"). */
+static int reinsert(xt_op *op, xt_path *P, uint32_t L, xt_ents *e)
+{
+	uint32_t n = e->n, d = op->d;
+	uint32_t p = xt_cap_of(op->m->o.node_size, d, L == 0) * op->m->o.reinsert_pct / 100;
+	p = p ? p : 1;
+	dist_ix *dx = malloc((size_t)n * sizeof *dx);
+	uint32_t *order = malloc((size_t)n * sizeof *order);
+	int rc = dx && order ? 0 : STRATA_ENOMEM;
+	if (rc)
+		goto err;
+	xt_box all;
+	xt_box_of_ents(e, NULL, 0, n, &all);
+	for (uint32_t i = 0; i < n; i++) {
+		double s = 0;
+		for (uint32_t k = 0; k < d; k++) {
+			double c = (e->lo[(size_t)i * d + k] + e->hi[(size_t)i * d + k]) / 2;
+			double g = c - (all.lo[k] + all.hi[k]) / 2;
+			s += g * g;
+		}
+		dx[i] = (dist_ix){s, i};
+	}
+	qsort(dx, n, sizeof *dx, cmp_dist_desc);
+	for (uint32_t j = 0; j < n; j++)
+		order[j] = dx[j].i;
+	fill_group(&P->v[L], d, e, order, p, n);
+	refresh_up(op, P, L);
+	for (uint32_t j = p; j-- > 0;)
+		if ((rc = pending_push(op, e, order[j], L)))
+			goto err;
+err:
+	free(dx);
+	free(order);
+	return rc;
+}
+
+/* Grows path node L by one block; false if it cannot grow (size limit). */
+static int grow(xt_op *op, xt_path *P, uint32_t L, bool *grown)
+{
+	int rc = xt_node_resize(op->t, op->m, &P->id[L], &P->v[L], P->v[L].h->blocks + 1u);
+	*grown = rc == 0;
+	if (rc == STRATA_ETOOBIG)
+		return 0;
+	if (!rc)
+		repoint(op, P, L);
+	return rc;
+}
+
+/* The parent's entry for the node split off path node L, then the parent's
+ * own overflow if it is full. */
+static int add_sibling(xt_op *op, xt_path *P, uint32_t L, strata_node_id bid, const xt_box *ba,
+		       const xt_box *bb, uint32_t hist)
+{
+	uint32_t d = op->d;
+	if (L == P->top) { /* the root split: a new root above */
+		strata_node_id rid;
+		xt_view r;
+		int rc = xt_node_new(op->t, op->m, L + 1, 1, &rid, &r);
+		if (rc)
+			return rc;
+		r.h->count = 2;
+		r.ids[0] = P->id[L], r.ids[1] = bid;
+		r.hist[0] = r.hist[1] = hist;
+		xt_box_set(&r, d, 0, ba);
+		xt_box_set(&r, d, 1, bb);
+		op->m->top = rid;
+		op->m->height++;
+		return 0;
+	}
+	xt_view *pv = &P->v[L + 1];
+	uint32_t s = P->slot[L];
+	xt_box_set(pv, d, s, ba);
+	pv->hist[s] = hist;
+	xt_ents one = {0};
+	int rc = xt_ents_reserve(&one, d, pv->h->count + 1);
+	if (rc)
+		goto err;
+	xt_ents_push(&one, bid, hist, bb->lo, bb->hi);
+	if (pv->h->count < pv->h->cap) {
+		xt_node_append_ent(pv, d, &one, 0);
+		goto err;
+	}
+	one.n = 0;
+	for (uint32_t i = 0; i < pv->h->count; i++)
+		xt_ents_push_node(&one, pv, i);
+	xt_ents_push(&one, bid, hist, bb->lo, bb->hi);
+	rc = overflow(op, P, L + 1, &one);
+err:
+	xt_ents_free(&one);
+	return rc;
+}
+
+/* Splits path node L holding entries e (one more than fit). */
+static int split(xt_op *op, xt_path *P, uint32_t L, xt_ents *e)
+{
+	uint32_t n = e->n, d = op->d;
+	xt_split s = {.order = malloc((size_t)n * sizeof(uint32_t))};
+	if (!s.order)
+		return STRATA_ENOMEM;
+	int rc = L == 0 ? xt_split_leaf(op->m, e, &s) : xt_split_dir(op->m, e, &s);
+	if (rc)
+		goto err;
+	if (!s.ok) { /* X-tree: no good split, a supernode instead */
+		bool grown;
+		if ((rc = grow(op, P, L, &grown)))
+			goto err;
+		if (grown) {
+			xt_node_append_ent(&P->v[L], d, e, n - 1);
+			goto err;
+		}
+	}
+	uint32_t hist = L == P->top ? 0 : P->v[L + 1].hist ? P->v[L + 1].hist[P->slot[L]] : 0;
+	hist |= 1u << s.axis;
+	strata_node_id bid;
+	xt_view bv;
+	if ((rc = xt_node_new(op->t, op->m, L, xt_blocks_for(op->m, n - s.k, L == 0), &bid, &bv)))
+		goto err;
+	fill_group(&bv, d, e, s.order, s.k, n);
+	fill_group(&P->v[L], d, e, s.order, 0, s.k);
+	uint32_t need = xt_blocks_for(op->m, s.k, L == 0);
+	if (need < P->v[L].h->blocks) { /* a supernode's half may fit in fewer blocks */
+		if ((rc = xt_node_resize(op->t, op->m, &P->id[L], &P->v[L], need)))
+			goto err;
+		repoint(op, P, L);
+	}
+	xt_box ba, bb;
+	xt_box_of_node(&P->v[L], d, &ba);
+	xt_box_of_node(&bv, d, &bb);
+	rc = add_sibling(op, P, L, bid, &ba, &bb, hist);
+err:
+	free(s.order);
+	return rc;
+}
+
+static int overflow(xt_op *op, xt_path *P, uint32_t L, xt_ents *e)
+{
+	uint32_t bit = 1u << L;
+	if (L < P->top && !(op->reinserted & bit) && P->v[L].h->blocks == 1) {
+		op->reinserted |= bit;
+		return reinsert(op, P, L, e);
+	}
+	return split(op, P, L, e);
+}
+
+/* ---- insertion -------------------------------------------------------------- */
+
+static int new_root_leaf(xt_op *op)
+{
+	strata_node_id id;
+	xt_view v;
+	int rc = xt_node_new(op->t, op->m, 0, 1, &id, &v);
+	if (rc)
+		return rc;
+	op->m->top = id;
+	op->m->height = 1;
+	return 0;
+}
+
+/* Descends from the root to `level` choosing subtrees, enlarging boxes. */
+static int descend(xt_op *op, xt_path *P, const double *lo, const double *hi, uint32_t level)
+{
+	P->top = op->m->height - 1;
+	if (level > P->top)
+		return STRATA_ECORRUPT;
+	P->id[P->top] = op->m->top;
+	int rc = writable(op, &P->id[P->top], P->top, &P->v[P->top]);
+	if (rc)
+		return rc;
+	op->m->top = P->id[P->top];
+	for (uint32_t L = P->top; L > level; L--) {
+		xt_view *v = &P->v[L];
+		uint32_t s;
+		if (v->h->count == 0)
+			return STRATA_ECORRUPT;
+		if ((rc = choose(op, v, lo, hi, L == 1, &s)))
+			return rc;
+		xt_box b;
+		xt_box_get(v, op->d, s, &b);
+		xt_box_extend(&b, lo, hi, op->d);
+		xt_box_set(v, op->d, s, &b);
+		P->slot[L - 1] = s;
+		P->id[L - 1] = v->ids[s];
+		if ((rc = writable(op, &P->id[L - 1], L - 1, &P->v[L - 1])))
+			return rc;
+		v->ids[s] = P->id[L - 1];
+	}
+	return 0;
+}
+
+int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const double *hi,
+		  uint32_t level)
+{
+	int rc = 0;
+	if (op->m->height == 0 && (rc = new_root_leaf(op)))
+		return rc;
+	xt_path P;
+	if ((rc = descend(op, &P, lo, hi, level)))
+		return rc;
+	xt_view *v = &P.v[level];
+	xt_ents e = {0};
+	if ((rc = xt_ents_reserve(&e, op->d, v->h->count + 1)))
+		goto err;
+	xt_ents_push(&e, id, hist, lo, hi);
+	if (v->h->count < v->h->cap) {
+		xt_node_append_ent(v, op->d, &e, 0);
+		goto err;
+	}
+	e.n = 0;
+	for (uint32_t i = 0; i < v->h->count; i++)
+		xt_ents_push_node(&e, v, i);
+	xt_ents_push(&e, id, hist, lo, hi);
+	rc = overflow(op, &P, level, &e);
+err:
+	xt_ents_free(&e);
+	return rc;
+}
+
+int xt_drain_pending(xt_op *op)
+{
+	uint32_t d = op->d;
+	for (uint32_t i = 0; i < op->pending.n; i++) {
+		/* Copy out: the insert may grow (move) the pending arrays. */
+		xt_box b;
+		memcpy(b.lo, op->pending.lo + (size_t)i * d, d * sizeof(double));
+		memcpy(b.hi, op->pending.hi + (size_t)i * d, d * sizeof(double));
+		int rc = xt_insert_ent(op, op->pending.ids[i], op->pending.hist[i], b.lo, b.hi,
+				       op->plevel[i]);
+		if (rc)
+			return rc;
+	}
+	op->pending.n = 0;
+	return 0;
+}
+
+STRATA_API int strata_xt_insert(strata_txn *txn, const char *name, uint32_t dims,
+				const double *min, const double *max, uint64_t id)
+{
+	xt_op op;
+	int rc = xt_op_begin(&op, txn, name, dims);
+	if (rc || (rc = xt_validate_box(dims, min, max)) || (rc = xt_op_write(&op)))
+		return rc;
+	rc = xt_insert_ent(&op, id, 0, min, max ? max : min, 0);
+	if (!rc)
+		rc = xt_drain_pending(&op);
+	if (!rc)
+		op.m->count++;
+	xt_op_end(&op);
+	return rc;
+}
