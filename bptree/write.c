@@ -1,0 +1,539 @@
+/*
+ * write.c — B+tree writes inside a strata_txn: create, put, delete.
+ *
+ * A write first descends read-only and validates (so bad input leaves the
+ * tree untouched), then copies the path meta -> top -> leaf on write
+ * (strata_txn_write; a node already born in this transaction is written in
+ * place) and repoints each parent at its child's new NodeID. Subtree
+ * counts on the path change by the write's delta (+1 insert, -1 delete).
+ *
+ * The common case changes the leaf in place. When the leaf overflows or
+ * falls under the fill bound, w_place rebuilds the level from an entry list:
+ * split in two, or borrow from / merge with a sibling, and hands the
+ * changed parent entry list to the level above, up to the top, which grows
+ * a new level when it splits and collapses when a branch top keeps one
+ * child. Node bytes are always built into scratch buffers first, because
+ * entry lists point into the nodes being rebuilt.
+ */
+#include <stdlib.h>
+
+#include "bpt.h"
+
+typedef struct bpt_w {
+	strata_txn *txn;
+	const char *name;
+	strata_node_id meta_id;
+	uint8_t *meta; /* writable once w_cow ran */
+	bpt_meta m;
+	uint32_t ns, cap;
+	/* The path, [0] = leaf; node pointers are writable after w_cow. */
+	strata_node_id id[BPT_MAX_HEIGHT];
+	uint8_t *node[BPT_MAX_HEIGHT];
+	unsigned idx[BPT_MAX_HEIGHT];
+	bool found;
+	/* Slow-path workspace (one allocation, made on first need). */
+	void *ws;
+	bpt_ent *ents[2]; /* entry lists of alternate levels */
+	uint8_t *scratch[2];
+	uint8_t *sep; /* one separator per level, key_max bytes each */
+} bpt_w;
+
+static int w_open(bpt_w *w, strata_txn *txn, const char *name)
+{
+	memset(w, 0, sizeof *w);
+	if (!txn || !name)
+		return STRATA_EINVAL;
+	bpt_rd r = {.txn = txn};
+	int rc = bpt_rd_meta(&r, name, &w->meta_id, &w->m);
+	w->txn = txn;
+	w->name = name;
+	w->ns = w->m.node_size;
+	w->cap = bpt_cap(w->ns);
+	return rc;
+}
+
+static void w_close(bpt_w *w)
+{
+	free(w->ws);
+}
+
+static int w_ws(bpt_w *w)
+{
+	if (w->ws)
+		return 0;
+	/* Two nodes' worth of the smallest entries (1-byte key, no value). */
+	size_t maxent = 2 * w->cap / (2 + BPT_LEAF_CELL + 1) + 4;
+	size_t ents = maxent * sizeof(bpt_ent);
+	uint8_t *p = malloc(2 * ents + 2 * (size_t)w->ns + (BPT_MAX_HEIGHT + 1) * w->m.key_max);
+	if (!p)
+		return STRATA_ENOMEM;
+	w->ws = p;
+	w->ents[0] = (bpt_ent *)p;
+	w->ents[1] = (bpt_ent *)(p + ents);
+	w->scratch[0] = p + 2 * ents;
+	w->scratch[1] = w->scratch[0] + w->ns;
+	w->sep = w->scratch[1] + w->ns;
+	return 0;
+}
+
+static int w_descend(bpt_w *w, const uint8_t *key, size_t klen)
+{
+	bpt_rd r = {.txn = w->txn};
+	strata_node_id id = w->m.top;
+	for (int l = (int)w->m.height - 1; l >= 0; l--) {
+		const uint8_t *n;
+		int rc = bpt_rd_tree_node(&r, &w->m, id, (unsigned)l, &n);
+		if (rc)
+			return rc;
+		w->id[l] = id;
+		w->node[l] = (uint8_t *)n; /* written only after w_cow made it ours */
+		if (l > 0) {
+			w->idx[l] = bpt_branch_search(n, key, klen);
+			id = bc_child(br_cell(n, w->idx[l]));
+		} else {
+			w->idx[0] = bpt_leaf_search(n, key, klen, &w->found);
+		}
+	}
+	return 0;
+}
+
+/* Makes meta and the whole path writable, repointing parents. */
+static int w_cow(bpt_w *w)
+{
+	void *p;
+	strata_node_id nid;
+	int rc = strata_txn_write(w->txn, w->meta_id, &nid, &p, NULL);
+	if (rc)
+		return rc;
+	if (nid != w->meta_id && (rc = strata_txn_set_root(w->txn, w->name, nid)))
+		return rc;
+	w->meta_id = nid;
+	w->meta = p;
+	for (int l = (int)w->m.height - 1; l >= 0; l--) {
+		if ((rc = strata_txn_write(w->txn, w->id[l], &nid, &p, NULL)))
+			return rc;
+		if (nid != w->id[l]) {
+			if (l == (int)w->m.height - 1)
+				w->m.top = nid;
+			else
+				st64(w->node[l + 1] + n_slot(w->node[l + 1], w->idx[l + 1]), nid);
+			w->id[l] = nid;
+		}
+		w->node[l] = p;
+	}
+	return 0;
+}
+
+static void w_delta(bpt_w *w, int d)
+{
+	for (unsigned l = 1; l < w->m.height; l++) {
+		uint8_t *c = w->node[l] + n_slot(w->node[l], w->idx[l]);
+		st64(c + 8, ld64(c + 8) + (uint64_t)(int64_t)d);
+	}
+	w->m.count += (uint64_t)(int64_t)d;
+}
+
+static unsigned kind_of(unsigned level)
+{
+	return level ? STRATA_BPT_KIND_BRANCH : STRATA_BPT_KIND_LEAF;
+}
+
+/* ---- restructuring ---------------------------------------------------------- */
+
+static int w_place(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr);
+
+/* Rewrites node[l] to hold e[0..cnt) (which fit). */
+static void w_rewrite(bpt_w *w, unsigned l, const bpt_ent *e, unsigned cnt)
+{
+	bpt_build(w->scratch[0], w->ns, kind_of(l), l, e, cnt);
+	memcpy(w->node[l], w->scratch[0], w->ns);
+}
+
+/* Builds e[0..j) and e[j..cnt) into the scratch buffers and keeps the
+ * separator between them in level l's arena slot (*sep, returned length):
+ * the shortest separator between two leaves, the right piece's first key
+ * between two branches. */
+static uint32_t w_pieces(bpt_w *w, unsigned l, const bpt_ent *e, unsigned cnt, unsigned j,
+			 const uint8_t **sep)
+{
+	uint8_t *s = w->sep + (size_t)l * w->m.key_max;
+	uint32_t slen = l ? e[j].klen
+			  : bpt_sep_len(e[j - 1].key, e[j - 1].klen, e[j].key, e[j].klen);
+	memcpy(s, e[j].key, slen);
+	bpt_build(w->scratch[0], w->ns, kind_of(l), l, e, j);
+	bpt_build(w->scratch[1], w->ns, kind_of(l), l, e + j, cnt - j);
+	*sep = s;
+	return slen;
+}
+
+/* node[l] (not the top) overflows: split it, insert the right half into the
+ * parent's list. */
+static int w_split(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
+{
+	bool leaf = l == 0;
+	unsigned j = bpt_best_cut(e, cnt, leaf, w->cap);
+	if (!j)
+		return STRATA_ECORRUPT;
+	uint64_t c0 = bpt_ent_total(e, j, leaf), c1 = bpt_ent_total(e + j, cnt - j, leaf);
+	const uint8_t *sep;
+	uint32_t slen = w_pieces(w, l, e, cnt, j, &sep);
+	strata_node_id nid;
+	void *p;
+	int rc = strata_txn_alloc(w->txn, w->ns, (uint8_t)kind_of(l), &nid, &p);
+	if (rc)
+		return rc;
+	memcpy(w->node[l], w->scratch[0], w->ns);
+	memcpy(p, w->scratch[1], w->ns);
+	uint8_t *par = w->node[l + 1];
+	unsigned pi = w->idx[l + 1], pc = n_count(par);
+	bpt_ent *pe = w->ents[!arr];
+	bpt_gather(par, pe);
+	pe[pi].count = c0;
+	memmove(pe + pi + 2, pe + pi + 1, (pc - pi - 1) * sizeof *pe);
+	pe[pi + 1] = (bpt_ent){.key = sep, .klen = slen, .child = nid, .count = c1};
+	return w_place(w, l + 1, pe, pc + 1, !arr);
+}
+
+/* The top overflows: split it and put a new branch above. */
+static int w_grow(bpt_w *w, bpt_ent *e, unsigned cnt)
+{
+	unsigned l = w->m.height - 1;
+	bool leaf = l == 0;
+	unsigned j = bpt_best_cut(e, cnt, leaf, w->cap);
+	if (!j)
+		return STRATA_ECORRUPT;
+	if (w->m.height >= BPT_MAX_HEIGHT)
+		return STRATA_EFULL;
+	uint64_t c0 = bpt_ent_total(e, j, leaf), c1 = bpt_ent_total(e + j, cnt - j, leaf);
+	const uint8_t *sep;
+	uint32_t slen = w_pieces(w, l, e, cnt, j, &sep);
+	strata_node_id rid, tid;
+	void *rp, *tp;
+	int rc = strata_txn_alloc(w->txn, w->ns, (uint8_t)kind_of(l), &rid, &rp);
+	if (rc || (rc = strata_txn_alloc(w->txn, w->ns, STRATA_BPT_KIND_BRANCH, &tid, &tp)))
+		return rc;
+	memcpy(w->node[l], w->scratch[0], w->ns);
+	memcpy(rp, w->scratch[1], w->ns);
+	bpt_ent t[2] = {{.child = w->id[l], .count = c0},
+			{.key = sep, .klen = slen, .child = rid, .count = c1}};
+	bpt_build(tp, w->ns, STRATA_BPT_KIND_BRANCH, l + 1, t, 2);
+	w->m.top = tid;
+	w->m.height++;
+	return 0;
+}
+
+/* A branch top with one child hands the top to that child. */
+static int w_collapse(bpt_w *w)
+{
+	bpt_rd r = {.txn = w->txn};
+	while (w->m.height > 1) {
+		const uint8_t *t;
+		int rc = bpt_rd_tree_node(&r, &w->m, w->m.top, w->m.height - 1, &t);
+		if (rc)
+			return rc;
+		if (n_count(t) != 1)
+			break;
+		strata_node_id child = bc_child(br_cell(t, 0));
+		if ((rc = strata_txn_free(w->txn, w->m.top)))
+			return rc;
+		w->m.top = child;
+		w->m.height--;
+	}
+	return 0;
+}
+
+/* Merges the combined list c (left ++ right, fits one node) into node[l];
+ * the sibling at parent slot si is freed. a: the left one's parent slot. */
+static int w_merge(bpt_w *w, unsigned l, const bpt_ent *c, unsigned cc, unsigned a,
+		   strata_node_id sid, int arr)
+{
+	w_rewrite(w, l, c, cc);
+	uint64_t total = bpt_ent_total(c, cc, l == 0);
+	int rc = strata_txn_free(w->txn, sid);
+	if (rc)
+		return rc;
+	uint8_t *par = w->node[l + 1];
+	unsigned pc = n_count(par);
+	bpt_ent *pe = w->ents[arr];
+	bpt_gather(par, pe);
+	pe[a].child = w->id[l];
+	pe[a].count = total;
+	memmove(pe + a + 1, pe + a + 2, (pc - a - 2) * sizeof *pe);
+	w->idx[l + 1] = a;
+	return w_place(w, l + 1, pe, pc - 1, arr);
+}
+
+/* Shares the combined list c between node[l] and its sibling. */
+static int w_share(bpt_w *w, unsigned l, const bpt_ent *c, unsigned cc, unsigned a,
+		   strata_node_id sid, bool sib_left, int arr)
+{
+	bool leaf = l == 0;
+	unsigned j = bpt_best_cut(c, cc, leaf, w->cap);
+	if (!j)
+		return STRATA_ECORRUPT;
+	uint64_t c0 = bpt_ent_total(c, j, leaf), c1 = bpt_ent_total(c + j, cc - j, leaf);
+	const uint8_t *sep;
+	uint32_t slen = w_pieces(w, l, c, cc, j, &sep);
+	strata_node_id nsid;
+	void *sp;
+	int rc = strata_txn_write(w->txn, sid, &nsid, &sp, NULL);
+	if (rc)
+		return rc;
+	strata_node_id lid = sib_left ? nsid : w->id[l], rid = sib_left ? w->id[l] : nsid;
+	memcpy(sib_left ? sp : w->node[l], w->scratch[0], w->ns);
+	memcpy(sib_left ? w->node[l] : sp, w->scratch[1], w->ns);
+	uint8_t *par = w->node[l + 1];
+	bpt_ent *pe = w->ents[arr];
+	bpt_gather(par, pe);
+	pe[a].child = lid;
+	pe[a].count = c0;
+	pe[a + 1] = (bpt_ent){.key = sep, .klen = slen, .child = rid, .count = c1};
+	return w_place(w, l + 1, pe, n_count(par), arr);
+}
+
+/* node[l] (not the top) fell under the fill bound: borrow from a
+ * sibling, or merge with it when both fit one node. */
+static int w_rebalance(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
+{
+	uint8_t *par = w->node[l + 1];
+	unsigned pi = w->idx[l + 1], pc = n_count(par);
+	if (pc < 2)
+		return STRATA_ECORRUPT;
+	unsigned si = pi > 0 ? pi - 1 : pi + 1, a = pi < si ? pi : si;
+	strata_node_id sid = bc_child(br_cell(par, si));
+	bpt_rd r = {.txn = w->txn};
+	const uint8_t *sn;
+	int rc = bpt_rd_tree_node(&r, &w->m, sid, l, &sn);
+	if (rc)
+		return rc;
+	unsigned sc = n_count(sn), cc = sc + cnt;
+	bpt_ent *c = w->ents[!arr];
+	bool sib_left = si < pi;
+	if (sib_left) {
+		bpt_gather(sn, c);
+		memcpy(c + sc, e, cnt * sizeof *e);
+	} else {
+		memcpy(c, e, cnt * sizeof *e);
+		bpt_gather(sn, c + cnt);
+	}
+	if (l > 0) { /* the right node's lower bound comes down from the parent */
+		const uint8_t *pcell = br_cell(par, a + 1);
+		bpt_ent *rf = &c[sib_left ? sc : cnt];
+		rf->key = bc_key(pcell);
+		rf->klen = bc_klen(pcell);
+	}
+	if (bpt_list_size(c, cc, l == 0) <= w->cap)
+		return w_merge(w, l, c, cc, a, sid, arr);
+	return w_share(w, l, c, cc, a, sid, sib_left, arr);
+}
+
+/* Makes level l hold e[0..cnt): rewrite, split, rebalance, grow. e lives
+ * in ents[arr]; the level above builds its list in the other array. */
+static int w_place(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
+{
+	uint32_t total = bpt_list_size(e, cnt, l == 0);
+	if (l == w->m.height - 1) {
+		if (total > w->cap)
+			return w_grow(w, e, cnt);
+		w_rewrite(w, l, e, cnt);
+		return l == 0 || cnt > 1 ? 0 : w_collapse(w);
+	}
+	if (total > w->cap)
+		return w_split(w, l, e, cnt, arr);
+	if (bpt_underfull(total, w->ns))
+		return w_rebalance(w, l, e, cnt, arr);
+	w_rewrite(w, l, e, cnt);
+	return 0;
+}
+
+/* ---- leaf changes ------------------------------------------------------------ */
+
+static void leaf_remove(uint8_t *n, unsigned i)
+{
+	unsigned cnt = n_count(n);
+	uint32_t sz = lc_size(leaf_cell(n, i));
+	memmove(n + BPT_HDR + 2 * i, n + BPT_HDR + 2 * (i + 1), 2 * (cnt - i - 1));
+	st16(n + 4, (uint16_t)(cnt - 1));
+	st16(n + 8, (uint16_t)(n_garbage(n) + sz));
+}
+
+/* Inserts e at slot i in place if the gap between slots and cells has
+ * room; false if not. */
+static bool leaf_fast_insert(uint8_t *n, unsigned i, const bpt_ent *e)
+{
+	unsigned cnt = n_count(n);
+	uint32_t need = ent_size(e, true);
+	if (n_heap(n) - (BPT_HDR + 2 * cnt) < need)
+		return false;
+	uint32_t heap = n_heap(n) - (need - 2);
+	bpt_put_cell(n + heap, e, true);
+	memmove(n + BPT_HDR + 2 * (i + 1), n + BPT_HDR + 2 * i, 2 * (cnt - i));
+	st16(n + BPT_HDR + 2 * i, (uint16_t)heap);
+	st16(n + 4, (uint16_t)(cnt + 1));
+	st16(n + 6, (uint16_t)heap);
+	return true;
+}
+
+/* Rebuilds the leaf through w_place (compaction, split or rebalance),
+ * inserting e at idx[0] on the way if e is not NULL. */
+static int leaf_rebuild(bpt_w *w, const bpt_ent *e)
+{
+	int rc = w_ws(w);
+	if (rc)
+		return rc;
+	uint8_t *n = w->node[0];
+	unsigned i = w->idx[0], cnt = n_count(n);
+	bpt_ent *el = w->ents[0];
+	bpt_gather(n, el);
+	if (e) {
+		memmove(el + i + 1, el + i, (cnt - i) * sizeof *el);
+		el[i] = *e;
+		cnt++;
+	}
+	return w_place(w, 0, el, cnt, 0);
+}
+
+static bool leaf_short(const bpt_w *w)
+{
+	return w->m.height > 1 && bpt_underfull(n_used(w->node[0], w->ns), w->ns);
+}
+
+/* Replaces the value of the key at idx[0] by e's. */
+static int leaf_replace(bpt_w *w, const bpt_ent *e)
+{
+	uint8_t *n = w->node[0];
+	uint8_t *cell = n + n_slot(n, w->idx[0]);
+	int rc;
+	if (lc_flags(cell) & BPT_F_OVERFLOW) {
+		if ((rc = strata_txn_free(w->txn, ld64(lc_val(cell)))))
+			return rc;
+	}
+	if (lc_size(cell) == ent_size(e, true) - 2) {
+		bpt_put_cell(cell, e, true);
+		return 0;
+	}
+	leaf_remove(n, w->idx[0]);
+	if (!leaf_fast_insert(n, w->idx[0], e))
+		return leaf_rebuild(w, e);
+	return leaf_short(w) ? leaf_rebuild(w, NULL) : 0; /* a smaller value */
+}
+
+/* ---- the API ---------------------------------------------------------------- */
+
+void strata_bpt_options_init(strata_bpt_options *opts)
+{
+	if (opts)
+		opts->node_size = STRATA_BPT_NODE_DEFAULT;
+}
+
+int strata_bpt_create(strata_txn *txn, const char *name, const strata_bpt_options *opts)
+{
+	strata_bpt_options o;
+	strata_bpt_options_init(&o);
+	if (opts)
+		o = *opts;
+	if (!txn || !name || o.node_size < STRATA_BPT_NODE_MIN || o.node_size > STRATA_BPT_NODE_MAX)
+		return STRATA_EINVAL;
+	strata_node_id cur, mid, lid;
+	int rc = strata_txn_get_root(txn, name, &cur);
+	if (rc)
+		return rc;
+	if (cur != STRATA_NODE_NULL)
+		return STRATA_EEXIST;
+	void *mp, *lp = NULL;
+	if ((rc = strata_txn_alloc(txn, BPT_META_SIZE, STRATA_BPT_KIND_META, &mid, &mp)))
+		return rc;
+	if ((rc = strata_txn_alloc(txn, o.node_size, STRATA_BPT_KIND_LEAF, &lid, &lp)))
+		goto err;
+	bpt_build(lp, o.node_size, STRATA_BPT_KIND_LEAF, 0, NULL, 0);
+	bpt_meta m = {.node_size = o.node_size, .key_max = bpt_key_max(o.node_size), .height = 1,
+		      .top = lid};
+	bpt_meta_encode(mp, &m);
+	if ((rc = strata_txn_set_root(txn, name, mid)))
+		goto err;
+	return 0;
+err:
+	strata_txn_free(txn, mid);
+	if (lp)
+		strata_txn_free(txn, lid);
+	return rc;
+}
+
+static int key_ok(const bpt_w *w, size_t klen)
+{
+	return klen == 0 || klen > w->m.key_max ? STRATA_EKEYSIZE : 0;
+}
+
+/* Puts a large value in its own overflow node; e then refers to it. */
+static int put_overflow(bpt_w *w, const void *val, size_t vlen, bpt_ent *e, uint8_t ref[8])
+{
+	strata_node_id oid;
+	void *p;
+	int rc = strata_txn_alloc(w->txn, (uint32_t)(BPT_HDR + vlen), STRATA_BPT_KIND_OVERFLOW, &oid,
+				  &p);
+	if (rc)
+		return rc;
+	bpt_overflow_fill(p, oid, val, vlen, e, ref);
+	return 0;
+}
+
+int strata_bpt_put(strata_txn *txn, const char *name, const void *key, size_t klen, const void *val,
+		   size_t vlen, unsigned flags)
+{
+	if ((!key && klen) || (!val && vlen) || (flags & ~STRATA_BPT_NOOVERWRITE) ||
+	    vlen > STRATA_BPT_VALUE_MAX)
+		return STRATA_EINVAL;
+	bpt_w w;
+	uint8_t ref[8];
+	int rc = w_open(&w, txn, name);
+	if (rc || (rc = key_ok(&w, klen)) || (rc = w_descend(&w, key, klen)))
+		goto out;
+	if (w.found && (flags & STRATA_BPT_NOOVERWRITE)) {
+		rc = STRATA_EEXIST;
+		goto out;
+	}
+	bpt_ent e = {.key = key, .klen = (uint32_t)klen, .val = val, .vlen = (uint32_t)vlen};
+	if (!bpt_inline(w.ns, klen, vlen) && (rc = put_overflow(&w, val, vlen, &e, ref)))
+		goto out;
+	if ((rc = w_cow(&w)))
+		goto out;
+	if (w.found) {
+		rc = leaf_replace(&w, &e);
+	} else {
+		w_delta(&w, 1);
+		if (!leaf_fast_insert(w.node[0], w.idx[0], &e))
+			rc = leaf_rebuild(&w, &e);
+	}
+	bpt_meta_encode(w.meta, &w.m);
+out:
+	w_close(&w);
+	return rc;
+}
+
+int strata_bpt_del(strata_txn *txn, const char *name, const void *key, size_t klen)
+{
+	if (!key && klen)
+		return STRATA_EINVAL;
+	bpt_w w;
+	int rc = w_open(&w, txn, name);
+	if (rc || (rc = key_ok(&w, klen)) || (rc = w_descend(&w, key, klen)))
+		goto out;
+	if (!w.found) {
+		rc = STRATA_ENOTFOUND;
+		goto out;
+	}
+	if ((rc = w_cow(&w)))
+		goto out;
+	uint8_t *n = w.node[0];
+	const uint8_t *cell = leaf_cell(n, w.idx[0]);
+	if ((lc_flags(cell) & BPT_F_OVERFLOW) && (rc = strata_txn_free(txn, ld64(lc_val(cell)))))
+		goto out;
+	leaf_remove(n, w.idx[0]);
+	w_delta(&w, -1);
+	if (leaf_short(&w))
+		rc = leaf_rebuild(&w, NULL);
+	bpt_meta_encode(w.meta, &w.m);
+out:
+	w_close(&w);
+	return rc;
+}

@@ -1,0 +1,911 @@
+/*
+ * test_bptree.c — the B+tree against a sorted-array model: random puts,
+ * overwrites, deletes, cursor walks both ways, seeks and range counts with
+ * small node sizes (deep trees) and shared-prefix keys, in IN_MEMORY and
+ * DURABLE mode (close + reopen, strata_make_durable live); bulk load; bad
+ * input leaving the tree untouched; several trees in one transaction;
+ * snapshot readers while a writer commits; and the checker catching
+ * damage. strata_bpt_check runs after every commit.
+ *
+ * STRATA_BPT_LONG=1 multiplies the random workloads by 10.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "strata/bptree.h"
+#include "support/model.h"
+
+TestSuite(bptree, .fini = test_leak_check);
+
+static unsigned scale(void)
+{
+	const char *s = getenv("STRATA_BPT_LONG");
+	return s && *s && *s != '0' ? 10 : 1;
+}
+
+/* ---- the model: a sorted array of owned byte strings ---- */
+typedef struct kv {
+	uint8_t *k, *v;
+	size_t kl, vl;
+} kv;
+typedef struct model {
+	kv *a;
+	size_t n, cap;
+} model;
+
+static int kcmp(const void *a, size_t al, const void *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+/* First index with key >= k. */
+static size_t m_lower(const model *m, const void *k, size_t kl)
+{
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (kcmp(m->a[mid].k, m->a[mid].kl, k, kl) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool m_has(const model *m, const void *k, size_t kl, size_t *at)
+{
+	*at = m_lower(m, k, kl);
+	return *at < m->n && kcmp(m->a[*at].k, m->a[*at].kl, k, kl) == 0;
+}
+
+static uint8_t *bdup(const void *p, size_t n)
+{
+	uint8_t *d = malloc(n ? n : 1);
+	cr_assert_not_null(d);
+	if (n)
+		memcpy(d, p, n);
+	return d;
+}
+
+static void m_put(model *m, const void *k, size_t kl, const void *v, size_t vl)
+{
+	size_t at;
+	if (m_has(m, k, kl, &at)) {
+		free(m->a[at].v);
+		m->a[at].v = bdup(v, vl);
+		m->a[at].vl = vl;
+		return;
+	}
+	if (m->n == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 64;
+		m->a = realloc(m->a, m->cap * sizeof *m->a);
+		cr_assert_not_null(m->a);
+	}
+	memmove(m->a + at + 1, m->a + at, (m->n - at) * sizeof *m->a);
+	m->a[at] = (kv){bdup(k, kl), bdup(v, vl), kl, vl};
+	m->n++;
+}
+
+static void m_del(model *m, size_t at)
+{
+	free(m->a[at].k);
+	free(m->a[at].v);
+	memmove(m->a + at, m->a + at + 1, (m->n - at - 1) * sizeof *m->a);
+	m->n--;
+}
+
+static void m_free(model *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->a[i].k);
+		free(m->a[i].v);
+	}
+	free(m->a);
+	*m = (model){0};
+}
+
+static void m_copy(model *dst, const model *src)
+{
+	m_free(dst);
+	for (size_t i = 0; i < src->n; i++)
+		m_put(dst, src->a[i].k, src->a[i].kl, src->a[i].v, src->a[i].vl);
+}
+
+/* ---- workload keys and values ---- */
+/* Keys share long prefixes: "user/" + a group + "/" + a number, some
+ * with a binary tail (NUL bytes included). */
+static size_t gen_key(test_rng *r, uint8_t *k, size_t kmax, unsigned space)
+{
+	uint64_t x = rng_below(r, space);
+	int n = snprintf((char *)k, kmax, "user/%02u/%06llu", (unsigned)(x % 7),
+			 (unsigned long long)x);
+	size_t len = (size_t)n < kmax ? (size_t)n : kmax;
+	if (x % 5 == 0 && len + 3 <= kmax) {
+		k[len++] = 0;
+		k[len++] = (uint8_t)x;
+		k[len++] = 0xff;
+	}
+	return len;
+}
+
+static size_t gen_val(test_rng *r, uint8_t *v, size_t vmax)
+{
+	uint64_t kind = rng_below(r, 20);
+	size_t len = kind == 0 ? 0 : kind == 1 ? 200 + rng_below(r, 5000) : rng_below(r, 40);
+	if (len > vmax)
+		len = vmax;
+	for (size_t i = 0; i < len; i++)
+		v[i] = (uint8_t)rng_next(r);
+	return len;
+}
+
+/* ---- comparing tree and model ---- */
+static void check_tree(strata_store *s, const char *name)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	test_collect col = {0};
+	int rc = strata_bpt_check(snap, name, test_report_collect, &col);
+	cr_assert_eq(rc, 0, "checker: %s (%d problems)", col.first, col.n);
+	strata_snapshot_close(snap);
+}
+
+static void expect_same(strata_store *s, const char *name, const model *m)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_bpt_cursor *c;
+	cr_assert_eq(strata_bpt_cursor_open(snap, name, &c), 0);
+	size_t i = 0;
+	int rc;
+	while ((rc = strata_bpt_cursor_next(c)) == 0) {
+		const void *k, *v;
+		size_t kl, vl;
+		cr_assert_eq(strata_bpt_cursor_get(c, &k, &kl, &v, &vl), 0);
+		cr_assert_lt(i, m->n, "tree has more keys than the model");
+		cr_assert_eq(kcmp(k, kl, m->a[i].k, m->a[i].kl), 0, "key %zu differs", i);
+		cr_assert_eq(vl, m->a[i].vl, "value %zu length", i);
+		cr_assert(vl == 0 || memcmp(v, m->a[i].v, vl) == 0, "value %zu bytes", i);
+		i++;
+	}
+	cr_assert_eq(rc, STRATA_ENOTFOUND);
+	cr_assert_eq(i, m->n, "tree has %zu keys, model %zu", i, m->n);
+	/* And backwards. */
+	while ((rc = strata_bpt_cursor_prev(c)) == 0) {
+		const void *k;
+		size_t kl;
+		cr_assert_eq(strata_bpt_cursor_get(c, &k, &kl, NULL, NULL), 0);
+		cr_assert_gt(i, 0);
+		i--;
+		cr_assert_eq(kcmp(k, kl, m->a[i].k, m->a[i].kl), 0, "backward key %zu", i);
+	}
+	cr_assert_eq(i, 0);
+	uint64_t cnt;
+	cr_assert_eq(strata_bpt_count(snap, name, NULL, 0, NULL, 0, &cnt), 0);
+	cr_assert_eq(cnt, m->n);
+	strata_bpt_cursor_close(c);
+	strata_snapshot_close(snap);
+}
+
+/* Random seeks, walks of a few steps both ways, range counts. */
+static void probe_reads(strata_store *s, const char *name, const model *m, test_rng *r,
+			unsigned space, unsigned n)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_bpt_cursor *c;
+	cr_assert_eq(strata_bpt_cursor_open(snap, name, &c), 0);
+	uint8_t k[64], k2[64];
+	for (unsigned t = 0; t < n; t++) {
+		size_t kl = gen_key(r, k, sizeof k, space);
+		if (rng_below(r, 4) == 0)
+			kl = rng_below(r, kl + 1); /* prefixes, the empty key too */
+		size_t at = m_lower(m, k, kl);
+		int rc = strata_bpt_cursor_seek(c, k, kl);
+		cr_assert_eq(rc, at < m->n ? 0 : STRATA_ENOTFOUND);
+		bool fwd = rng_below(r, 2);
+		for (unsigned step = 0; step < 5 && at < m->n; step++) {
+			const void *ck;
+			size_t ckl;
+			cr_assert_eq(strata_bpt_cursor_get(c, &ck, &ckl, NULL, NULL), 0);
+			cr_assert_eq(kcmp(ck, ckl, m->a[at].k, m->a[at].kl), 0, "walk at %zu", at);
+			rc = fwd ? strata_bpt_cursor_next(c) : strata_bpt_cursor_prev(c);
+			if (fwd ? at + 1 == m->n : at == 0) {
+				cr_assert_eq(rc, STRATA_ENOTFOUND);
+				break;
+			}
+			cr_assert_eq(rc, 0);
+			at = fwd ? at + 1 : at - 1;
+		}
+		size_t kl2 = gen_key(r, k2, sizeof k2, space);
+		uint64_t cnt;
+		cr_assert_eq(strata_bpt_count(snap, name, k, kl, k2, kl2, &cnt), 0);
+		size_t a = m_lower(m, k, kl), b = m_lower(m, k2, kl2);
+		cr_assert_eq(cnt, b > a ? b - a : 0, "count [%zu, %zu)", a, b);
+		size_t mat;
+		bool has = kl && m_has(m, k, kl, &mat);
+		const void *v;
+		size_t vl;
+		rc = strata_bpt_get(snap, name, k, kl, &v, &vl);
+		cr_assert_eq(rc, kl == 0 ? STRATA_EKEYSIZE : has ? 0 : STRATA_ENOTFOUND);
+		if (has)
+			cr_assert(vl == m->a[mat].vl && (!vl || memcmp(v, m->a[mat].v, vl) == 0));
+	}
+	strata_bpt_cursor_close(c);
+	strata_snapshot_close(snap);
+}
+
+static const char *const TREE = "t";
+
+static void create_tree(strata_store *s, const char *name, uint32_t node_size)
+{
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &name, 1, 0, &t), 0);
+	strata_bpt_options o;
+	strata_bpt_options_init(&o);
+	o.node_size = node_size;
+	cr_assert_eq(strata_bpt_create(t, name, &o), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+}
+
+/* One random operation inside t, mirrored in m. */
+static void random_op(strata_txn *t, model *m, test_rng *r, unsigned space, uint32_t key_max)
+{
+	uint8_t k[64], v[6000];
+	size_t kl = gen_key(r, k, key_max < sizeof k ? key_max : sizeof k, space);
+	size_t at;
+	bool has = m_has(m, k, kl, &at);
+	uint64_t op = rng_below(r, 10);
+	if (op < 5) {
+		size_t vl = gen_val(r, v, sizeof v);
+		unsigned fl = rng_below(r, 4) == 0 ? STRATA_BPT_NOOVERWRITE : 0;
+		int rc = strata_bpt_put(t, TREE, k, kl, v, vl, fl);
+		if (has && fl) {
+			cr_assert_eq(rc, STRATA_EEXIST);
+			return;
+		}
+		cr_assert_eq(rc, 0, "put: %s", strata_strerror(rc));
+		m_put(m, k, kl, v, vl);
+	} else if (op < 9) {
+		int rc = strata_bpt_del(t, TREE, k, kl);
+		cr_assert_eq(rc, has ? 0 : STRATA_ENOTFOUND, "del: %s", strata_strerror(rc));
+		if (has)
+			m_del(m, at);
+	} else {
+		const void *gv;
+		size_t gl;
+		int rc = strata_bpt_txn_get(t, TREE, k, kl, &gv, &gl);
+		cr_assert_eq(rc, has ? 0 : STRATA_ENOTFOUND);
+		if (has)
+			cr_assert(gl == m->a[at].vl && (!gl || memcmp(gv, m->a[at].v, gl) == 0));
+	}
+}
+
+/* Transactions of random size; one in eight aborts (the model rolls back). */
+static void random_workload(strata_store *s, uint32_t node_size, unsigned txns, unsigned space,
+			    uint64_t seed, model *m)
+{
+	test_rng r = {seed};
+	model committed = {0};
+	m_copy(&committed, m);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_bpt_stats st;
+	cr_assert_eq(strata_bpt_stats_get(snap, TREE, &st), 0);
+	strata_snapshot_close(snap);
+	for (unsigned i = 0; i < txns; i++) {
+		strata_txn *t;
+		cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+		unsigned ops = 1 + (unsigned)rng_below(&r, 60);
+		for (unsigned j = 0; j < ops; j++)
+			random_op(t, m, &r, space, st.key_max);
+		if (rng_below(&r, 8) == 0) {
+			strata_txn_abort(t);
+			m_copy(m, &committed);
+		} else {
+			cr_assert_eq(strata_txn_commit(t, NULL), 0);
+			m_copy(&committed, m);
+		}
+		if (i % 16 == 15 || i + 1 == txns) {
+			check_tree(s, TREE);
+			probe_reads(s, TREE, m, &r, space, 20);
+		}
+	}
+	expect_same(s, TREE, m);
+	m_free(&committed);
+	(void)node_size;
+}
+
+static void differential(uint32_t node_size, unsigned txns, unsigned space, uint64_t seed)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, node_size);
+	model m = {0};
+	random_workload(s, node_size, txns * scale(), space, seed, &m);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_bpt_stats st;
+	cr_assert_eq(strata_bpt_stats_get(snap, TREE, &st), 0);
+	cr_log_info("node %u: %zu keys, height %u, %llu leaves, %llu branches, leaf fill %.2f",
+		    node_size, m.n, st.height, (unsigned long long)st.leaf_nodes,
+		    (unsigned long long)st.branch_nodes, st.leaf_fill);
+	cr_assert_eq(st.count, m.n);
+	if (node_size <= 512)
+		cr_assert_geq(st.height, 3, "small nodes should make a deep tree");
+	strata_snapshot_close(snap);
+	m_free(&m);
+	test_close(s);
+}
+
+Test(bptree, differential_node256, .timeout = 300)
+{
+	differential(256, 3000, 3000, 1);
+}
+
+Test(bptree, differential_node512, .timeout = 300)
+{
+	differential(512, 2500, 5000, 2);
+}
+
+Test(bptree, differential_node4096, .timeout = 300)
+{
+	differential(4096, 2000, 20000, 3);
+}
+
+/* Grow big, then delete everything: the tree must shrink back to one
+ * empty leaf, checked all the way. */
+Test(bptree, grow_then_drain, .timeout = 300)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 256);
+	model m = {0};
+	test_rng r = {7};
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < 30; i++) {
+			strata_txn *t;
+			cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+			for (unsigned j = 0; j < 50; j++) {
+				uint8_t k[40], v[8];
+				size_t kl = gen_key(&r, k, sizeof k, 100000);
+				size_t vl = gen_val(&r, v, sizeof v);
+				cr_assert_eq(strata_bpt_put(t, TREE, k, kl, v, vl, 0), 0);
+				m_put(&m, k, kl, v, vl);
+			}
+			cr_assert_eq(strata_txn_commit(t, NULL), 0);
+		}
+		check_tree(s, TREE);
+		expect_same(s, TREE, &m);
+		while (m.n) {
+			strata_txn *t;
+			cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+			for (unsigned j = 0; j < 37 && m.n; j++) {
+				size_t at = rng_below(&r, m.n);
+				cr_assert_eq(strata_bpt_del(t, TREE, m.a[at].k, m.a[at].kl), 0);
+				m_del(&m, at);
+			}
+			cr_assert_eq(strata_txn_commit(t, NULL), 0);
+			check_tree(s, TREE);
+		}
+		strata_snapshot *snap;
+		cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+		strata_bpt_stats st;
+		cr_assert_eq(strata_bpt_stats_get(snap, TREE, &st), 0);
+		cr_assert_eq(st.height, 1);
+		cr_assert_eq(st.leaf_nodes, 1);
+		cr_assert_eq(st.count, 0);
+		strata_snapshot_close(snap);
+	}
+	m_free(&m);
+	test_close(s);
+}
+
+/* Sequential and reverse insert orders stress the split at either end. */
+Test(bptree, sequential_and_reverse)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 512);
+	model m = {0};
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	for (unsigned i = 0; i < 3000; i++) {
+		char k[16];
+		unsigned x = i < 1500 ? i : 100000 - i;
+		int kl = snprintf(k, sizeof k, "%08u", x);
+		cr_assert_eq(strata_bpt_put(t, TREE, k, (size_t)kl, &x, sizeof x, 0), 0);
+		m_put(&m, k, (size_t)kl, &x, sizeof x);
+	}
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	check_tree(s, TREE);
+	expect_same(s, TREE, &m);
+	m_free(&m);
+	test_close(s);
+}
+
+/* ---- bulk load ---- */
+typedef struct src {
+	const model *m;
+	size_t i, stop_at;
+	int stop_rc;
+	bool swap_at_half;
+} src;
+
+static int src_next(void *ctx, const void **k, size_t *kl, const void **v, size_t *vl)
+{
+	src *x = ctx;
+	if (x->i == x->stop_at)
+		return x->stop_rc;
+	if (x->i >= x->m->n)
+		return 0;
+	size_t i = x->i++;
+	if (x->swap_at_half && i == x->m->n / 2)
+		i++; /* yields entry i+1 twice: a duplicate, then out of order */
+	*k = x->m->a[i].k;
+	*kl = x->m->a[i].kl;
+	*v = x->m->a[i].v;
+	*vl = x->m->a[i].vl;
+	return 1;
+}
+
+static void bulk_case(uint32_t node_size, size_t n, uint64_t seed)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, node_size);
+	model m = {0};
+	test_rng r = {seed};
+	while (m.n < n) {
+		uint8_t k[40], v[6000];
+		size_t kl = gen_key(&r, k, node_size == 256 ? 40 : sizeof k, 1000000);
+		m_put(&m, k, kl, v, gen_val(&r, v, sizeof v));
+	}
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	src x = {.m = &m, .stop_at = SIZE_MAX};
+	cr_assert_eq(strata_bpt_load(t, TREE, src_next, &x), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	check_tree(s, TREE);
+	expect_same(s, TREE, &m);
+	probe_reads(s, TREE, &m, &r, 1000000, 50);
+	/* The loaded tree takes ordinary writes afterwards. */
+	random_workload(s, node_size, 20, 1000000, seed + 1, &m);
+	m_free(&m);
+	test_close(s);
+}
+
+Test(bptree, bulk_load_sizes, .timeout = 300)
+{
+	size_t sizes[] = {0, 1, 2, 5, 17, 100, 1000, 5000};
+	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+		bulk_case(256, sizes[i], 10 + i);
+		bulk_case(4096, sizes[i], 20 + i);
+	}
+}
+
+Test(bptree, bulk_load_refuses_unsorted_and_nonempty)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 256);
+	model m = {0};
+	for (unsigned i = 0; i < 500; i++) {
+		char k[16];
+		int kl = snprintf(k, sizeof k, "k%05u", i);
+		m_put(&m, k, (size_t)kl, k, (size_t)kl);
+	}
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	strata_node_id before, after;
+	cr_assert_eq(strata_txn_get_root(t, TREE, &before), 0);
+	src bad = {.m = &m, .stop_at = SIZE_MAX, .swap_at_half = true};
+	cr_assert_eq(strata_bpt_load(t, TREE, src_next, &bad), STRATA_EINVAL);
+	src stop = {.m = &m, .stop_at = 300, .stop_rc = -EIO};
+	cr_assert_eq(strata_bpt_load(t, TREE, src_next, &stop), -EIO);
+	cr_assert_eq(strata_txn_get_root(t, TREE, &after), 0);
+	cr_assert_eq(before, after, "a refused load changed the root");
+	uint64_t cnt = 1;
+	const void *v;
+	cr_assert_eq(strata_bpt_txn_get(t, TREE, "k00001", 6, &v, NULL), STRATA_ENOTFOUND);
+	src ok = {.m = &m, .stop_at = SIZE_MAX};
+	cr_assert_eq(strata_bpt_load(t, TREE, src_next, &ok), 0);
+	src again = {.m = &m, .stop_at = SIZE_MAX};
+	cr_assert_eq(strata_bpt_load(t, TREE, src_next, &again), STRATA_EINVAL, "tree not empty");
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_bpt_count(snap, TREE, NULL, 0, NULL, 0, &cnt), 0);
+	cr_assert_eq(cnt, 500);
+	strata_snapshot_close(snap);
+	check_tree(s, TREE);
+	/* Only the loaded nodes are live: the failed loads left nothing. */
+	strata_store_stats st;
+	cr_assert_eq(strata_stats(s, &st), 0);
+	cr_assert_eq(st.nodes_reserved, 0);
+	m_free(&m);
+	test_close(s);
+}
+
+/* ---- bad input ---- */
+Test(bptree, bad_input_leaves_tree_untouched)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 256);
+	const char *names[] = {TREE, "plain", "empty"};
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, names, 3, 0, &t), 0);
+	cr_assert_eq(strata_bpt_put(t, TREE, "a", 1, "1", 1, 0), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	cr_assert_eq(strata_txn_begin(s, names, 3, 0, &t), 0);
+	/* A root that holds a foreign node. */
+	strata_node_id fid;
+	void *fp;
+	cr_assert_eq(strata_txn_alloc(t, 64, 0x42, &fid, &fp), 0);
+	cr_assert_eq(strata_txn_set_root(t, "plain", fid), 0);
+	strata_node_id before, after;
+	cr_assert_eq(strata_txn_get_root(t, TREE, &before), 0);
+	char big[2000] = {0};
+	cr_assert_eq(strata_bpt_put(t, TREE, big, 41, "v", 1, 0), STRATA_EKEYSIZE);
+	cr_assert_eq(strata_bpt_put(t, TREE, big, 0, "v", 1, 0), STRATA_EKEYSIZE);
+	cr_assert_eq(strata_bpt_put(t, TREE, NULL, 3, "v", 1, 0), STRATA_EINVAL);
+	cr_assert_eq(strata_bpt_put(t, TREE, "k", 1, NULL, 1, 0), STRATA_EINVAL);
+	cr_assert_eq(strata_bpt_put(t, TREE, "k", 1, "v", 1, 0x80), STRATA_EINVAL);
+	cr_assert_eq(strata_bpt_put(t, TREE, "a", 1, "2", 1, STRATA_BPT_NOOVERWRITE),
+		     STRATA_EEXIST);
+	cr_assert_eq(strata_bpt_del(t, TREE, "zz", 2), STRATA_ENOTFOUND);
+	cr_assert_eq(strata_bpt_del(t, TREE, big, 41), STRATA_EKEYSIZE);
+	cr_assert_eq(strata_bpt_put(t, "plain", "k", 1, "v", 1, 0), STRATA_EWRONGINDEX);
+	cr_assert_eq(strata_bpt_put(t, "empty", "k", 1, "v", 1, 0), STRATA_EWRONGINDEX);
+	cr_assert_eq(strata_bpt_put(t, "unnamed", "k", 1, "v", 1, 0), STRATA_ENOTLOCKED);
+	cr_assert_eq(strata_bpt_create(t, TREE, NULL), STRATA_EEXIST);
+	strata_bpt_options o = {.node_size = 100};
+	cr_assert_eq(strata_bpt_create(t, "empty", &o), STRATA_EINVAL);
+	cr_assert_eq(strata_txn_get_root(t, TREE, &after), 0);
+	cr_assert_eq(before, after, "bad input changed the tree");
+	const void *v;
+	size_t vl;
+	cr_assert_eq(strata_bpt_txn_get(t, TREE, "a", 1, &v, &vl), 0);
+	cr_assert(vl == 1 && memcmp(v, "1", 1) == 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_bpt_get(snap, "plain", "k", 1, &v, &vl), STRATA_EWRONGINDEX);
+	cr_assert_eq(strata_bpt_get(snap, "nosuch", "k", 1, &v, &vl), STRATA_ENOTFOUND);
+	cr_assert_eq(strata_bpt_check(snap, "plain", NULL, NULL), STRATA_EWRONGINDEX);
+	cr_assert_eq(strata_bpt_is_bptree(snap, "plain"), 0);
+	cr_assert_eq(strata_bpt_is_bptree(snap, TREE), 1);
+	strata_bpt_cursor *c;
+	cr_assert_eq(strata_bpt_cursor_open(snap, "plain", &c), STRATA_EWRONGINDEX);
+	strata_snapshot_close(snap);
+	check_tree(s, TREE);
+	test_close(s);
+}
+
+/* A value overwritten between inline and overflow, and deleted: the
+ * overflow nodes come and go (nothing leaks: test_close checks the store). */
+Test(bptree, overflow_values_zero_copy)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 4096);
+	static uint8_t big[1 << 20];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (uint8_t)(i * 7);
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	cr_assert_eq(strata_bpt_put(t, TREE, "big", 3, big, sizeof big, 0), 0);
+	cr_assert_eq(strata_bpt_put(t, TREE, "small", 5, "x", 1, 0), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	const void *v, *v2;
+	size_t vl;
+	cr_assert_eq(strata_bpt_get(snap, TREE, "big", 3, &v, &vl), 0);
+	cr_assert_eq(vl, sizeof big);
+	cr_assert_eq(memcmp(v, big, vl), 0);
+	cr_assert_eq(strata_bpt_get(snap, TREE, "big", 3, &v2, &vl), 0);
+	cr_assert_eq(v, v2, "zero-copy: the same bytes both times");
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	cr_assert_eq(strata_bpt_put(t, TREE, "big", 3, "tiny", 4, 0), 0);
+	cr_assert_eq(strata_bpt_put(t, TREE, "small", 5, big, 70000, 0), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	/* The old snapshot still sees the old big value. */
+	cr_assert_eq(memcmp(v, big, sizeof big), 0);
+	strata_snapshot_close(snap);
+	check_tree(s, TREE);
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	cr_assert_eq(strata_bpt_del(t, TREE, "small", 5), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	strata_reclaim(s);
+	strata_store_stats st;
+	cr_assert_eq(strata_stats(s, &st), 0);
+	cr_assert_eq(st.large_objects, 0, "overflow nodes freed");
+	test_close(s);
+}
+
+/* ---- several trees in one transaction ---- */
+Test(bptree, two_trees_one_transaction)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, "rows", 512);
+	create_tree(s, "by_name", 512);
+	const char *names[] = {"rows", "by_name"};
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, names, 2, 0, &t), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		char k[16], n[16];
+		snprintf(k, sizeof k, "%06u", i);
+		snprintf(n, sizeof n, "n%03u/%06u", i % 13, i);
+		cr_assert_eq(strata_bpt_put(t, "rows", k, 6, n, strlen(n), 0), 0);
+		cr_assert_eq(strata_bpt_put(t, "by_name", n, strlen(n), k, 6, 0), 0);
+	}
+	strata_txn_abort(t);
+	strata_snapshot *snap;
+	uint64_t a, b;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_bpt_count(snap, "rows", NULL, 0, NULL, 0, &a), 0);
+	cr_assert_eq(strata_bpt_count(snap, "by_name", NULL, 0, NULL, 0, &b), 0);
+	cr_assert(a == 0 && b == 0, "abort left %llu / %llu", (unsigned long long)a,
+		  (unsigned long long)b);
+	strata_snapshot_close(snap);
+	cr_assert_eq(strata_txn_begin(s, names, 2, 0, &t), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		char k[16], n[16];
+		snprintf(k, sizeof k, "%06u", i);
+		snprintf(n, sizeof n, "n%03u/%06u", i % 13, i);
+		cr_assert_eq(strata_bpt_put(t, "rows", k, 6, n, strlen(n), 0), 0);
+		cr_assert_eq(strata_bpt_put(t, "by_name", n, strlen(n), k, 6, 0), 0);
+	}
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_bpt_count(snap, "rows", NULL, 0, NULL, 0, &a), 0);
+	cr_assert_eq(strata_bpt_count(snap, "by_name", "n003/", 5, "n004/", 5, &b), 0);
+	cr_assert_eq(a, 200);
+	cr_assert_eq(b, 16); /* i % 13 == 3 for i < 200: 3, 16, ..., 198 */
+	strata_snapshot_close(snap);
+	check_tree(s, "rows");
+	check_tree(s, "by_name");
+	test_close(s);
+}
+
+/* ---- the checker catches damage ---- */
+static void damage_case(void (*harm)(uint8_t *leaf), const char *expect)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 256);
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		char k[8];
+		snprintf(k, sizeof k, "%05u", i);
+		cr_assert_eq(strata_bpt_put(t, TREE, k, 5, k, 5, 0), 0);
+	}
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	check_tree(s, TREE);
+	/* Find the first leaf through a snapshot, then damage a copy of it
+	 * in a transaction: write it (CoW) and hang the copy in its parent
+	 * by repeating the descent with writes. */
+	cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+	strata_node_id id, nid;
+	cr_assert_eq(strata_txn_get_root(t, TREE, &id), 0);
+	void *p;
+	cr_assert_eq(strata_txn_write(t, id, &nid, &p, NULL), 0);
+	cr_assert_eq(strata_txn_set_root(t, TREE, nid), 0);
+	uint8_t *meta = p;
+	strata_node_id top;
+	memcpy(&top, meta + 16, 8);
+	uint32_t height;
+	memcpy(&height, meta + 12, 4);
+	cr_assert_geq(height, 2);
+	uint8_t *parent = meta;
+	size_t slot_field = 16;
+	for (uint32_t l = height; l-- > 0;) {
+		strata_node_id cid;
+		memcpy(&cid, parent + slot_field, 8);
+		cr_assert_eq(strata_txn_write(t, cid, &nid, &p, NULL), 0);
+		memcpy(parent + slot_field, &nid, 8);
+		parent = p;
+		uint16_t off;
+		memcpy(&off, parent + 16, 2); /* slot 0 */
+		slot_field = off;             /* branch cell: child at +0 */
+	}
+	harm(parent);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	test_collect col = {0};
+	cr_assert_eq(strata_bpt_check(snap, TREE, test_report_collect, &col), STRATA_ECORRUPT);
+	cr_assert(strstr(col.all, expect), "expected '%s' in: %s", expect, col.all);
+	strata_snapshot_close(snap);
+	test_close(s);
+}
+
+static void swap_first_two(uint8_t *leaf)
+{
+	uint8_t tmp[2];
+	memcpy(tmp, leaf + 16, 2);
+	memmove(leaf + 16, leaf + 18, 2);
+	memcpy(leaf + 18, tmp, 2);
+}
+
+static void drop_last(uint8_t *leaf)
+{
+	uint16_t cnt;
+	memcpy(&cnt, leaf + 4, 2);
+	cnt--;
+	memcpy(leaf + 4, &cnt, 2); /* the cell turns into unaccounted bytes */
+}
+
+static void bad_kind(uint8_t *leaf)
+{
+	leaf[2] = 0x11;
+}
+
+Test(bptree, checker_finds_damage)
+{
+	damage_case(swap_first_two, "keys not increasing");
+	damage_case(drop_last, "garbage");
+	damage_case(bad_kind, "bad header");
+}
+
+/* ---- snapshots while a writer commits ---- */
+/* The writer keeps an invariant in every commit: keys 0..N-1 all hold the
+ * same generation number. Readers check that each snapshot sees one
+ * generation throughout, and the count, while commits go on. */
+#define SW_KEYS 400
+typedef struct sw {
+	strata_store *s;
+	_Atomic bool stop;
+	_Atomic unsigned reads;
+	_Atomic unsigned failures;
+} sw;
+
+/* Runs on its own thread: failures are counted, asserted by the test. */
+static bool sw_read_once(sw *x)
+{
+	strata_snapshot *snap;
+	if (strata_snapshot_open(x->s, &snap))
+		return true;
+	strata_bpt_cursor *c;
+	bool ok = strata_bpt_cursor_open(snap, TREE, &c) == 0;
+	uint32_t gen = 0, n = 0;
+	while (ok && strata_bpt_cursor_next(c) == 0) {
+		const void *v;
+		size_t vl;
+		uint32_t g;
+		ok = strata_bpt_cursor_get(c, NULL, NULL, &v, &vl) == 0 && vl >= 4;
+		if (ok)
+			memcpy(&g, v, 4);
+		if (ok && n++ == 0)
+			gen = g;
+		ok = ok && g == gen; /* one generation per snapshot */
+	}
+	ok = ok && n == SW_KEYS;
+	strata_bpt_cursor_close(c);
+	strata_snapshot_close(snap);
+	return ok;
+}
+
+static void *sw_reader(void *arg)
+{
+	sw *x = arg;
+	while (!x->stop) {
+		if (!sw_read_once(x))
+			x->failures++;
+		x->reads++;
+	}
+	return NULL;
+}
+
+Test(bptree, snapshot_readers_while_writer_commits, .timeout = 300)
+{
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 256);
+	sw x = {.s = s};
+	pthread_t rd[2];
+	strata_txn *t;
+	for (uint32_t gen = 0; gen < 200; gen++) {
+		cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
+		for (unsigned i = 0; i < SW_KEYS; i++) {
+			char k[8];
+			uint8_t v[40] = {0};
+			snprintf(k, sizeof k, "%05u", (i * 37) % SW_KEYS);
+			memcpy(v, &gen, 4);
+			size_t vl = 4 + (gen + i) % 30; /* sizes change: splits and merges */
+			cr_assert_eq(strata_bpt_put(t, TREE, k, 5, v, vl, 0), 0);
+		}
+		cr_assert_eq(strata_txn_commit(t, NULL), 0);
+		if (gen == 0)
+			for (int i = 0; i < 2; i++)
+				pthread_create(&rd[i], NULL, sw_reader, &x);
+	}
+	x.stop = true;
+	for (int i = 0; i < 2; i++)
+		pthread_join(rd[i], NULL);
+	cr_log_info("reader snapshots checked: %u", x.reads);
+	cr_assert_gt(x.reads, 0);
+	cr_assert_eq(x.failures, 0, "%u of %u snapshots saw a torn or wrong tree", x.failures,
+		     x.reads);
+	check_tree(s, TREE);
+	test_close(s);
+}
+
+/* ---- DURABLE mode ---- */
+static char *tmpdir(void)
+{
+	char *d = strdup("/tmp/strata-bpt-XXXXXX");
+	cr_assert_not_null(mkdtemp(d), "mkdtemp: %s", strerror(errno));
+	return d;
+}
+
+static void rmtree(const char *d)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static strata_store *open_durable(const char *dir)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.mode = STRATA_DURABLE;
+	o.path = dir;
+	o.flags = STRATA_OPEN_CREATE;
+	o.wal_file_size = 1u << 20;
+	o.durability = STRATA_ASYNC;
+	return test_open(&o);
+}
+
+Test(bptree, durable_reopen, .timeout = 300)
+{
+	char *dir = tmpdir();
+	strata_store *s = open_durable(dir);
+	create_tree(s, TREE, 512);
+	model m = {0};
+	random_workload(s, 512, 600 * scale(), 4000, 41, &m);
+	test_close(s);
+	s = open_durable(dir);
+	check_tree(s, TREE);
+	expect_same(s, TREE, &m);
+	random_workload(s, 512, 60 * scale(), 4000, 42, &m);
+	cr_assert_eq(strata_checkpoint(s), 0);
+	random_workload(s, 512, 20, 4000, 43, &m);
+	test_close(s);
+	s = open_durable(dir);
+	check_tree(s, TREE);
+	expect_same(s, TREE, &m);
+	test_close(s);
+	m_free(&m);
+	rmtree(dir);
+	free(dir);
+}
+
+Test(bptree, make_durable_live, .timeout = 300)
+{
+	char *dir = tmpdir();
+	char sub[600];
+	snprintf(sub, sizeof sub, "%s/db", dir);
+	strata_store *s = test_open(NULL);
+	create_tree(s, TREE, 256);
+	model m = {0};
+	random_workload(s, 256, 80, 3000, 51, &m);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_make_durable(s, sub), 0, "%s", strata_last_error());
+	/* A snapshot from before the switch still reads. */
+	uint64_t cnt;
+	cr_assert_eq(strata_bpt_count(snap, TREE, NULL, 0, NULL, 0, &cnt), 0);
+	cr_assert_eq(cnt, m.n);
+	strata_snapshot_close(snap);
+	random_workload(s, 256, 40, 3000, 52, &m);
+	test_close(s);
+	s = open_durable(sub);
+	check_tree(s, TREE);
+	expect_same(s, TREE, &m);
+	test_close(s);
+	m_free(&m);
+	rmtree(dir);
+	free(dir);
+}
