@@ -133,6 +133,8 @@ int xt_node_new(strata_txn *t, const xt_meta *m, uint32_t level, uint32_t blocks
 int xt_node_resize(strata_txn *t, const xt_meta *m, strata_node_id *id, xt_view *v,
 		   uint32_t blocks);
 void xt_node_remove(xt_view *v, uint32_t d, uint32_t i);
+void xt_node_append(xt_view *v, uint32_t d, uint64_t id, uint32_t hist, const double *lo,
+		    const double *hi);
 void xt_node_append_ent(xt_view *v, uint32_t d, const xt_ents *e, uint32_t i);
 
 /* ---- a write operation (xt_write.c) ---- */

@@ -101,3 +101,16 @@ void xt_node_append_ent(xt_view *v, uint32_t d, const xt_ents *e, uint32_t i)
 		v->hi[(size_t)k * cap + j] = e->hi[(size_t)i * d + k];
 	}
 }
+
+void xt_node_append(xt_view *v, uint32_t d, uint64_t id, uint32_t hist, const double *lo,
+		    const double *hi)
+{
+	uint32_t j = v->h->count++, cap = v->h->cap;
+	v->ids[j] = id;
+	if (v->hist)
+		v->hist[j] = hist;
+	for (uint32_t k = 0; k < d; k++) {
+		v->lo[(size_t)k * cap + j] = lo[k];
+		v->hi[(size_t)k * cap + j] = hi[k];
+	}
+}

@@ -131,75 +131,113 @@ static void repoint(xt_op *op, xt_path *P, uint32_t L)
 
 /* ---- ChooseSubtree ---------------------------------------------------------- */
 
+/* Area of entry i, and its area once enlarged by [lo, hi]. */
+static void areas(const xt_view *v, uint32_t d, uint32_t i, const double *lo, const double *hi,
+		  double *area, double *grown)
+{
+	uint32_t cap = v->h->cap;
+	double a = 1, g = 1;
+	for (uint32_t k = 0; k < d; k++) {
+		double l = v->lo[(size_t)k * cap + i], h = v->hi[(size_t)k * cap + i];
+		a *= h - l;
+		g *= (h > hi[k] ? h : hi[k]) - (l < lo[k] ? l : lo[k]);
+	}
+	*area = a;
+	*grown = g;
+}
+
+/* How much the overlap of entry i with every other entry grows when i is
+ * enlarged by [lo, hi]. Dimension by dimension over a chunk of entries, so
+ * the inner loop runs over contiguous coordinates and vectorises. */
+static double overlap_growth(const xt_view *v, uint32_t d, uint32_t i, const double *lo,
+			     const double *hi)
+{
+	enum { CH = 128 };
+	uint32_t cap = v->h->cap, n = v->h->count;
+	double sum = 0, before[CH], after[CH];
+	for (uint32_t from = 0; from < n; from += CH) {
+		uint32_t len = n - from < CH ? n - from : CH;
+		for (uint32_t j = 0; j < len; j++)
+			before[j] = after[j] = 1.0;
+		for (uint32_t k = 0; k < d; k++) {
+			const double *jl = v->lo + (size_t)k * cap + from;
+			const double *jh = v->hi + (size_t)k * cap + from;
+			double il = v->lo[(size_t)k * cap + i], ih = v->hi[(size_t)k * cap + i];
+			double el = il < lo[k] ? il : lo[k], eh = ih > hi[k] ? ih : hi[k];
+			for (uint32_t j = 0; j < len; j++) {
+				double a = (eh < jh[j] ? eh : jh[j]) - (el > jl[j] ? el : jl[j]);
+				double b = (ih < jh[j] ? ih : jh[j]) - (il > jl[j] ? il : jl[j]);
+				after[j] *= a > 0 ? a : 0;
+				before[j] *= b > 0 ? b : 0;
+			}
+		}
+		for (uint32_t j = 0; j < len; j++)
+			sum += from + j == i ? 0 : after[j] - before[j];
+	}
+	return sum;
+}
+
 typedef struct cand {
 	double enl, area;
 	uint32_t i;
 } cand;
 
-static int cmp_cand(const void *a, const void *b)
+static bool cand_before(const cand *x, const cand *y)
 {
-	const cand *x = a, *y = b;
 	if (x->enl != y->enl)
-		return x->enl < y->enl ? -1 : 1;
+		return x->enl < y->enl;
 	if (x->area != y->area)
-		return x->area < y->area ? -1 : 1;
-	return x->i < y->i ? -1 : x->i > y->i;
+		return x->area < y->area;
+	return x->i < y->i;
 }
 
-/* Overlap of entry i's box b (enlarged or not) with every other entry. */
-static double overlap_with_others(const xt_view *v, uint32_t d, uint32_t i, const xt_box *b)
+/* Keeps the p best candidates sorted in top[0..*n): insertion, since p is
+ * small (32) and most candidates fall out at the first comparison. */
+static void top_insert(cand *top, uint32_t *n, uint32_t p, const cand *c)
 {
-	double sum = 0;
-	for (uint32_t j = 0; j < v->h->count; j++) {
-		if (j == i)
-			continue;
-		xt_box o;
-		xt_box_get(v, d, j, &o);
-		sum += xt_overlap_vol(b, &o, d);
+	if (*n == p && !cand_before(c, &top[p - 1]))
+		return;
+	uint32_t j = *n < p ? (*n)++ : p - 1;
+	while (j > 0 && cand_before(c, &top[j - 1])) {
+		top[j] = top[j - 1];
+		j--;
 	}
-	return sum;
+	top[j] = *c;
 }
 
 /* R* ChooseSubtree. Above the leaves: least area enlargement, then least
  * area. For leaves as children: among the choose_p entries of least area
- * enlargement ("nearly minimum overlap"), least overlap enlargement. */
+ * enlargement ("nearly minimum overlap"), least overlap enlargement; an
+ * entry that already covers the new one (enlargement 0) adds no overlap
+ * and wins at once. */
 static int choose(const xt_op *op, const xt_view *v, const double *lo, const double *hi,
 		  bool child_leaf, uint32_t *out)
 {
-	uint32_t n = v->h->count, d = op->d;
-	cand stack[128], *c = n <= 128 ? stack : malloc((size_t)n * sizeof *c);
-	if (!c)
+	uint32_t n = v->h->count, d = op->d, p = child_leaf ? op->m->o.choose_p : 1, nt = 0;
+	cand stack[64], *top = p <= 64 ? stack : malloc((size_t)p * sizeof *top);
+	if (!top)
 		return STRATA_ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
-		xt_box b;
-		xt_box_get(v, d, i, &b);
-		c[i].area = xt_volume(&b, d);
-		xt_box_extend(&b, lo, hi, d);
-		c[i].enl = xt_volume(&b, d) - c[i].area;
-		c[i].i = i;
+		cand c = {0, 0, i};
+		double grown;
+		areas(v, d, i, lo, hi, &c.area, &grown);
+		c.enl = grown - c.area;
+		top_insert(top, &nt, p, &c);
 	}
-	qsort(c, n, sizeof *c, cmp_cand);
-	*out = c[0].i;
-	if (child_leaf) {
-		uint32_t p = n < op->m->o.choose_p ? n : op->m->o.choose_p;
-		double best = INFINITY;
-		for (uint32_t j = 0; j < p; j++) {
-			xt_box b, e;
-			xt_box_get(v, d, c[j].i, &b);
-			e = b;
-			xt_box_extend(&e, lo, hi, d);
-			double inc = overlap_with_others(v, d, c[j].i, &e) -
-				     overlap_with_others(v, d, c[j].i, &b);
-			if (inc < best) { /* ties keep the earlier: less enlargement */
-				best = inc;
-				*out = c[j].i;
+	cand best = top[0];
+	if (child_leaf && best.enl > 0) {
+		double least = INFINITY;
+		for (uint32_t j = 0; j < nt && least > 0; j++) {
+			double inc = overlap_growth(v, d, top[j].i, lo, hi);
+			if (inc < least) { /* ties keep the earlier: less enlargement */
+				least = inc;
+				best = top[j];
 			}
-			if (best <= 0)
-				break;
 		}
 	}
-	if (c != stack)
-		free(c);
+	*out = best.i;
+	if (top != stack)
+		free(top);
 	return 0;
 }
 
@@ -439,15 +477,13 @@ int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const
 	if ((rc = descend(op, &P, lo, hi, level)))
 		return rc;
 	xt_view *v = &P.v[level];
+	if (v->h->count < v->h->cap) {
+		xt_node_append(v, op->d, id, hist, lo, hi);
+		return 0;
+	}
 	xt_ents e = {0};
 	if ((rc = xt_ents_reserve(&e, op->d, v->h->count + 1)))
 		goto err;
-	xt_ents_push(&e, id, hist, lo, hi);
-	if (v->h->count < v->h->cap) {
-		xt_node_append_ent(v, op->d, &e, 0);
-		goto err;
-	}
-	e.n = 0;
 	for (uint32_t i = 0; i < v->h->count; i++)
 		xt_ents_push_node(&e, v, i);
 	xt_ents_push(&e, id, hist, lo, hi);
