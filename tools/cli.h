@@ -90,5 +90,6 @@ int cmd_info(int argc, char **argv);
 int cmd_wal(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_kv(int argc, char **argv);
 
 #endif /* STRATA_TOOLS_CLI_H */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "kv.h"
 #include "strata/strata.h"
 #include "superblock.h"
 #include "verify.h"
@@ -77,7 +78,11 @@ static uint64_t run_checks(strata_store *s, uint64_t *images)
 	char what[64];
 	snprintf(what, sizeof what, "images (%" PRIu64 " checked: CRCs, roots resolve)", *images);
 	section_result(what, img);
-	return inv + img;
+	uint64_t bpt = 0, trees;
+	kv_check_bptrees(s, print_problem, &bpt, &trees);
+	snprintf(what, sizeof what, "b+trees (%" PRIu64 " checked)", trees);
+	section_result(what, bpt);
+	return inv + img + bpt;
 }
 
 int cmd_check(int argc, char **argv)

@@ -77,6 +77,23 @@ const cli_command cli_commands[] = {
 	 "writes the clean-shutdown checkpoint, printed as `closed: ...`.\n"
 	 "Exits 1 if DIR is not a store, cannot be opened, or a write fails.",
 	 cmd_checkpoint},
+	{"kv", "SUB DIR NAME ...", "the B+tree from the shell: put, get, del, scan, load, batch, stats",
+	 "  kv put DIR NAME KEY VALUE      insert or replace\n"
+	 "  kv get DIR NAME KEY            print the value\n"
+	 "  kv del DIR NAME KEY            delete (exit 1 if absent)\n"
+	 "  kv scan DIR NAME [--from K] [--to K] [--limit N]\n"
+	 "                                 print `key<TAB>value` for keys in [K, K)\n"
+	 "  kv load DIR NAME FILE.tsv      lines `key<TAB>value`: bulk load into an\n"
+	 "                                 empty tree when sorted, else puts (1000 per\n"
+	 "                                 commit); progress on a terminal\n"
+	 "  kv batch DIR NAME FILE         lines `p K V`, `d K`, `g K`, `s FROM TO`,\n"
+	 "                                 `c` (commit; the end commits too), `#...`\n"
+	 "  kv stats DIR NAME              height, nodes, fill, bytes\n"
+	 "Keys and values are escaped text in and out: \\\\, \\t, \\n, \\r, \\xHH.\n"
+	 "put, load and batch create the store and the tree if missing\n"
+	 "(--node-size N, default 4096). --in-memory: a fresh in-process store\n"
+	 "instead of DIR (nothing is kept). Exits 1 on a missing key or a failure.",
+	 cmd_kv},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
