@@ -50,7 +50,9 @@ typedef struct tally {
 static void check_entry(strata_store *s, check_ctx *c, uint32_t sh, uint32_t i, uint64_t cur,
 			tally *t)
 {
-	ot_entry *e = ot_entry_at(&s->ot, sh, i);
+	ot_entry *e = ot_entry_peek(&s->ot, sh, i);
+	if (!e) /* its chunk failed to load: reported by strata_check */
+		return;
 	uint32_t m = atomic_load(&e->meta);
 	uint64_t b = atomic_load(&e->birth), r = atomic_load(&e->retire);
 	uint32_t size = OT_INFO_SIZE(atomic_load(&e->info));
@@ -154,6 +156,12 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 		return STRATA_EINVAL;
 	check_ctx c = {report, ctx, 0};
 	tally t = {0};
+	/* Chunks still on disk (DURABLE open) are read and checked first: the
+	 * counts below need every entry. */
+	int rc = ot_load_all(&s->ot);
+	if (rc)
+		problem(&c, "object table: a chunk on disk cannot be loaded: %s (%s)", strata_strerror(rc),
+			strata_last_error());
 	pthread_mutex_lock(&s->rec.run);
 	pthread_mutex_lock(&s->commit_lock);
 	uint64_t cur = atomic_load(&s->epoch_current);

@@ -5,16 +5,29 @@
  * Writing (ckpt_write, under the checkpoint lock, with C pinned):
  *   1. every node visible at C and born after the previous checkpoint is
  *      written to its slot in `data`; then `data` is synced;
- *   2. the checkpoint file: header placeholder, entries, segment classes,
- *      roots, large-object images; synced; its name made durable; then the
- *      header with every section's CRC, synced again.
- * The caller then flips the superblock. Nothing of a checkpoint is used
- * before the superblock names it, so a crash at any point leaves the
- * previous checkpoint in force (limbo keeps its slots intact).
+ *   2. the checkpoint file: header placeholder, entries (chunk by chunk:
+ *      a chunk still on disk is copied from the current checkpoint, its
+ *      large images with it), segment classes, used-slot bitmaps, the chunk
+ *      index, roots, large-object images; synced; its name made durable;
+ *      then the header with every section's CRC, synced again.
+ * The caller then flips the superblock and adopts the file (ckpt_adopt):
+ * chunks still on disk are read from it from then on. Nothing of a
+ * checkpoint is used before the superblock names it, so a crash at any
+ * point leaves the previous checkpoint in force (limbo keeps its slots
+ * intact).
  *
- * Loading (ckpt_load, at open, single-threaded): every CRC is checked
- * before a field is used; entries become object-table entries whose images
- * load lazily (LAZY_BIT) on first resolve.
+ * Loading (ckpt_load, at open, single-threaded) reads the header, the
+ * allocator state, the chunk index and the roots, every CRC checked before
+ * a field is used: a few KiB per GiB of nodes. The entries stay on disk:
+ * each object-table chunk is read and checked against its own CRC when
+ * first touched (ckpt_fault_chunk), and node images when first resolved
+ * (LAZY_BIT). So open time does not grow with the number of nodes.
+ *
+ * Why a lazy chunk may be copied without a lock: it was on disk after C
+ * was pinned, so no commit at or before C changed it (changing an entry
+ * loads its chunk first). If a reader loads it while we copy, its large
+ * images are read at once (ckpt_copying), so none of its entries points
+ * into the old file once the new one is adopted.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,10 +39,11 @@
 #include "le.h"
 
 #define CK_MAGIC 0x43505553u /* "SUPC" */
-#define CK_VERSION 1u
+#define CK_VERSION 2u
 #define CK_HDR 4096u
 #define CK_ENTRY 32u
-enum { SEC_ENTRIES, SEC_SEGMENTS, SEC_ROOTS, SEC_LARGE, NSEC };
+#define CK_CHUNK_REC 32u
+enum { SEC_ENTRIES, SEC_SEGMENTS, SEC_BITMAPS, SEC_CHUNKS, SEC_ROOTS, SEC_LARGE, NSEC };
 
 typedef struct ck_section {
 	uint64_t off, len;
@@ -39,11 +53,18 @@ typedef struct ck_section {
 typedef struct ck_header {
 	uint8_t uuid[16];
 	uint64_t gen, epoch, wal_lsn;
-	uint32_t nsegs, nroots;
+	uint32_t nsegs, nroots, nchunks;
+	uint64_t nodes_live, large_objects, large_bytes;
 	ck_section sec[NSEC];
 	uint32_t next_index[OT_MAX_SHARDS];
+	uint64_t requested[STRATA_NUM_CLASSES];
 } ck_header;
 
+#define H_SEC 88
+#define H_NEXT 256
+#define H_REQ 512
+_Static_assert(H_SEC + 24 * NSEC <= H_NEXT, "sections overlap next_index");
+_Static_assert(H_REQ + 8 * STRATA_NUM_CLASSES <= CK_HDR - 4, "header too small");
 
 static void header_encode(const ck_header *h, uint8_t *b)
 {
@@ -56,13 +77,19 @@ static void header_encode(const ck_header *h, uint8_t *b)
 	put64(b + 40, h->wal_lsn);
 	put32(b + 48, h->nsegs);
 	put32(b + 52, h->nroots);
+	put32(b + 56, h->nchunks);
+	put64(b + 64, h->nodes_live);
+	put64(b + 72, h->large_objects);
+	put64(b + 80, h->large_bytes);
 	for (int i = 0; i < NSEC; i++) {
-		put64(b + 56 + 24 * i, h->sec[i].off);
-		put64(b + 64 + 24 * i, h->sec[i].len);
-		put32(b + 72 + 24 * i, h->sec[i].crc);
+		put64(b + H_SEC + 24 * i, h->sec[i].off);
+		put64(b + H_SEC + 8 + 24 * i, h->sec[i].len);
+		put32(b + H_SEC + 16 + 24 * i, h->sec[i].crc);
 	}
 	for (int i = 0; i < OT_MAX_SHARDS; i++)
-		put32(b + 152 + 4 * i, h->next_index[i]);
+		put32(b + H_NEXT + 4 * i, h->next_index[i]);
+	for (int i = 0; i < STRATA_NUM_CLASSES; i++)
+		put64(b + H_REQ + 8 * i, h->requested[i]);
 	put32(b + CK_HDR - 4, strata_crc32c(0, b, CK_HDR - 4));
 }
 
@@ -80,13 +107,19 @@ static int header_decode(const uint8_t *b, ck_header *h)
 	h->wal_lsn = get64(b + 40);
 	h->nsegs = get32(b + 48);
 	h->nroots = get32(b + 52);
+	h->nchunks = get32(b + 56);
+	h->nodes_live = get64(b + 64);
+	h->large_objects = get64(b + 72);
+	h->large_bytes = get64(b + 80);
 	for (int i = 0; i < NSEC; i++) {
-		h->sec[i].off = get64(b + 56 + 24 * i);
-		h->sec[i].len = get64(b + 64 + 24 * i);
-		h->sec[i].crc = get32(b + 72 + 24 * i);
+		h->sec[i].off = get64(b + H_SEC + 24 * i);
+		h->sec[i].len = get64(b + H_SEC + 8 + 24 * i);
+		h->sec[i].crc = get32(b + H_SEC + 16 + 24 * i);
 	}
 	for (int i = 0; i < OT_MAX_SHARDS; i++)
-		h->next_index[i] = get32(b + 152 + 4 * i);
+		h->next_index[i] = get32(b + H_NEXT + 4 * i);
+	for (int i = 0; i < STRATA_NUM_CLASSES; i++)
+		h->requested[i] = get64(b + H_REQ + 8 * i);
 	return 0;
 }
 
@@ -154,27 +187,58 @@ static ck_entry_view view_at(ot_entry *e, uint64_t C)
 	return v;
 }
 
+/* A large image for the large section: from memory (a node of a loaded
+ * chunk) or copied from the current checkpoint file (a chunk on disk). */
+typedef struct ck_large {
+	strata_node_id id;
+	uint64_t src; /* file offset, or UINT64_MAX: in memory */
+	uint32_t size;
+} ck_large;
+
 typedef struct ck_ctx {
 	strata_store *s;
 	durable *d;
 	uint64_t C, prev;
 	bwriter w;
-	strata_node_id *large; /* visible large nodes, written after the entries */
+	ck_large *large;
 	size_t nlarge, large_cap;
 	uint64_t large_off; /* offset in the large section of the next image */
+	/* allocator state at C, built from the entries */
+	uint32_t nsegs;
+	uint8_t *classes;
+	uint64_t *bm;     /* used-slot bitmaps, segment after segment */
+	uint64_t *bm_at;  /* word offset of each segment's bitmap */
+	uint64_t nwords;
+	ckpt_chunk *chunks;
+	uint32_t nchunks, chunks_cap;
+	uint8_t *cbuf; /* one chunk's records */
+	ck_header *h;
 } ck_ctx;
 
-static int large_push(ck_ctx *c, strata_node_id id)
+static int large_push(ck_ctx *c, strata_node_id id, uint64_t src, uint32_t size)
 {
 	if (c->nlarge == c->large_cap) {
 		size_t cap = c->large_cap ? c->large_cap * 2 : 64;
-		strata_node_id *p = strata_mem_realloc(c->large, c->large_cap * sizeof *p, cap * sizeof *p);
+		ck_large *p = strata_mem_realloc(c->large, c->large_cap * sizeof *p, cap * sizeof *p);
 		if (!p)
 			return STRATA_ENOMEM;
 		c->large = p;
 		c->large_cap = cap;
 	}
-	c->large[c->nlarge++] = id;
+	c->large[c->nlarge++] = (ck_large){id, src, size};
+	return 0;
+}
+
+/* Marks a small node's slot used in the bitmap of C. */
+static int mark_slot(ck_ctx *c, uint32_t segno, uint32_t offset, uint32_t size)
+{
+	unsigned cls = seg_class_of(size);
+	uint32_t i = segno < c->nsegs && c->classes[segno] == cls ? seg_slot_index(offset, cls)
+								   : UINT32_MAX;
+	if (i == UINT32_MAX)
+		return STRATA_ECORRUPT;
+	c->bm[c->bm_at[segno] + i / 64] |= 1ull << (i % 64);
+	c->h->requested[cls] += size;
 	return 0;
 }
 
@@ -183,13 +247,13 @@ static int large_push(ck_ctx *c, strata_node_id id)
 static int large_image(ck_ctx *c, strata_node_id id, uint32_t size, uint32_t *crc)
 {
 	const void *p;
-	ot_entry *e = ot_entry_of(&c->s->ot, id);
+	ot_entry *e = ot_entry_peek(&c->s->ot, STRATA_NODEID_SHARD(id), STRATA_NODEID_INDEX(id));
 	int rc = e ? durable_load(c->s, e, id, &p) : STRATA_ECORRUPT;
 	uint32_t *cell = rc ? NULL : durable_crc_cell(c->d, id, true);
 	if (rc || !cell)
 		return rc ? rc : STRATA_ENOMEM;
 	*crc = *cell = strata_crc32c(0, p, size);
-	return large_push(c, id);
+	return large_push(c, id, UINT64_MAX, size);
 }
 
 /* A small node born since the previous checkpoint: its image goes to its
@@ -212,67 +276,193 @@ static int write_image(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uin
 	return 0;
 }
 
-static int put_entry(ck_ctx *c, uint32_t shard, uint32_t idx)
+static int put_visible(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uint8_t *rec)
+{
+	uint32_t size = OT_INFO_SIZE(v->info), crc = 0;
+	int rc;
+	c->h->nodes_live++;
+	if (seg_class_of(size) == STRATA_CLASS_LARGE) {
+		put64(rec, c->large_off); /* images follow in this order */
+		c->large_off += (size + 7) & ~7u;
+		c->h->large_objects++;
+		c->h->large_bytes += size;
+		rc = large_image(c, id, size, &crc);
+	} else {
+		const void *p = (const void *)(uintptr_t)(v->loc & ~LAZY_BIT);
+		put64(rec, (uint64_t)seg_no_of(p) << SEG_SHIFT | seg_offset_of(p));
+		rc = mark_slot(c, seg_no_of(p), seg_offset_of(p), size);
+		if (!rc)
+			rc = write_image(c, id, v, &crc);
+	}
+	put64(rec + 8, v->birth);
+	put32(rec + 20, v->info);
+	put32(rec + 24, crc);
+	return rc;
+}
+
+/* One entry of a loaded chunk; *nfree counts those written FREE. A retired
+ * large image still on disk is read now: snapshots older than C may still
+ * resolve it, and the current file goes away with this checkpoint. */
+static int put_entry(ck_ctx *c, ot_entry *e, uint32_t shard, uint32_t idx, uint32_t *nfree)
 {
 	uint8_t rec[CK_ENTRY] = {0};
-	ot_entry *e = ot_entry_at(&c->s->ot, shard, idx);
 	ck_entry_view v = view_at(e, c->C);
 	strata_node_id id = ot_make_id(shard, idx, OT_META_TAG(v.meta));
 	put32(rec + 16, OT_META(OT_META_TAG(v.meta), v.visible ? OT_LIVE : OT_FREE));
+	int rc = 0;
 	if (v.visible) {
-		uint32_t size = OT_INFO_SIZE(v.info), crc = 0;
-		int rc;
-		if (seg_class_of(size) == STRATA_CLASS_LARGE) {
-			put64(rec, c->large_off); /* images follow in this order */
-			c->large_off += (size + 7) & ~7u;
-			rc = large_image(c, id, size, &crc);
-		} else {
-			const void *p = (const void *)(uintptr_t)(v.loc & ~LAZY_BIT);
-			put64(rec, (uint64_t)seg_no_of(p) << SEG_SHIFT | seg_offset_of(p));
-			rc = write_image(c, id, &v, &crc);
-		}
-		if (rc)
-			return rc;
-		put64(rec + 8, v.birth);
-		put32(rec + 20, v.info);
-		put32(rec + 24, crc);
+		rc = put_visible(c, id, &v, rec);
+	} else {
+		(*nfree)++;
+		const void *p;
+		if (OT_META_STATE(v.meta) == OT_RETIRED && (v.loc & LAZY_BIT) &&
+		    seg_class_of(OT_INFO_SIZE(v.info)) == STRATA_CLASS_LARGE)
+			(void)durable_load(c->s, e, id, &p); /* damaged: stays an error for its readers */
 	}
 	bw_put(&c->w, rec, sizeof rec);
-	return c->w.rc;
+	return rc ? rc : c->w.rc;
+}
+
+static int chunk_push(ck_ctx *c, const ckpt_chunk *k)
+{
+	if (c->nchunks == c->chunks_cap) { /* shards issued into new chunks meanwhile */
+		uint32_t cap = c->chunks_cap * 2 + 16;
+		ckpt_chunk *p = strata_mem_realloc(c->chunks, c->chunks_cap * sizeof *p, cap * sizeof *p);
+		if (!p)
+			return STRATA_ENOMEM;
+		c->chunks = p;
+		c->chunks_cap = cap;
+	}
+	c->chunks[c->nchunks++] = *k;
+	return 0;
+}
+
+static int put_loaded_chunk(ck_ctx *c, uint32_t sh, uint32_t base, uint32_t nrec, ot_entry *chunk)
+{
+	ckpt_chunk k = {.slot = sh << OT_DIR_BITS | base >> OT_CHUNK_BITS, .nrec = nrec,
+			.off = c->w.off + c->w.n};
+	c->w.crc = 0;
+	for (uint32_t i = 0; i < nrec; i++) {
+		int rc = put_entry(c, &chunk[i], sh, base + i, &k.nfree);
+		if (rc)
+			return rc;
+	}
+	k.crc = c->w.crc;
+	return chunk_push(c, &k);
+}
+
+/* Rewrites one record of a chunk still on disk: its large image moves to
+ * this checkpoint's large section. */
+static int copy_record(ck_ctx *c, uint8_t *rec, uint64_t old_large, ckpt_chunk *k)
+{
+	uint32_t meta = get32(rec + 16);
+	if (OT_META_STATE(meta) != OT_LIVE) {
+		k->nfree++;
+		return 0;
+	}
+	uint64_t loc = get64(rec);
+	uint32_t size = OT_INFO_SIZE(get32(rec + 20));
+	c->h->nodes_live++;
+	if (seg_class_of(size) != STRATA_CLASS_LARGE)
+		return mark_slot(c, (uint32_t)(loc >> SEG_SHIFT), (uint32_t)(loc & (SEG_SIZE - 1)), size);
+	put64(rec, c->large_off);
+	c->large_off += (size + 7) & ~7u;
+	c->h->large_objects++;
+	c->h->large_bytes += size;
+	return large_push(c, 0, old_large + loc, size);
+}
+
+/* A chunk still on disk, copied from the current checkpoint (see the
+ * header comment for why without a lock). Its records were checked when
+ * that checkpoint was written or loaded; they are checked again here, so
+ * damage is never given a fresh CRC. */
+static int copy_lazy_chunk(ck_ctx *c, uint32_t slot, const ot_lazy *src)
+{
+	ckpt_chunk k = {.slot = slot, .nrec = src->nrec, .off = c->w.off + c->w.n, .copied = true};
+	size_t len = (size_t)src->nrec * CK_ENTRY;
+	int rc = io_pread(c->d->ckpt, c->cbuf, len, src->off);
+	if (!rc && strata_crc32c(0, c->cbuf, len) != src->crc) {
+		store_set_error("object-table chunk %u/%u fails its checksum", slot >> OT_DIR_BITS,
+				slot & (OT_DIR - 1));
+		rc = STRATA_ECORRUPT;
+	}
+	for (uint32_t i = 0; !rc && i < src->nrec; i++)
+		rc = copy_record(c, c->cbuf + (size_t)i * CK_ENTRY, c->d->ckpt_large_off, &k);
+	if (rc)
+		return rc;
+	c->w.crc = 0;
+	bw_put(&c->w, c->cbuf, len);
+	k.crc = c->w.crc;
+	return c->w.rc ? c->w.rc : chunk_push(c, &k);
+}
+
+static int put_shard(ck_ctx *c, uint32_t sh, uint32_t n)
+{
+	otable *ot = &c->s->ot;
+	for (uint32_t base = 0; base < n; base += OT_CHUNK) {
+		uint32_t slot = sh << OT_DIR_BITS | base >> OT_CHUNK_BITS;
+		uint32_t nrec = n - base < OT_CHUNK ? n - base : OT_CHUNK;
+		ot_entry *chunk = atomic_load_explicit(&ot->dirs[slot], memory_order_acquire);
+		int rc = chunk ? put_loaded_chunk(c, sh, base, nrec, chunk)
+			       : ot_is_lazy(ot, slot) ? copy_lazy_chunk(c, slot, &ot->lazy[slot])
+						      : STRATA_ECORRUPT;
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static int put_entries(ck_ctx *c, ck_header *h)
 {
-	bw_section(&c->w, &h->sec[SEC_ENTRIES]);
+	ck_section *sec = &h->sec[SEC_ENTRIES];
+	sec->off = c->w.off + c->w.n;
 	for (uint32_t sh = 0; sh < OT_MAX_SHARDS; sh++) {
-		if (sh >= c->s->ot.shards_max) {
-			h->next_index[sh] = 0;
-			continue;
+		uint32_t n = 0;
+		if (sh < c->s->ot.shards_max) {
+			ot_shard *shard = &c->s->ot.shards[sh];
+			pthread_mutex_lock(&shard->lock);
+			n = shard->next_index;
+			pthread_mutex_unlock(&shard->lock);
 		}
-		ot_shard *shard = &c->s->ot.shards[sh];
-		pthread_mutex_lock(&shard->lock);
-		uint32_t n = shard->next_index;
-		pthread_mutex_unlock(&shard->lock);
 		h->next_index[sh] = n;
-		for (uint32_t i = 0; i < n; i++) {
-			int rc = put_entry(c, sh, i);
-			if (rc)
-				return rc;
-		}
+		int rc = put_shard(c, sh, n);
+		if (rc)
+			return rc;
 	}
-	bw_end_section(&c->w, &h->sec[SEC_ENTRIES]);
+	sec->len = c->w.off + c->w.n - sec->off;
+	sec->crc = 0; /* each chunk has its own CRC, in the chunk index */
 	return 0;
 }
 
 static void put_segments(ck_ctx *c, ck_header *h)
 {
 	bw_section(&c->w, &h->sec[SEC_SEGMENTS]);
-	h->nsegs = atomic_load(&c->s->seg.nsegs);
-	for (uint32_t i = 0; i < h->nsegs; i++) {
-		uint8_t cls = seg_class_at(&c->s->seg, i);
-		bw_put(&c->w, &cls, 1);
-	}
+	h->nsegs = c->nsegs;
+	bw_put(&c->w, c->classes, c->nsegs);
 	bw_end_section(&c->w, &h->sec[SEC_SEGMENTS]);
+	bw_section(&c->w, &h->sec[SEC_BITMAPS]);
+	for (uint64_t i = 0; i < c->nwords; i++) {
+		uint8_t b[8];
+		put64(b, c->bm[i]);
+		bw_put(&c->w, b, 8);
+	}
+	bw_end_section(&c->w, &h->sec[SEC_BITMAPS]);
+}
+
+static void put_chunks(ck_ctx *c, ck_header *h)
+{
+	bw_section(&c->w, &h->sec[SEC_CHUNKS]);
+	h->nchunks = c->nchunks;
+	for (uint32_t i = 0; i < c->nchunks; i++) {
+		uint8_t b[CK_CHUNK_REC] = {0};
+		put32(b, c->chunks[i].slot);
+		put32(b + 4, c->chunks[i].nrec);
+		put64(b + 8, c->chunks[i].off);
+		put32(b + 16, c->chunks[i].crc);
+		put32(b + 20, c->chunks[i].nfree);
+		bw_put(&c->w, b, sizeof b);
+	}
+	bw_end_section(&c->w, &h->sec[SEC_CHUNKS]);
 }
 
 static void put_roots(ck_ctx *c, ck_header *h)
@@ -296,22 +486,51 @@ static void put_roots(ck_ctx *c, ck_header *h)
 	bw_end_section(&c->w, &h->sec[SEC_ROOTS]);
 }
 
+/* A large image of a chunk on disk, copied through the chunk buffer. */
+static int copy_large(ck_ctx *c, uint64_t src, uint32_t size)
+{
+	for (uint32_t done = 0; done < size && !c->w.rc;) {
+		uint32_t k = size - done < OT_CHUNK * CK_ENTRY ? size - done : OT_CHUNK * CK_ENTRY;
+		int rc = io_pread(c->d->ckpt, c->cbuf, k, src + done);
+		if (rc)
+			return rc == STRATA_ETRUNCATED ? STRATA_ECORRUPT : rc;
+		bw_put(&c->w, c->cbuf, k);
+		done += k;
+	}
+	return c->w.rc;
+}
+
 static int put_large(ck_ctx *c, ck_header *h)
 {
 	static const uint8_t pad[8];
 	bw_section(&c->w, &h->sec[SEC_LARGE]);
 	for (size_t i = 0; i < c->nlarge && !c->w.rc; i++) {
-		ot_entry *e = ot_entry_of(&c->s->ot, c->large[i]);
-		const void *p;
-		int rc = e ? durable_load(c->s, e, c->large[i], &p) : STRATA_ECORRUPT;
+		const ck_large *l = &c->large[i];
+		int rc;
+		if (l->src != UINT64_MAX) {
+			rc = copy_large(c, l->src, l->size);
+		} else {
+			ot_entry *e = ot_entry_peek(&c->s->ot, STRATA_NODEID_SHARD(l->id),
+						    STRATA_NODEID_INDEX(l->id));
+			const void *p;
+			rc = e ? durable_load(c->s, e, l->id, &p) : STRATA_ECORRUPT;
+			if (!rc)
+				bw_put(&c->w, p, l->size);
+		}
 		if (rc)
 			return rc;
-		uint32_t size = OT_INFO_SIZE(atomic_load(&e->info));
-		bw_put(&c->w, p, size);
-		bw_put(&c->w, pad, ((size + 7) & ~7u) - size);
+		bw_put(&c->w, pad, ((l->size + 7) & ~7u) - l->size);
 	}
 	bw_end_section(&c->w, &h->sec[SEC_LARGE]);
 	return c->w.rc;
+}
+
+int ckpt_open_read(durable *d, uint64_t gen, io_file **f)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/ckpt.%016" PRIx64, d->dir, gen);
+	*f = NULL;
+	return io_open(d->env, path, IO_RDONLY, f);
 }
 
 static int open_ckpt_file(durable *d, uint64_t gen, io_file **f)
@@ -327,6 +546,42 @@ static int open_ckpt_file(durable *d, uint64_t gen, io_file **f)
 	return rc;
 }
 
+/* The allocator's segments as of now (a superset of those C uses: C is
+ * pinned, so every node visible at C is in a segment numbered already). */
+static int alloc_maps(ck_ctx *c)
+{
+	otable *ot = &c->s->ot;
+	c->nsegs = atomic_load(&c->s->seg.nsegs);
+	c->classes = strata_mem_alloc(c->nsegs + 1);
+	c->bm_at = strata_mem_alloc(sizeof(uint64_t) * (c->nsegs + 1));
+	if (!c->classes || !c->bm_at)
+		return STRATA_ENOMEM;
+	c->nwords = 0;
+	for (uint32_t i = 0; i < c->nsegs; i++) {
+		c->classes[i] = seg_class_at(&c->s->seg, i);
+		c->bm_at[i] = c->nwords;
+		c->nwords += c->classes[i] < STRATA_NUM_CLASSES ? seg_used_words(c->classes[i]) : 0;
+	}
+	uint64_t nch = 0;
+	for (uint32_t sh = 0; sh < ot->shards_max; sh++)
+		nch += (ot->shards[sh].next_index + (uint64_t)OT_CHUNK - 1) / OT_CHUNK;
+	nch += ot->shards_max; /* shards issue into new chunks while we write */
+	c->bm = strata_mem_calloc(c->nwords + 1, sizeof(uint64_t));
+	c->chunks_cap = (uint32_t)nch;
+	c->chunks = strata_mem_calloc(nch, sizeof *c->chunks);
+	c->cbuf = strata_mem_alloc(OT_CHUNK * CK_ENTRY);
+	return c->bm && c->chunks && c->cbuf ? 0 : STRATA_ENOMEM;
+}
+
+static void free_maps(ck_ctx *c)
+{
+	strata_mem_free(c->classes, 0);
+	strata_mem_free(c->bm_at, 0);
+	strata_mem_free(c->bm, 0);
+	strata_mem_free(c->cbuf, 0);
+	strata_mem_free(c->large, c->large_cap * sizeof *c->large);
+}
+
 static int write_body(ck_ctx *c, ck_header *h)
 {
 	int rc;
@@ -334,6 +589,7 @@ static int write_body(ck_ctx *c, ck_header *h)
 	if ((rc = put_entries(c, h)))
 		return rc;
 	put_segments(c, h);
+	put_chunks(c, h);
 	put_roots(c, h);
 	if ((rc = put_large(c, h)))
 		return rc;
@@ -341,34 +597,84 @@ static int write_body(ck_ctx *c, ck_header *h)
 	return c->w.rc ? c->w.rc : io_sync(c->d->data);
 }
 
+static void set_copying(strata_store *s, bool on)
+{
+	pthread_mutex_lock(&s->ot.lazy_lock);
+	s->dur->ckpt_copying = on;
+	pthread_mutex_unlock(&s->ot.lazy_lock);
+}
+
 int ckpt_write(strata_store *s, uint64_t gen, uint64_t epoch, uint64_t wal_lsn, uint64_t prev_epoch,
 	       ckpt_written *out)
 {
 	durable *d = s->dur;
-	ck_ctx c = {.s = s, .d = d, .C = epoch, .prev = prev_epoch};
 	ck_header h = {.gen = gen, .epoch = epoch, .wal_lsn = wal_lsn};
+	ck_ctx c = {.s = s, .d = d, .C = epoch, .prev = prev_epoch, .h = &h};
 	memcpy(h.uuid, d->sb.uuid, 16);
+	memset(out, 0, sizeof *out);
 	c.w.cap = 1u << 20;
-	if (!(c.w.buf = strata_mem_alloc(c.w.cap)))
-		return STRATA_ENOMEM;
-	int rc = open_ckpt_file(d, gen, &c.w.f);
+	set_copying(s, true);
+	int rc = alloc_maps(&c);
+	if (!rc && !(c.w.buf = strata_mem_alloc(c.w.cap)))
+		rc = STRATA_ENOMEM;
+	if (!rc)
+		rc = open_ckpt_file(d, gen, &c.w.f);
 	if (!rc)
 		rc = write_body(&c, &h);
-	uint8_t *hb = c.w.buf; /* reuse: the body is written */
 	if (!rc) {
-		header_encode(&h, hb);
-		rc = io_pwrite(c.w.f, hb, CK_HDR, 0);
+		header_encode(&h, c.w.buf); /* reuse: the body is written */
+		rc = io_pwrite(c.w.f, c.w.buf, CK_HDR, 0);
 	}
 	if (!rc && !(rc = io_sync(c.w.f)))
 		rc = io_sync_dir(d->env, d->dir);
 	if (!rc) {
 		out->size = c.w.off;
-		out->header_crc = get32(hb + CK_HDR - 4);
+		out->header_crc = get32(c.w.buf + CK_HDR - 4);
+		out->large_off = h.sec[SEC_LARGE].off;
+		out->epoch = epoch;
+		out->chunks = c.chunks;
+		out->nchunks = c.nchunks;
+		c.chunks = NULL;
+	} else {
+		set_copying(s, false);
 	}
 	io_close(c.w.f);
 	strata_mem_free(c.w.buf, c.w.cap);
-	strata_mem_free(c.large, c.large_cap * sizeof *c.large);
+	strata_mem_free(c.chunks, 0);
+	free_maps(&c);
 	return rc;
+}
+
+/* The checkpoint of `w` is durable and named by the superblock: chunks still
+ * on disk are read from its file from now on. */
+void ckpt_adopt(strata_store *s, ckpt_written *w, io_file *f)
+{
+	durable *d = s->dur;
+	otable *ot = &s->ot;
+	pthread_mutex_lock(&ot->lazy_lock);
+	for (uint32_t i = 0; i < w->nchunks; i++) {
+		const ckpt_chunk *k = &w->chunks[i];
+		if (k->copied && ot_is_lazy(ot, k->slot)) {
+			ot->lazy[k->slot].off = k->off;
+			ot->lazy[k->slot].crc = k->crc;
+		}
+	}
+	io_file *old = d->ckpt;
+	d->ckpt = f;
+	d->ckpt_large_off = w->large_off;
+	d->ckpt_size = w->size;
+	d->ckpt_file_epoch = w->epoch;
+	d->ckpt_copying = false;
+	pthread_mutex_unlock(&ot->lazy_lock);
+	io_close(old);
+	strata_mem_free(w->chunks, 0);
+	w->chunks = NULL;
+}
+
+void ckpt_written_free(ckpt_written *w)
+{
+	strata_mem_free(w->chunks, 0);
+	w->chunks = NULL;
 }
 
 /* ---- loading ------------------------------------------------------------------ */
@@ -389,16 +695,25 @@ static int load_fail(int rc, const char *what, const char *dir, uint64_t gen)
 	return rc;
 }
 
-/* Reads a whole section and checks its CRC (large: not read here). */
-static int read_section(ck_load *l, int i, uint8_t **out)
+static int section_bounds(const ck_load *l, int i)
 {
 	const ck_section *sec = &l->h.sec[i];
 	if (sec->off < CK_HDR || sec->off > l->size || sec->len > l->size - sec->off)
 		return STRATA_ETRUNCATED;
+	return 0;
+}
+
+/* Reads a whole section and checks its CRC. */
+static int read_section(ck_load *l, int i, uint8_t **out)
+{
+	const ck_section *sec = &l->h.sec[i];
+	int rc = section_bounds(l, i);
+	if (rc)
+		return rc;
 	*out = strata_mem_alloc(sec->len ? sec->len : 1);
 	if (!*out)
 		return STRATA_ENOMEM;
-	int rc = sec->len ? io_pread(l->f, *out, sec->len, sec->off) : 0;
+	rc = sec->len ? io_pread(l->f, *out, sec->len, sec->off) : 0;
 	if (!rc && strata_crc32c(0, *out, sec->len) != sec->crc)
 		rc = LOAD_BAD(l, "section %d (offset %" PRIu64 ") fails its checksum", i, sec->off);
 	if (rc) {
@@ -408,78 +723,69 @@ static int read_section(ck_load *l, int i, uint8_t **out)
 	return rc;
 }
 
-/* One live entry of the image: its slot (small: claimed in the allocator;
- * large: an offset in the checkpoint file), lazily loaded later. */
-static int load_live(ck_load *l, strata_node_id id, ot_entry *e, const uint8_t *rec)
+/* Segment classes and used-slot bitmaps: the allocator as of C. */
+static int load_allocator(ck_load *l, const uint8_t *segs, const uint8_t *bms)
 {
-	uint64_t loc = get64(rec), birth = get64(rec + 8);
-	uint32_t info = get32(rec + 20), size = OT_INFO_SIZE(info);
-	/* Tags start at 1 (a live entry 0/0 of tag 0 would be NodeID 0, the
-	 * empty root), as WAL replay requires of NODE frames too. */
-	if (!size || birth > l->h.epoch || birth == 0 || !STRATA_NODEID_TAG(id))
-		return LOAD_BAD(l, "node %#" PRIx64 ": size %u, birth %" PRIu64, id, size, birth);
-	uint64_t mem;
-	if (seg_class_of(size) == STRATA_CLASS_LARGE) {
-		const ck_section *lg = &l->h.sec[SEC_LARGE];
-		if (loc > lg->len || size > lg->len - loc)
-			return LOAD_BAD(l, "node %#" PRIx64 ": large image outside its section", id);
-		mem = ((lg->off + loc) << 1) | LAZY_BIT;
-		atomic_fetch_add(&l->s->seg.large_objects, 1);
-		atomic_fetch_add(&l->s->seg.large_bytes, size);
-	} else {
-		void *p = seg_claim_slot(&l->s->seg, (uint32_t)(loc >> SEG_SHIFT),
-					 (uint32_t)(loc & (SEG_SIZE - 1)), size);
-		if (!p) /* no such slot, or two nodes in one */
-			return LOAD_BAD(l, "node %#" PRIx64 ": slot %" PRIu64 ":%" PRIu64 " not free or not of its class",
-					id, loc >> SEG_SHIFT, loc & (SEG_SIZE - 1));
-		mem = (uint64_t)(uintptr_t)p | LAZY_BIT;
+	uint64_t words = 0;
+	if (l->h.sec[SEC_SEGMENTS].len != l->h.nsegs)
+		return LOAD_BAD(l, "segment section length %" PRIu64 " for %u segments",
+				l->h.sec[SEC_SEGMENTS].len, l->h.nsegs);
+	for (uint32_t i = 0; i < l->h.nsegs; i++) {
+		if (segs[i] >= STRATA_NUM_CLASSES)
+			return LOAD_BAD(l, "segment %u: class %u", i, segs[i]);
+		words += seg_used_words(segs[i]);
 	}
-	uint32_t *cell = durable_crc_cell(l->d, id, true);
-	if (!cell)
+	if (words * 8 != l->h.sec[SEC_BITMAPS].len)
+		return LOAD_BAD(l, "bitmap section of %" PRIu64 " bytes for %" PRIu64 " words",
+				l->h.sec[SEC_BITMAPS].len, words);
+	uint64_t *used = strata_mem_alloc(words * 8 + 8);
+	if (!used)
 		return STRATA_ENOMEM;
-	*cell = get32(rec + 24);
-	atomic_store(&e->loc, mem);
-	atomic_store(&e->birth, birth);
-	atomic_store(&e->retire, EPOCH_INF);
-	atomic_store(&e->info, info);
-	atomic_fetch_add(&l->s->nodes_live, 1);
-	return 0;
+	for (uint64_t i = 0; i < words; i++)
+		used[i] = get64(bms + 8 * i);
+	int rc = seg_load_segments(&l->s->seg, segs, l->h.nsegs, used);
+	strata_mem_free(used, words * 8 + 8);
+	if (rc == STRATA_ECORRUPT)
+		return LOAD_BAD(l, "used-slot bitmaps invalid");
+	for (unsigned c = 0; !rc && c < STRATA_NUM_CLASSES; c++)
+		seg_load_requested(&l->s->seg, c, l->h.requested[c]);
+	return rc;
 }
 
-static int load_entries(ck_load *l, const uint8_t *ent)
+/* Chunk index: every issued entry of every shard, chunk after chunk, in
+ * one contiguous run of the entries section. */
+static int load_chunks(ck_load *l, const uint8_t *b)
 {
-	uint64_t at = 0, total = 0;
+	const ck_section *ent = &l->h.sec[SEC_ENTRIES];
+	uint64_t at = ent->off, want = 0;
+	uint32_t k = 0;
 	for (uint32_t sh = 0; sh < OT_MAX_SHARDS; sh++)
-		total += l->h.next_index[sh];
-	/* Checked before the object table grows to the counts (up to 2^30
-	 * entries per shard), not after. */
-	if (total * CK_ENTRY != l->h.sec[SEC_ENTRIES].len)
-		return LOAD_BAD(l, "entries section of %" PRIu64 " bytes for %" PRIu64 " entries",
-				l->h.sec[SEC_ENTRIES].len, total);
+		want += (l->h.next_index[sh] + (uint64_t)OT_CHUNK - 1) / OT_CHUNK;
+	if (want != l->h.nchunks || (uint64_t)l->h.nchunks * CK_CHUNK_REC != l->h.sec[SEC_CHUNKS].len)
+		return LOAD_BAD(l, "chunk index of %u chunks, %" PRIu64 " expected", l->h.nchunks, want);
+	if (section_bounds(l, SEC_ENTRIES))
+		return STRATA_ETRUNCATED;
 	for (uint32_t sh = 0; sh < OT_MAX_SHARDS; sh++) {
 		uint32_t n = l->h.next_index[sh];
 		if (n && sh >= l->s->ot.shards_max)
 			return LOAD_BAD(l, "shard %u used, but ot_shards_max is %u", sh, l->s->ot.shards_max);
+		for (uint32_t base = 0; base < n; base += OT_CHUNK, k++) {
+			const uint8_t *r = b + (size_t)k * CK_CHUNK_REC;
+			ot_lazy src = {.off = get64(r + 8), .crc = get32(r + 16), .nrec = get32(r + 4),
+				       .nfree = get32(r + 20)};
+			uint32_t nrec = n - base < OT_CHUNK ? n - base : OT_CHUNK;
+			if (get32(r) != (sh << OT_DIR_BITS | base >> OT_CHUNK_BITS) || src.nrec != nrec ||
+			    src.off != at || src.nfree > nrec)
+				return LOAD_BAD(l, "chunk index entry %u does not match shard %u at %u", k, sh, base);
+			at += (uint64_t)nrec * CK_ENTRY;
+			int rc = ot_set_lazy(&l->s->ot, sh, base >> OT_CHUNK_BITS, &src);
+			if (rc)
+				return rc;
+		}
 		if (n && ot_extend(&l->s->ot, sh, n))
 			return STRATA_ENOMEM;
-		for (uint32_t i = 0; i < n; i++, at += CK_ENTRY) {
-			if (at + CK_ENTRY > l->h.sec[SEC_ENTRIES].len)
-				return LOAD_BAD(l, "entries section shorter than its shards' counts");
-			const uint8_t *rec = ent + at;
-			uint32_t meta = get32(rec + 16);
-			ot_entry *e = ot_entry_at(&l->s->ot, sh, i);
-			strata_node_id id = ot_make_id(sh, i, OT_META_TAG(meta));
-			atomic_store(&e->meta, meta);
-			if (OT_META_STATE(meta) == OT_LIVE) {
-				int rc = load_live(l, id, e, rec);
-				if (rc)
-					return rc;
-			} else if (OT_META_STATE(meta) != OT_FREE) {
-				return LOAD_BAD(l, "entry %u/%u: state %u", sh, i, OT_META_STATE(meta));
-			}
-		}
 	}
-	return at == l->h.sec[SEC_ENTRIES].len ? 0 : LOAD_BAD(l, "entries section longer than its shards' counts");
+	return at == ent->off + ent->len ? 0 : LOAD_BAD(l, "entries section length does not match its chunks");
 }
 
 static int load_roots(ck_load *l, const uint8_t *b)
@@ -506,23 +812,30 @@ static int load_roots(ck_load *l, const uint8_t *b)
 
 static int load_body(ck_load *l)
 {
-	uint8_t *segs = NULL, *ent = NULL, *roots = NULL;
+	uint8_t *segs = NULL, *bms = NULL, *chunks = NULL, *roots = NULL;
 	int rc = read_section(l, SEC_SEGMENTS, &segs);
-	if (!rc && l->h.sec[SEC_SEGMENTS].len != l->h.nsegs)
-		rc = LOAD_BAD(l, "segment section length %" PRIu64 " for %u segments",
-			      l->h.sec[SEC_SEGMENTS].len, l->h.nsegs);
-	if (!rc && (rc = seg_load_segments(&l->s->seg, segs, l->h.nsegs)) == STRATA_ECORRUPT)
-		rc = LOAD_BAD(l, "segment classes invalid");
 	if (!rc)
-		rc = read_section(l, SEC_ENTRIES, &ent);
+		rc = read_section(l, SEC_BITMAPS, &bms);
 	if (!rc)
-		rc = load_entries(l, ent);
+		rc = load_allocator(l, segs, bms);
+	if (!rc)
+		rc = section_bounds(l, SEC_LARGE);
+	if (!rc)
+		rc = read_section(l, SEC_CHUNKS, &chunks);
+	if (!rc)
+		rc = load_chunks(l, chunks);
 	if (!rc)
 		rc = read_section(l, SEC_ROOTS, &roots);
 	if (!rc)
 		rc = load_roots(l, roots);
+	if (!rc) {
+		atomic_store(&l->s->nodes_live, l->h.nodes_live);
+		atomic_store(&l->s->seg.large_objects, l->h.large_objects);
+		atomic_store(&l->s->seg.large_bytes, l->h.large_bytes);
+	}
 	strata_mem_free(segs, 0);
-	strata_mem_free(ent, 0);
+	strata_mem_free(bms, 0);
+	strata_mem_free(chunks, 0);
 	strata_mem_free(roots, 0);
 	return rc;
 }
@@ -559,6 +872,109 @@ int ckpt_load(strata_store *s, const sb_state *sb)
 		io_close(l.f);
 		return load_fail(rc, l.why[0] ? l.why : "cannot load checkpoint", d->dir, sb->ckpt_gen);
 	}
-	d->ckpt = l.f; /* lazy large objects are read from it */
+	d->ckpt = l.f; /* chunks and large objects on disk are read from it */
+	d->ckpt_large_off = l.h.sec[SEC_LARGE].off;
+	d->ckpt_size = l.size;
+	d->ckpt_file_epoch = l.h.epoch;
+	s->ot.fault = ckpt_fault_chunk;
+	s->ot.fault_ctx = s;
 	return 0;
+}
+
+/* ---- faulting a chunk in ------------------------------------------------------ */
+typedef struct fault_ctx {
+	strata_store *s;
+	durable *d;
+	uint32_t slot;
+} fault_ctx;
+
+#define FAULT_BAD(f, i, what)                                                                  \
+	(store_set_error("%s/ckpt: object-table chunk %u/%u, entry %u: %s", (f)->d->dir,        \
+			 (f)->slot >> OT_DIR_BITS, (f)->slot & (OT_DIR - 1), (i), (what)),       \
+	 STRATA_ECORRUPT)
+
+/* A large image of a chunk read while a checkpoint copies: into memory now,
+ * so nothing points into the file that checkpoint replaces. */
+static int load_large_now(fault_ctx *f, strata_node_id id, uint64_t at, uint32_t size, uint32_t crc,
+			  uint64_t *mem)
+{
+	void *p = strata_mem_alloc(size);
+	if (!p)
+		return STRATA_ENOMEM;
+	int rc = io_pread(f->d->ckpt, p, size, at);
+	if (!rc && strata_crc32c(0, p, size) != crc)
+		rc = STRATA_ECORRUPT;
+	if (rc) {
+		strata_mem_free(p, size);
+		store_set_error("node %#" PRIx64 ": large image %s", id,
+				rc == STRATA_ECORRUPT ? "fails its checksum" : "unreadable");
+		return rc == STRATA_ETRUNCATED ? STRATA_ECORRUPT : rc;
+	}
+	*mem = (uint64_t)(uintptr_t)p;
+	return 0;
+}
+
+static int fault_live(fault_ctx *f, uint32_t i, strata_node_id id, const uint8_t *rec, ot_entry *e)
+{
+	uint64_t loc = get64(rec), birth = get64(rec + 8);
+	uint32_t info = get32(rec + 20), size = OT_INFO_SIZE(info), crc = get32(rec + 24);
+	/* Tags start at 1 (a live entry 0/0 of tag 0 would be NodeID 0, the
+	 * empty root), as WAL replay requires of NODE frames too. */
+	if (!size || birth == 0 || birth > f->d->ckpt_file_epoch || !STRATA_NODEID_TAG(id))
+		return FAULT_BAD(f, i, "size, birth or tag out of range");
+	uint64_t mem;
+	if (seg_class_of(size) == STRATA_CLASS_LARGE) {
+		uint64_t lg_len = f->d->ckpt_size - f->d->ckpt_large_off; /* the large section ends the file */
+		if (loc > lg_len || size > lg_len - loc)
+			return FAULT_BAD(f, i, "large image outside its section");
+		mem = ((f->d->ckpt_large_off + loc) << 1) | LAZY_BIT;
+		if (f->d->ckpt_copying) {
+			int rc = load_large_now(f, id, f->d->ckpt_large_off + loc, size, crc, &mem);
+			if (rc)
+				return rc;
+		}
+	} else {
+		void *p = seg_slot_at(&f->s->seg, (uint32_t)(loc >> SEG_SHIFT),
+				      (uint32_t)(loc & (SEG_SIZE - 1)), size);
+		if (!p)
+			return FAULT_BAD(f, i, "slot not allocated, or not of its class");
+		mem = (uint64_t)(uintptr_t)p | LAZY_BIT;
+	}
+	uint32_t *cell = durable_crc_cell(f->d, id, true);
+	if (!cell)
+		return STRATA_ENOMEM;
+	*cell = crc;
+	atomic_store_explicit(&e->loc, mem, memory_order_relaxed);
+	atomic_store_explicit(&e->birth, birth, memory_order_relaxed);
+	atomic_store_explicit(&e->retire, EPOCH_INF, memory_order_relaxed);
+	atomic_store_explicit(&e->info, info, memory_order_relaxed);
+	return 0;
+}
+
+int ckpt_fault_chunk(void *ctx, uint32_t shard, uint32_t chunk, const ot_lazy *src, ot_entry *out)
+{
+	strata_store *s = ctx;
+	fault_ctx f = {.s = s, .d = s->dur, .slot = shard << OT_DIR_BITS | chunk};
+	size_t len = (size_t)src->nrec * CK_ENTRY;
+	uint8_t *buf = strata_mem_alloc(len ? len : 1);
+	if (!buf)
+		return STRATA_ENOMEM;
+	int rc = io_pread(f.d->ckpt, buf, len, src->off);
+	if (rc == STRATA_ETRUNCATED || (!rc && strata_crc32c(0, buf, len) != src->crc)) {
+		store_set_error("%s/ckpt: object-table chunk %u/%u fails its checksum", f.d->dir, shard,
+				chunk);
+		rc = STRATA_ECORRUPT;
+	}
+	for (uint32_t i = 0; !rc && i < src->nrec; i++) {
+		const uint8_t *rec = buf + (size_t)i * CK_ENTRY;
+		uint32_t meta = get32(rec + 16);
+		uint32_t index = chunk << OT_CHUNK_BITS | i;
+		if (OT_META_STATE(meta) == OT_LIVE)
+			rc = fault_live(&f, i, ot_make_id(shard, index, OT_META_TAG(meta)), rec, &out[i]);
+		else if (OT_META_STATE(meta) != OT_FREE)
+			rc = FAULT_BAD(&f, i, "state neither live nor free");
+		atomic_store_explicit(&out[i].meta, meta, memory_order_relaxed);
+	}
+	strata_mem_free(buf, len ? len : 1);
+	return rc;
 }

@@ -338,10 +338,12 @@ static int checkpoint_locked(strata_store *s, bool clean)
 		return clean && !(d->sb.flags & SB_FLAG_CLEAN) ? set_clean_flag(s, true) : 0;
 	}
 	ckpt_written w;
+	io_file *nf = NULL;
 	sb_state nsb = d->sb;
 	nsb.generation++;
 	nsb.ckpt_gen = d->sb.ckpt_gen + 1;
-	if (!(rc = ckpt_write(s, nsb.ckpt_gen, C, L, d->ckpt_epoch, &w))) {
+	if (!(rc = ckpt_write(s, nsb.ckpt_gen, C, L, d->ckpt_epoch, &w)) &&
+	    !(rc = ckpt_open_read(d, nsb.ckpt_gen, &nf))) {
 		nsb.ckpt_epoch = C;
 		nsb.ckpt_size = w.size;
 		nsb.ckpt_crc = w.header_crc;
@@ -351,6 +353,8 @@ static int checkpoint_locked(strata_store *s, bool clean)
 		rc = sb_write(d->super, &nsb);
 	}
 	if (rc) {
+		io_close(nf);
+		ckpt_written_free(&w);
 		pin_release(&s->pins, pin);
 		durable_poison(s, rc);
 		store_set_error("checkpoint %" PRIu64 " failed: %s", nsb.ckpt_gen, strata_strerror(rc));
@@ -359,11 +363,11 @@ static int checkpoint_locked(strata_store *s, bool clean)
 	uint64_t old_gen = d->sb.ckpt_gen;
 	d->sb = nsb;
 	sb_publish(&d->sbc, &nsb);
+	/* What was still on disk is read from the new file from now on: the
+	 * old one is unused. */
+	ckpt_adopt(s, &w, nf);
 	limbo_release(s, C);
 	pin_release(&s->pins, pin);
-	/* Large images were all loaded by ckpt_write: the old file is unused. */
-	io_close(d->ckpt);
-	d->ckpt = NULL;
 	if (old_gen)
 		remove_old_ckpt(d, old_gen);
 	d->ckpt_lsn = L;
@@ -512,7 +516,14 @@ static int after_replay(strata_store *s)
 {
 	for (uint32_t sh = 0; sh < s->ot.shards_max; sh++) {
 		for (uint32_t i = 0; i < s->ot.shards[sh].next_index; i++) {
-			ot_entry *e = ot_entry_at(&s->ot, sh, i);
+			/* A chunk still on disk holds no retired entry: the
+			 * checkpoint keeps live and free ones, replay loaded
+			 * every chunk it retired something in. */
+			ot_entry *e = ot_entry_peek(&s->ot, sh, i);
+			if (!e) {
+				i |= OT_CHUNK - 1;
+				continue;
+			}
 			uint32_t m = atomic_load(&e->meta);
 			if (OT_META_STATE(m) != OT_RETIRED)
 				continue;

@@ -62,7 +62,12 @@ typedef struct durable {
 	/* read by committers and the coordinator without ckpt_lock */
 	_Atomic uint64_t ckpt_lsn; /* WAL start of the durable checkpoint */
 	_Atomic uint64_t ckpt_ns;  /* when it completed (CLOCK_MONOTONIC) */
-	uint64_t ckpt_large_off; /* lazy large objects point into ckpt file */
+	/* The current checkpoint file `ckpt`, which chunks and large images
+	 * still on disk are read from: these fields change only under
+	 * otable.lazy_lock (ckpt_load, ckpt_adopt). */
+	uint64_t ckpt_large_off; /* its large section */
+	uint64_t ckpt_size, ckpt_file_epoch;
+	bool ckpt_copying; /* a checkpoint is copying chunks out of it */
 
 	/* limbo (limbo_lock); ckpt_epoch read under it */
 	pthread_mutex_t limbo_lock;
@@ -115,13 +120,31 @@ void durable_poison(strata_store *s, int err);
 int durable_checkpoint(strata_store *s);
 
 /* checkpoint.c */
+/* One object-table chunk of a checkpoint file (its chunk index row). */
+typedef struct ckpt_chunk {
+	uint32_t slot; /* directory slot: shard << OT_DIR_BITS | chunk */
+	uint32_t nrec, crc, nfree;
+	uint64_t off;
+	bool copied; /* copied from the previous file: it was still on disk */
+} ckpt_chunk;
+
 typedef struct ckpt_written {
-	uint64_t size;
+	uint64_t size, epoch, large_off;
 	uint32_t header_crc;
+	ckpt_chunk *chunks; /* for ckpt_adopt */
+	uint32_t nchunks;
 } ckpt_written;
 int ckpt_write(strata_store *s, uint64_t gen, uint64_t epoch, uint64_t wal_lsn, uint64_t prev_epoch,
 	       ckpt_written *out);
+/* After the superblock names the checkpoint `w` (file f, open read-only):
+ * it becomes the file chunks and large images on disk are read from. */
+void ckpt_adopt(strata_store *s, ckpt_written *w, io_file *f);
+void ckpt_written_free(ckpt_written *w);
+/* Opens checkpoint `gen` of the store read-only. */
+int ckpt_open_read(durable *d, uint64_t gen, io_file **f);
 int ckpt_load(strata_store *s, const sb_state *sb);
+/* otable fault function (ot_fault_fn): reads and checks one chunk. */
+int ckpt_fault_chunk(void *ctx, uint32_t shard, uint32_t chunk, const ot_lazy *src, ot_entry *out);
 
 /* A thread-local message for strata_last_error(). */
 void store_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -96,12 +96,23 @@ static inline uint32_t seg_offset_of(const void *p)
 {
 	return (uint32_t)((uintptr_t)p & (SEG_SIZE - 1));
 }
-/* Loading a checkpoint: makes segments 0..n-1 with the given classes
- * (255: unused), all slots free. */
-int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n);
-/* Pointer to the slot at (segno, offset) for a node of `size`, marked used;
- * NULL if that is no slot of the right class or it is already used. */
-void *seg_claim_slot(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size);
+/* Slots of a segment of class cls, and the 64-bit words of its used map. */
+uint32_t seg_nslots(unsigned cls);
+static inline uint32_t seg_used_words(unsigned cls)
+{
+	return (seg_nslots(cls) + 63) / 64;
+}
+/* Loading a checkpoint: makes segments 0..n-1 with the given classes;
+ * used (may be NULL: all free) holds each segment's used-slot bitmap,
+ * seg_used_words(class) words each, one after the other. */
+int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used);
+/* Loading a checkpoint: bytes requested by the live nodes of class cls. */
+void seg_load_requested(seg_alloc *a, unsigned cls, uint64_t bytes);
+/* Slot number at `offset` in a segment of class cls; UINT32_MAX if none. */
+uint32_t seg_slot_index(uint32_t offset, unsigned cls);
+/* Pointer to the slot at (segno, offset) for a node of `size` if that is a
+ * used slot of the right class, else NULL. */
+void *seg_slot_at(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size);
 /* Class of segment n (255 if none), for writing checkpoints. */
 uint8_t seg_class_at(seg_alloc *a, uint32_t segno);
 
@@ -131,6 +142,21 @@ typedef struct ot_entry {
 #define OT_DIR (1u << OT_DIR_BITS)
 #define OT_MAX_SHARDS 64
 
+/* A chunk a DURABLE open left on disk: where the checkpoint keeps its
+ * records. The object table only stores it; the fault function reads it. */
+typedef struct ot_lazy {
+	uint64_t off;  /* file offset of the chunk's records */
+	uint32_t crc;  /* CRC32C of those records */
+	uint32_t nrec; /* records: entries of the chunk issued at least once */
+	uint32_t nfree;
+	_Atomic uint32_t pending; /* 1: not loaded yet */
+} ot_lazy;
+
+/* Fills `out` (a zeroed chunk) from `src`; 0 or a status. Called with
+ * otable.lazy_lock held. */
+typedef int (*ot_fault_fn)(void *ctx, uint32_t shard, uint32_t chunk, const ot_lazy *src,
+			   ot_entry *out);
+
 typedef struct ot_shard {
 	pthread_mutex_t lock;
 	uint32_t next_index; /* entries [0, next_index) were issued at least once */
@@ -141,6 +167,8 @@ typedef struct ot_shard {
 	uint64_t dead;       /* handles retired for good (tag exhausted) */
 	_Atomic uint32_t contention;
 	_Atomic(ot_entry *) *dir; /* this shard's OT_DIR slice of otable.dirs */
+	uint32_t *lazy_free; /* lazy chunks holding FREE entries: faulted in when */
+	uint32_t nlazy_free, lazy_free_cap; /* the free stack runs dry */
 } __attribute__((aligned(CACHELINE))) ot_shard;
 
 typedef struct otable {
@@ -152,6 +180,14 @@ typedef struct otable {
 	ot_shard *shards; /* shards_max of them, fixed at open */
 	uint32_t shards_max;
 	_Atomic uint32_t shards_active;
+	/* Lazy chunks (DURABLE): a NULL directory slot whose lazy[slot] is
+	 * pending is on disk; ot_fault loads it under lazy_lock. */
+	ot_lazy *lazy; /* OT_MAX_SHARDS * OT_DIR, zero-mapped; NULL if never lazy */
+	pthread_mutex_t lazy_lock;
+	ot_fault_fn fault;
+	void *fault_ctx;
+	bool lazy_live; /* recovery done: a fault bumps and frees FREE entries */
+	_Atomic uint64_t chunks_lazy, chunks_faulted;
 } otable;
 
 int ot_init(otable *ot, uint32_t shards_max, uint32_t shards_initial);
@@ -164,8 +200,24 @@ void ot_free(otable *ot, strata_node_id id);
 /* Entry for id if its tag matches (any state but FREE), else NULL. No
  * visibility check: callers apply the MVCC rule. */
 ot_entry *ot_entry_of(const otable *ot, strata_node_id id);
-/* Entry by raw position, for scans (NULL if never issued). */
+/* Entry by raw position, for scans (NULL if never issued, or its lazy
+ * chunk failed to load). Faults the chunk in. */
 ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index);
+/* The same with the fault's status: 0 and *e (NULL: never issued), or
+ * STRATA_ECORRUPT / -errno / STRATA_ENOMEM from loading the chunk. */
+int ot_entry_get(const otable *ot, uint32_t shard, uint32_t index, ot_entry **e);
+/* Entry by raw position without faulting: NULL if not issued or not loaded. */
+ot_entry *ot_entry_peek(const otable *ot, uint32_t shard, uint32_t index);
+/* Loads directory slot `slot` if it is lazy; *chunk: the chunk or NULL. */
+int ot_fault(const otable *ot, uint32_t slot, ot_entry **chunk);
+/* Loads every lazy chunk (checks that scan the whole table). */
+int ot_load_all(otable *ot);
+/* Recovery: chunk `chunk` of `shard` is on disk at src (before ot_extend). */
+int ot_set_lazy(otable *ot, uint32_t shard, uint32_t chunk, const ot_lazy *src);
+static inline bool ot_is_lazy(const otable *ot, uint32_t slot)
+{
+	return ot->lazy && atomic_load_explicit(&ot->lazy[slot].pending, memory_order_acquire);
+}
 void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
 /* Recovery (single-threaded): entries [0, n) of a shard exist. */
 int ot_extend(otable *ot, uint32_t shard, uint32_t n);

@@ -18,6 +18,12 @@
  *     tag would pass OT_TAG_MAX is never reused (counted in `dead`);
  *   - a FREE entry's index is on its shard's free stack exactly once (unless
  *     dead); the tag of a never-issued entry is 0, so it matches no NodeID;
+ *   - a chunk a DURABLE open left on disk (lazy) has a NULL directory slot
+ *     and a pending ot_lazy record; the first access faults it in
+ *     (ot_fault, under lazy_lock) and publishes it with release, so the
+ *     resolve path pays nothing for laziness. Its FREE entries go on the
+ *     free stack at that moment, collected before publication (an entry
+ *     freed after it was published is pushed by ot_free, never twice);
  *   - writers change meta before the other fields, which they store with
  *     release; readers load the fields with acquire and then re-read meta,
  *     so a reader that sees any new field sees the new tag (a seqlock
@@ -60,6 +66,7 @@ int ot_init(otable *ot, uint32_t shards_max, uint32_t shards_initial)
 		strata_mem_free(ot->shards, sizeof(ot_shard) * shards_max);
 		return STRATA_ENOMEM;
 	}
+	pthread_mutex_init(&ot->lazy_lock, NULL);
 	for (uint32_t i = 0; i < shards_max; i++) {
 		pthread_mutex_init(&ot->shards[i].lock, NULL);
 		ot->shards[i].dir = ot->dirs + (size_t)i * OT_DIR;
@@ -74,16 +81,20 @@ void ot_destroy(otable *ot)
 		return;
 	for (uint32_t i = 0; i < ot->shards_max; i++) {
 		ot_shard *sh = &ot->shards[i];
-		for (uint32_t c = 0; c < OT_DIR; c++) {
+		/* Chunks below next_index, some maybe never loaded (lazy). */
+		for (uint64_t c = 0; c * OT_CHUNK < sh->next_index; c++) {
 			ot_entry *chunk = atomic_load_explicit(&sh->dir[c], memory_order_relaxed);
-			if (!chunk)
-				break;
-			strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
+			if (chunk)
+				strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
 		}
 		strata_mem_free(sh->free_stack, sizeof(uint32_t) * sh->free_cap);
+		strata_mem_free(sh->lazy_free, sizeof(uint32_t) * sh->lazy_free_cap);
 		pthread_mutex_destroy(&sh->lock);
 	}
 	strata_mem_zunmap(ot->dirs, sizeof(*ot->dirs) * OT_DIR * OT_MAX_SHARDS);
+	if (ot->lazy)
+		strata_mem_zunmap(ot->lazy, sizeof(ot_lazy) * OT_DIR * OT_MAX_SHARDS);
+	pthread_mutex_destroy(&ot->lazy_lock);
 	strata_mem_free(ot->shards, sizeof(ot_shard) * ot->shards_max);
 	ot->shards = NULL;
 }
@@ -106,9 +117,19 @@ static void lock_shard(otable *ot, ot_shard *sh, uint32_t active)
 	pthread_mutex_lock(&sh->lock);
 }
 
+#define TAKE_FAULT (UINT32_MAX - 2) /* *tag: a lazy chunk to fault in first */
+
 /* Takes an index from the shard (lock held); UINT32_MAX if exhausted. */
-static uint32_t take_index(ot_shard *sh, uint32_t *tag)
+static uint32_t take_index(const otable *ot, ot_shard *sh, uint32_t *tag)
 {
+	/* Handles on disk come before new ones: a reopened store reuses them. */
+	while (!sh->nfree && sh->nlazy_free) {
+		uint32_t c = sh->lazy_free[--sh->nlazy_free];
+		if (ot_is_lazy(ot, (uint32_t)(sh - ot->shards) << OT_DIR_BITS | c)) {
+			*tag = c;
+			return TAKE_FAULT;
+		}
+	}
 	if (sh->nfree) {
 		uint32_t idx = sh->free_stack[--sh->nfree];
 		ot_entry *chunk = atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
@@ -121,6 +142,10 @@ static uint32_t take_index(ot_shard *sh, uint32_t *tag)
 	if (idx >= (1u << STRATA_NODEID_INDEX_BITS))
 		return UINT32_MAX;
 	uint32_t c = idx >> OT_CHUNK_BITS;
+	if (ot_is_lazy(ot, (uint32_t)(sh - ot->shards) << OT_DIR_BITS | c)) {
+		*tag = c; /* the last chunk, partly issued, is still on disk */
+		return TAKE_FAULT;
+	}
 	if (!atomic_load_explicit(&sh->dir[c], memory_order_relaxed)) {
 		ot_entry *chunk = strata_mem_zmap(sizeof(ot_entry) * OT_CHUNK);
 		if (!chunk)
@@ -142,7 +167,16 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 			ot_shard *sh = &ot->shards[si];
 			lock_shard(ot, sh, active);
 			uint32_t tag;
-			uint32_t idx = take_index(sh, &tag);
+			uint32_t idx = take_index(ot, sh, &tag);
+			if (idx == TAKE_FAULT) {
+				pthread_mutex_unlock(&sh->lock);
+				ot_entry *chunk;
+				int rc = ot_fault(ot, si << OT_DIR_BITS | tag, &chunk);
+				if (rc)
+					return rc; /* damaged or unreadable: no handle from it */
+				t--; /* same shard again */
+				continue;
+			}
 			if (idx == UINT32_MAX - 1) {
 				pthread_mutex_unlock(&sh->lock);
 				return STRATA_ENOMEM;
@@ -209,13 +243,35 @@ out:
 	pthread_mutex_unlock(&sh->lock);
 }
 
-ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index)
+ot_entry *ot_entry_peek(const otable *ot, uint32_t shard, uint32_t index)
 {
 	if (shard >= ot->shards_max)
 		return NULL;
 	ot_entry *chunk = atomic_load_explicit(&ot->shards[shard].dir[index >> OT_CHUNK_BITS],
 					       memory_order_acquire);
 	return chunk ? &chunk[index & (OT_CHUNK - 1)] : NULL;
+}
+
+int ot_entry_get(const otable *ot, uint32_t shard, uint32_t index, ot_entry **e)
+{
+	*e = NULL;
+	if (shard >= ot->shards_max)
+		return 0;
+	uint32_t slot = shard << OT_DIR_BITS | index >> OT_CHUNK_BITS;
+	ot_entry *chunk = atomic_load_explicit(&ot->dirs[slot], memory_order_acquire);
+	if (STRATA_UNLIKELY(!chunk)) {
+		int rc = ot_fault(ot, slot, &chunk);
+		if (rc || !chunk)
+			return rc;
+	}
+	*e = &chunk[index & (OT_CHUNK - 1)];
+	return 0;
+}
+
+ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index)
+{
+	ot_entry *e;
+	return ot_entry_get(ot, shard, index, &e) ? NULL : e;
 }
 
 ot_entry *ot_entry_of(const otable *ot, strata_node_id id)
@@ -252,7 +308,8 @@ int ot_extend(otable *ot, uint32_t shard, uint32_t n)
 	if (n > (1u << STRATA_NODEID_INDEX_BITS))
 		return STRATA_EINVAL;
 	for (uint32_t c = 0; c * OT_CHUNK < n; c++) {
-		if (atomic_load_explicit(&sh->dir[c], memory_order_relaxed))
+		if (atomic_load_explicit(&sh->dir[c], memory_order_relaxed) ||
+		    ot_is_lazy(ot, shard << OT_DIR_BITS | c))
 			continue;
 		ot_entry *chunk = strata_mem_zmap(sizeof(ot_entry) * OT_CHUNK);
 		if (!chunk)
@@ -264,43 +321,195 @@ int ot_extend(otable *ot, uint32_t shard, uint32_t n)
 	return 0;
 }
 
+/* Pushes a FREE entry's handle (shard lock held, or single-threaded). */
+static int push_free(ot_shard *sh, uint32_t idx)
+{
+	if (sh->nfree == sh->free_cap) {
+		uint32_t cap = sh->free_cap ? sh->free_cap * 2 : 256;
+		uint32_t *p = strata_mem_realloc(sh->free_stack, sizeof(uint32_t) * sh->free_cap,
+						 sizeof(uint32_t) * cap);
+		if (!p)
+			return STRATA_ENOMEM;
+		sh->free_stack = p;
+		sh->free_cap = cap;
+	}
+	sh->free_stack[sh->nfree++] = idx;
+	return 0;
+}
+
+/* Bumps a FREE entry past the tag its last occupant had (so no NodeID
+ * issued before a crash names a new node); false: tag exhausted, the
+ * handle is retired for good. */
+static bool bump_free(ot_entry *e)
+{
+	uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
+	if (OT_META_TAG(m) >= OT_TAG_MAX)
+		return false;
+	atomic_store_explicit(&e->meta, OT_META(OT_META_TAG(m) + 1, OT_FREE), memory_order_relaxed);
+	return true;
+}
+
+static int lazy_free_push(ot_shard *sh, uint32_t c)
+{
+	if (sh->nlazy_free == sh->lazy_free_cap) {
+		uint32_t cap = sh->lazy_free_cap ? sh->lazy_free_cap * 2 : 64;
+		uint32_t *p = strata_mem_realloc(sh->lazy_free, sizeof(uint32_t) * sh->lazy_free_cap,
+						 sizeof(uint32_t) * cap);
+		if (!p)
+			return STRATA_ENOMEM;
+		sh->lazy_free = p;
+		sh->lazy_free_cap = cap;
+	}
+	sh->lazy_free[sh->nlazy_free++] = c;
+	return 0;
+}
+
 /* After a checkpoint load and WAL replay (single-threaded): every FREE
- * entry below next_index goes on its shard's free stack, bumped past the
- * tag its last occupant had (so no NodeID issued before the crash names a
- * new node), or is retired for good when its tag is exhausted. */
+ * entry of a loaded chunk goes on its shard's free stack, bumped; lazy
+ * chunks holding FREE entries are listed, and do the same when faulted. */
+static int rebuild_shard(otable *ot, uint32_t s)
+{
+	ot_shard *sh = &ot->shards[s];
+	sh->nfree = 0;
+	sh->dead = 0;
+	sh->nlazy_free = 0;
+	for (uint32_t i = 0; i < sh->next_index; i++) {
+		uint32_t slot = s << OT_DIR_BITS | i >> OT_CHUNK_BITS;
+		if (ot_is_lazy(ot, slot)) {
+			int rc = ot->lazy[slot].nfree ? lazy_free_push(sh, i >> OT_CHUNK_BITS) : 0;
+			if (rc)
+				return rc;
+			i |= OT_CHUNK - 1; /* next chunk */
+			continue;
+		}
+		ot_entry *e = ot_entry_peek(ot, s, i);
+		if (OT_META_STATE(atomic_load_explicit(&e->meta, memory_order_relaxed)) != OT_FREE)
+			continue;
+		if (!bump_free(e)) {
+			sh->dead++;
+			continue;
+		}
+		int rc = push_free(sh, i);
+		if (rc)
+			return rc;
+	}
+	/* Low indexes on top: reused first, like a fresh table. */
+	for (uint32_t a = 0, b = sh->nfree; b > a + 1; a++, b--) {
+		uint32_t t = sh->free_stack[a];
+		sh->free_stack[a] = sh->free_stack[b - 1];
+		sh->free_stack[b - 1] = t;
+	}
+	for (uint32_t a = 0, b = sh->nlazy_free; b > a + 1; a++, b--) {
+		uint32_t t = sh->lazy_free[a];
+		sh->lazy_free[a] = sh->lazy_free[b - 1];
+		sh->lazy_free[b - 1] = t;
+	}
+	return 0;
+}
+
 int ot_rebuild_free(otable *ot)
 {
 	for (uint32_t s = 0; s < ot->shards_max; s++) {
-		ot_shard *sh = &ot->shards[s];
-		sh->nfree = 0;
-		sh->dead = 0;
-		for (uint32_t i = 0; i < sh->next_index; i++) {
-			ot_entry *e = ot_entry_at(ot, s, i);
-			uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
-			if (OT_META_STATE(m) != OT_FREE)
-				continue;
-			if (OT_META_TAG(m) >= OT_TAG_MAX) {
-				sh->dead++;
-				continue;
-			}
-			atomic_store_explicit(&e->meta, OT_META(OT_META_TAG(m) + 1, OT_FREE),
-					      memory_order_relaxed);
-			if (sh->nfree == sh->free_cap) {
-				uint32_t cap = sh->free_cap ? sh->free_cap * 2 : 256;
-				uint32_t *p = strata_mem_realloc(sh->free_stack, sizeof(uint32_t) * sh->free_cap,
-								 sizeof(uint32_t) * cap);
-				if (!p)
-					return STRATA_ENOMEM;
-				sh->free_stack = p;
-				sh->free_cap = cap;
-			}
-			/* Low indexes on top: reused first, like a fresh table. */
-			sh->free_stack[sh->nfree++] = i;
-		}
-		for (uint32_t a = 0, b = sh->nfree; b > a + 1; a++, b--) {
-			uint32_t t = sh->free_stack[a];
-			sh->free_stack[a] = sh->free_stack[b - 1];
-			sh->free_stack[b - 1] = t;
+		int rc = rebuild_shard(ot, s);
+		if (rc)
+			return rc;
+	}
+	ot->lazy_live = true;
+	return 0;
+}
+
+/* ---- lazy chunks ---------------------------------------------------------------- */
+int ot_set_lazy(otable *ot, uint32_t shard, uint32_t chunk, const ot_lazy *src)
+{
+	if (!ot->lazy && !(ot->lazy = strata_mem_zmap(sizeof(ot_lazy) * OT_DIR * OT_MAX_SHARDS)))
+		return STRATA_ENOMEM;
+	ot_lazy *l = &ot->lazy[shard << OT_DIR_BITS | chunk];
+	l->off = src->off;
+	l->crc = src->crc;
+	l->nrec = src->nrec;
+	l->nfree = src->nfree;
+	atomic_store_explicit(&l->pending, 1, memory_order_release);
+	atomic_fetch_add_explicit(&ot->chunks_lazy, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* After the fault, outside lazy_lock: the FREE entries found in the chunk
+ * (collected before it was published) join the free stack. */
+static void adopt_free(otable *ot, uint32_t shard, uint32_t base, const uint16_t *fr, uint32_t n,
+		       uint32_t dead)
+{
+	ot_shard *sh = &ot->shards[shard];
+	pthread_mutex_lock(&sh->lock);
+	sh->dead += dead;
+	for (uint32_t i = 0; i < n; i++)
+		if (push_free(sh, base + fr[i]))
+			sh->dead++; /* cannot record it: leak the handle, never reuse it early */
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* Under lazy_lock: loads slot's chunk. Once recovery is over, FREE entries
+ * are bumped (as ot_rebuild_free does) and listed in fr[]. */
+static int fault_locked(otable *ot, uint32_t slot, ot_entry **out, uint16_t *fr, uint32_t *nfr,
+			uint32_t *dead)
+{
+	ot_entry *chunk = strata_mem_zmap(sizeof(ot_entry) * OT_CHUNK);
+	if (!chunk)
+		return STRATA_ENOMEM;
+	ot_lazy *l = &ot->lazy[slot];
+	int rc = ot->fault(ot->fault_ctx, slot >> OT_DIR_BITS, slot & (OT_DIR - 1), l, chunk);
+	if (rc) {
+		strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
+		return rc;
+	}
+	for (uint32_t i = 0; ot->lazy_live && i < l->nrec; i++) {
+		if (OT_META_STATE(atomic_load_explicit(&chunk[i].meta, memory_order_relaxed)) != OT_FREE)
+			continue;
+		if (bump_free(&chunk[i]))
+			fr[(*nfr)++] = (uint16_t)i;
+		else
+			(*dead)++;
+	}
+	atomic_store_explicit(&ot->dirs[slot], chunk, memory_order_release);
+	atomic_store_explicit(&l->pending, 0, memory_order_release);
+	atomic_fetch_sub_explicit(&ot->chunks_lazy, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ot->chunks_faulted, 1, memory_order_relaxed);
+	*out = chunk;
+	return 0;
+}
+
+/* The table is logically const to readers: loading a chunk changes what is
+ * cached, not what it says. */
+int ot_fault(const otable *cot, uint32_t slot, ot_entry **out)
+{
+	otable *ot = (otable *)cot;
+	*out = atomic_load_explicit(&ot->dirs[slot], memory_order_acquire);
+	if (*out || !ot_is_lazy(ot, slot))
+		return 0;
+	_Static_assert(OT_CHUNK <= 65536, "free list of a chunk holds 16-bit offsets");
+	uint16_t *fr = strata_mem_alloc(sizeof(uint16_t) * OT_CHUNK);
+	if (!fr)
+		return STRATA_ENOMEM;
+	uint32_t nfr = 0, dead = 0;
+	int rc = 0;
+	pthread_mutex_lock(&ot->lazy_lock);
+	*out = atomic_load_explicit(&ot->dirs[slot], memory_order_acquire);
+	if (!*out && ot_is_lazy(ot, slot))
+		rc = fault_locked(ot, slot, out, fr, &nfr, &dead);
+	pthread_mutex_unlock(&ot->lazy_lock);
+	if (nfr || dead)
+		adopt_free(ot, slot >> OT_DIR_BITS, (slot & (OT_DIR - 1)) << OT_CHUNK_BITS, fr, nfr, dead);
+	strata_mem_free(fr, sizeof(uint16_t) * OT_CHUNK);
+	return rc;
+}
+
+int ot_load_all(otable *ot)
+{
+	for (uint32_t s = 0; ot->lazy && s < ot->shards_max; s++) {
+		for (uint64_t c = 0; c * OT_CHUNK < ot->shards[s].next_index; c++) {
+			ot_entry *chunk;
+			int rc = ot_fault(ot, s << OT_DIR_BITS | (uint32_t)c, &chunk);
+			if (rc)
+				return rc;
 		}
 	}
 	return 0;

@@ -160,6 +160,31 @@ static int number_segment(seg_alloc *a, segment *g)
 	return 0;
 }
 
+static uint32_t data_offset(void)
+{
+	return (uint32_t)((sizeof(segment) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
+}
+
+uint32_t seg_nslots(unsigned cls)
+{
+	return cls < STRATA_NUM_CLASSES ? (SEG_SIZE - data_offset()) / class_sizes[cls] : 0;
+}
+
+/* Every slot free, word by word (a slot at a time was 32k steps). */
+static void bm_fill(segment *g)
+{
+	uint32_t full = g->nslots / 64, rest = g->nslots % 64;
+	memset(g->l0, 0xff, full * sizeof(uint64_t));
+	if (rest)
+		g->l0[full] = (1ull << rest) - 1;
+	uint32_t words = full + (rest != 0);
+	for (uint32_t w = 0; w < words; w += 64) {
+		uint32_t n = words - w < 64 ? words - w : 64;
+		g->l1[w / 64] = n == 64 ? UINT64_MAX : (1ull << n) - 1;
+		g->l2 |= 1ull << (w / 64);
+	}
+}
+
 static segment *seg_new(seg_alloc *a, seg_class *c, unsigned cls)
 {
 	segment *g = strata_mem_aligned(SEG_SIZE, SEG_SIZE);
@@ -168,11 +193,10 @@ static segment *seg_new(seg_alloc *a, seg_class *c, unsigned cls)
 	memset(g, 0, sizeof *g);
 	g->magic = SEG_MAGIC;
 	g->cls = (uint16_t)cls;
-	g->data_off = (uint32_t)((sizeof *g + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
+	g->data_off = data_offset();
 	g->nslots = (SEG_SIZE - g->data_off) / c->slot_size;
 	g->nfree = g->nslots;
-	for (uint32_t i = 0; i < g->nslots; i++)
-		bm_set_free(g, i);
+	bm_fill(g);
 	/* Numbered last: numbering publishes the segment to checkpoints
 	 * (seg_class_at), which must find its header complete. */
 	if (a->durable && number_segment(a, g)) {
@@ -264,7 +288,28 @@ uint8_t seg_class_at(seg_alloc *a, uint32_t segno)
 	return g ? (uint8_t)g->cls : 255;
 }
 
-int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n)
+/* Marks the slots set in used[] (seg_used_words(cls) words) as taken. */
+static int load_used(seg_class *c, segment *g, const uint64_t *used)
+{
+	uint32_t words = (g->nslots + 63) / 64;
+	if (g->nslots % 64 && used[words - 1] >> (g->nslots % 64))
+		return STRATA_ECORRUPT; /* bits past the last slot */
+	uint32_t taken = 0;
+	for (uint32_t w = 0; w < words; w++) {
+		g->l0[w] &= ~used[w];
+		taken += (uint32_t)__builtin_popcountll(used[w]);
+		if (!g->l0[w])
+			g->l1[w / 64] &= ~(1ull << (w % 64));
+	}
+	for (uint32_t k = 0; k < (words + 63) / 64; k++)
+		if (!g->l1[k])
+			g->l2 &= ~(1ull << k);
+	g->nfree = g->nslots - taken;
+	counter_add(&c->slots_used, taken);
+	return 0;
+}
+
+int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		if (classes[i] >= STRATA_NUM_CLASSES)
@@ -275,41 +320,48 @@ int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n)
 			return STRATA_ENOMEM;
 		if (g->segno != i)
 			return STRATA_ECORRUPT; /* numbering must start from an empty allocator */
-		partial_push(c, g);
+		if (used) {
+			int rc = load_used(c, g, used);
+			if (rc)
+				return rc;
+			used += seg_used_words(classes[i]);
+		}
+		if (g->nfree)
+			partial_push(c, g);
 	}
 	return 0;
 }
 
-/* Keeps the invariants (partial list, current) after a slot was taken
- * outside seg_alloc_node. Lock held. */
-static void after_claim(seg_class *c, segment *g)
+void seg_load_requested(seg_alloc *a, unsigned cls, uint64_t bytes)
 {
-	if (!g->nfree && g->in_partial)
-		partial_remove(c, g);
+	counter_add(&a->classes[cls].bytes_requested, bytes);
 }
 
-void *seg_claim_slot(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size)
+uint32_t seg_slot_index(uint32_t offset, unsigned cls)
+{
+	uint32_t off0 = data_offset();
+	if (cls >= STRATA_NUM_CLASSES || offset < off0 || (offset - off0) % class_sizes[cls])
+		return UINT32_MAX;
+	uint32_t i = (offset - off0) / class_sizes[cls];
+	return i < seg_nslots(cls) ? i : UINT32_MAX;
+}
+
+void *seg_slot_at(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size)
 {
 	unsigned cls = seg_class_of(size);
 	if (cls == STRATA_CLASS_LARGE || segno >= atomic_load(&a->nsegs))
 		return NULL;
+	pthread_mutex_lock(&a->nos_lock);
 	segment *g = a->by_no[segno];
+	pthread_mutex_unlock(&a->nos_lock);
+	uint32_t i = seg_slot_index(offset, cls);
+	if (!g || g->cls != cls || i == UINT32_MAX)
+		return NULL;
 	seg_class *c = &a->classes[cls];
-	if (!g || g->cls != cls || offset < g->data_off || (offset - g->data_off) % c->slot_size)
-		return NULL;
-	uint32_t i = (offset - g->data_off) / c->slot_size;
 	pthread_mutex_lock(&c->lock);
-	if (i >= g->nslots || !bm_is_free(g, i)) {
-		pthread_mutex_unlock(&c->lock);
-		return NULL;
-	}
-	bm_set_used(g, i);
-	g->nfree--;
-	after_claim(c, g);
-	counter_add(&c->slots_used, 1);
-	counter_add(&c->bytes_requested, size);
+	bool used = !bm_is_free(g, i);
 	pthread_mutex_unlock(&c->lock);
-	return (char *)g + offset;
+	return used ? (char *)g + offset : NULL;
 }
 
 void *seg_alloc_node(seg_alloc *a, uint32_t size)

@@ -56,12 +56,14 @@ typedef struct entry_read {
 	const void *data;
 } entry_read;
 
+static int read_faulted(const strata_snapshot *snap, strata_node_id id, entry_read *out);
+
 /* Reads the entry for `id` consistently and applies visibility at epoch e. */
 static inline int read_visible(const strata_snapshot *snap, strata_node_id id, entry_read *out)
 {
 	ot_entry *chunk = atomic_load_explicit(&snap->dirs[ot_dir_slot(id)], memory_order_acquire);
-	if (STRATA_UNLIKELY(!chunk))
-		return STRATA_ESTALE;
+	if (STRATA_UNLIKELY(!chunk)) /* never issued, or on disk (DURABLE open) */
+		return read_faulted(snap, id, out);
 	ot_entry *e = &chunk[STRATA_NODEID_INDEX(id) & (OT_CHUNK - 1)];
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
 	if (STRATA_UNLIKELY(OT_META_TAG(m) != STRATA_NODEID_TAG(id)))
@@ -77,6 +79,18 @@ static inline int read_visible(const strata_snapshot *snap, strata_node_id id, e
 	if (STRATA_UNLIKELY((uintptr_t)out->data & LAZY_BIT)) /* DURABLE, first use */
 		return durable_load(snap->store, e, id, &out->data);
 	return 0;
+}
+
+/* Off the hot path: the chunk is loaded (or found never issued), then the
+ * read is retried once; a loaded chunk stays until close. */
+static __attribute__((noinline)) int read_faulted(const strata_snapshot *snap, strata_node_id id,
+						  entry_read *out)
+{
+	ot_entry *chunk;
+	int rc = ot_fault(&snap->store->ot, ot_dir_slot(id), &chunk);
+	if (rc)
+		return rc;
+	return chunk ? read_visible(snap, id, out) : STRATA_ESTALE;
 }
 
 int strata_resolve(const strata_snapshot *snap, strata_node_id id, const void **data,

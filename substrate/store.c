@@ -121,7 +121,11 @@ static void free_large_objects(strata_store *s)
 	for (uint32_t sh = 0; sh < s->ot.shards_max; sh++) {
 		uint32_t n = s->ot.shards[sh].next_index;
 		for (uint32_t i = 0; i < n; i++) {
-			ot_entry *e = ot_entry_at(&s->ot, sh, i);
+			ot_entry *e = ot_entry_peek(&s->ot, sh, i);
+			if (!e) { /* a chunk never loaded: nothing in memory */
+				i |= OT_CHUNK - 1;
+				continue;
+			}
 			uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
 			uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
 			uint64_t loc = atomic_load_explicit(&e->loc, memory_order_relaxed);
@@ -208,6 +212,8 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 	st->aborts = atomic_load(&s->aborts);
 	st->large_objects = atomic_load(&s->seg.large_objects);
 	st->large_bytes = atomic_load(&s->seg.large_bytes);
+	st->chunks_loaded = atomic_load(&s->ot.chunks_faulted);
+	st->chunks_on_disk = atomic_load(&s->ot.chunks_lazy);
 	uint64_t requested = st->large_bytes;
 	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++) {
 		seg_class *c = &s->seg.classes[i];

@@ -177,8 +177,11 @@ typedef struct txn_view {
 
 static int txn_lookup(const strata_txn *t, strata_node_id id, txn_view *v)
 {
-	ot_entry *e = ot_entry_of(&t->s->ot, id);
-	if (!e)
+	ot_entry *e;
+	int frc = ot_entry_get(&t->s->ot, STRATA_NODEID_SHARD(id), STRATA_NODEID_INDEX(id), &e);
+	if (frc) /* DURABLE: its object-table chunk is damaged or unreadable */
+		return frc;
+	if (!e || OT_META_STATE(atomic_load_explicit(&e->meta, memory_order_acquire)) == OT_FREE)
 		return STRATA_ESTALE;
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
 	uint64_t b = atomic_load_explicit(&e->birth, memory_order_acquire);

@@ -98,7 +98,14 @@ static void verify_loaded(verify_ctx *v, ot_entry *e, strata_node_id id, const v
 
 static void verify_entry(verify_ctx *v, uint32_t sh, uint32_t i)
 {
-	ot_entry *e = ot_entry_at(&v->s->ot, sh, i);
+	ot_entry *e;
+	int rc = ot_entry_get(&v->s->ot, sh, i, &e);
+	if (rc || !e) {
+		if (rc && (i & (OT_CHUNK - 1)) == 0) /* once per chunk */
+			problem(v, "object-table chunk %u/%u cannot be loaded: %s (%s)", sh,
+				i >> OT_CHUNK_BITS, strata_strerror(rc), strata_last_error());
+		return;
+	}
 	uint32_t m = atomic_load(&e->meta);
 	if (OT_META_STATE(m) != OT_LIVE && OT_META_STATE(m) != OT_RETIRED)
 		return;

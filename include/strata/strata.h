@@ -232,7 +232,9 @@ STRATA_API int strata_txn_begin(strata_store *store, const char *const *roots, s
 /* Allocates a node of `size` bytes (1..STRATA_NODE_MAX) with an application
  * `kind` (0..255, stored, never interpreted). *id gets its NodeID and *data
  * a writable pointer to zeroed bytes, valid until commit/abort.
- * Errors: STRATA_EINVAL, STRATA_ETOOBIG, STRATA_ENOMEM, STRATA_EFULL. */
+ * Errors: STRATA_EINVAL, STRATA_ETOOBIG, STRATA_ENOMEM, STRATA_EFULL,
+ *         STRATA_ECORRUPT, -errno (DURABLE: reusing a handle meant loading
+ *           an object-table chunk from disk, and it is damaged or unreadable). */
 STRATA_API int strata_txn_alloc(strata_txn *txn, uint32_t size, uint8_t kind, strata_node_id *id,
 				void **data);
 
@@ -299,9 +301,14 @@ STRATA_API uint64_t strata_snapshot_epoch(const strata_snapshot *snap);
 
 /* Resolves `id` as of the snapshot's epoch. *data (and *size, optional)
  * stay valid and unchanged until strata_snapshot_close(). This is the hot
- * path: no lock, no allocation.
+ * path: no lock, no allocation. DURABLE: the first resolve of a node after
+ * open reads its image (and, once per 16384 handles, its object-table
+ * chunk) from disk and checks its CRC32C.
  * Errors: STRATA_ESTALE (tag mismatch, never issued, or freed),
- *         STRATA_ENOTVISIBLE (born after or retired at/before the epoch). */
+ *         STRATA_ENOTVISIBLE (born after or retired at/before the epoch),
+ *         STRATA_ECORRUPT (DURABLE: the image or its object-table chunk
+ *           fails its checksum; strata_last_error() says where),
+ *         STRATA_ENOMEM, -errno (DURABLE: reading it failed). */
 STRATA_API int strata_resolve(const strata_snapshot *snap, strata_node_id id, const void **data,
 			      uint32_t *size);
 
@@ -358,6 +365,9 @@ typedef struct strata_store_stats {
 	uint64_t large_objects;
 	uint64_t large_bytes;
 	uint64_t segment_bytes;  /* memory held in segments */
+	uint64_t chunks_on_disk; /* DURABLE: object-table chunks not loaded yet (an open
+				  * reads none; each loads on first use) */
+	uint64_t chunks_loaded;  /* chunks loaded that way since open */
 	double fragmentation;    /* 1 - bytes_requested / segment_bytes (0 when empty) */
 	strata_class_stats classes[STRATA_NUM_CLASSES];
 } strata_store_stats;

@@ -1,0 +1,299 @@
+/*
+ * test_ckpt.c — checkpoint files and the lazy object table (checkpoint.c,
+ * otable.c's lazy chunks): an open reads no entry; chunks load on first
+ * use and are checked; checkpoints copy chunks still on disk (large images
+ * too) so stores survive many open/close cycles untouched; free handles in
+ * chunks on disk are reused; a damaged chunk is an error, never data.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "durable.h"
+#include "io_sim.h"
+#include "support/model.h"
+
+TestSuite(ckpt, .fini = test_leak_check);
+
+#define NNODES 40000u /* three chunks of shard 0 (16384 entries each) */
+#define LARGE_EVERY 5000u
+
+static strata_options opts(void)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.mode = STRATA_DURABLE;
+	o.path = "db";
+	o.flags = STRATA_OPEN_CREATE;
+	o.wal_file_size = 1u << 20;
+	o.async_interval_ms = 3600u * 1000;
+	o.checkpoint_interval_ms = 0;
+	o.checkpoint_wal_bytes = UINT64_MAX;
+	o.ot_shards_initial = 1; /* every node in shard 0: chunks fill up */
+	return o;
+}
+
+static strata_store *open_sim(io_env *env)
+{
+	strata_options o = opts();
+	strata_store *s;
+	int rc = store_open_env(&o, env, &s);
+	cr_assert_eq(rc, 0, "open: %s: %s", strata_strerror(rc), strata_last_error());
+	return s;
+}
+
+static uint32_t size_of(uint32_t k)
+{
+	return k % LARGE_EVERY == 0 ? 70000u + k % 13 : 16u + (k * 7) % 200;
+}
+
+static void fill(uint8_t *p, uint32_t k, uint32_t size)
+{
+	for (uint32_t i = 0; i < size; i++)
+		p[i] = (uint8_t)(k * 31 + i);
+}
+
+static bool holds(const uint8_t *p, uint32_t k, uint32_t size)
+{
+	for (uint32_t i = 0; i < size; i++)
+		if (p[i] != (uint8_t)(k * 31 + i))
+			return false;
+	return true;
+}
+
+/* n nodes 1..n in batches of 1000, with ids[k] their NodeIDs; root "r"
+ * names node 1 so the store has a root to check. */
+static void make_nodes(strata_store *s, strata_node_id *ids, uint32_t from, uint32_t n)
+{
+	for (uint32_t k = from; k <= n;) {
+		const char *r = "r";
+		strata_txn *t;
+		cr_assert_eq(strata_txn_begin(s, &r, 1, STRATA_TXN_NONE, &t), 0);
+		for (uint32_t b = 0; b < 1000 && k <= n; b++, k++) {
+			void *p;
+			cr_assert_eq(strata_txn_alloc(t, size_of(k), 7, &ids[k], &p), 0);
+			fill(p, k, size_of(k));
+		}
+		if (from == 1)
+			cr_assert_eq(strata_txn_set_root(t, "r", ids[1]), 0);
+		cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	}
+}
+
+/* Every node k in [1, n] with ids[k] != 0 resolves to its bytes. */
+static void expect_nodes(strata_store *s, const strata_node_id *ids, uint32_t n)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	for (uint32_t k = 1; k <= n; k++) {
+		if (!ids[k])
+			continue;
+		const void *p;
+		uint32_t size;
+		int rc = strata_resolve(snap, ids[k], &p, &size);
+		cr_assert_eq(rc, 0, "node %u: %s (%s)", k, strata_strerror(rc), strata_last_error());
+		cr_assert_eq(size, size_of(k));
+		cr_assert(holds(p, k, size), "node %u: wrong bytes", k);
+	}
+	strata_snapshot_close(snap);
+}
+
+static io_env *store_with_nodes(strata_node_id *ids)
+{
+	io_env *env = io_sim_new();
+	cr_assert_eq(io_mkdir(env, "db"), 0);
+	cr_assert_eq(io_sync_dir(env, "."), 0);
+	strata_store *s = open_sim(env);
+	make_nodes(s, ids, 1, NNODES);
+	cr_assert_eq(strata_close(s), 0);
+	return env;
+}
+
+static strata_store_stats stats(strata_store *s)
+{
+	strata_store_stats st;
+	cr_assert_eq(strata_stats(s, &st), 0);
+	return st;
+}
+
+Test(ckpt, open_reads_no_entry_and_chunks_load_on_first_use, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 1];
+	io_env *env = store_with_nodes(ids);
+	strata_store *s = open_sim(env);
+	strata_store_stats st = stats(s);
+	cr_assert_eq(st.chunks_on_disk, 3, "40000 entries: 3 chunks, none loaded at open");
+	cr_assert_eq(st.chunks_loaded, 0);
+	cr_assert_eq(st.nodes_live, NNODES, "counts come from the checkpoint header");
+	cr_assert_eq(st.large_objects, NNODES / LARGE_EVERY);
+	/* One node of the last chunk: exactly that chunk loads. */
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	const void *p;
+	uint32_t size;
+	cr_assert_eq(strata_resolve(snap, ids[NNODES], &p, &size), 0);
+	cr_assert(holds(p, NNODES, size));
+	strata_snapshot_close(snap);
+	st = stats(s);
+	cr_assert_eq(st.chunks_loaded, 1);
+	cr_assert_eq(st.chunks_on_disk, 2);
+	expect_nodes(s, ids, NNODES);
+	st = stats(s);
+	cr_assert_eq(st.chunks_on_disk, 0);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* Open/write/close cycles that never touch the first chunks: each
+ * checkpoint copies them (and their large images) from the previous file. */
+Test(ckpt, chunks_on_disk_survive_many_checkpoints, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 3000 + 1];
+	io_env *env = store_with_nodes(ids);
+	uint32_t n = NNODES;
+	for (int cycle = 0; cycle < 3; cycle++) {
+		strata_store *s = open_sim(env);
+		make_nodes(s, ids, n + 1, n + 1000); /* new nodes: a new chunk region */
+		n += 1000;
+		cr_assert_eq(strata_checkpoint(s), 0);
+		strata_store_stats st = stats(s);
+		cr_assert_geq(st.chunks_on_disk, 2, "the old chunks stayed on disk");
+		cr_assert_eq(strata_close(s), 0);
+	}
+	strata_store *s = open_sim(env);
+	expect_nodes(s, ids, n);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* Handles freed before close are reused after reopen, from chunks that
+ * are still on disk: the table does not grow. */
+Test(ckpt, free_handles_on_disk_are_reused, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 1];
+	io_env *env = store_with_nodes(ids);
+	strata_store *s = open_sim(env);
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, NULL, 0, STRATA_TXN_NONE, &t), 0);
+	for (uint32_t k = 2; k <= 1001; k++) {
+		cr_assert_eq(strata_txn_free(t, ids[k]), 0);
+		ids[k] = 0;
+	}
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	strata_reclaim(s);
+	cr_assert_eq(strata_close(s), 0);
+	s = open_sim(env);
+	strata_store_stats st = stats(s);
+	uint64_t total = st.handles_total;
+	cr_assert_eq(st.chunks_on_disk, 3);
+	cr_assert_eq(strata_txn_begin(s, NULL, 0, STRATA_TXN_NONE, &t), 0);
+	for (uint32_t k = 0; k < 1000; k++) {
+		strata_node_id id;
+		void *p;
+		cr_assert_eq(strata_txn_alloc(t, 32, 1, &id, &p), 0);
+		for (uint32_t j = 1; j <= NNODES; j++) /* never a live node's handle */
+			if (ids[j] && (ids[j] & ((1ull << 36) - 1)) == (id & ((1ull << 36) - 1)))
+				cr_assert_fail("handle of live node %u issued again", j);
+	}
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	st = stats(s);
+	cr_assert_eq(st.handles_total, total, "1000 freed handles on disk were reused");
+	expect_nodes(s, ids, NNODES);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+static void damage_entries(io_env *env, uint64_t off)
+{
+	char path[64];
+	strata_store *s = open_sim(env);
+	snprintf(path, sizeof path, "db/ckpt.%016" PRIx64, s->dur->sb.ckpt_gen);
+	cr_assert_eq(strata_close(s), 0); /* nothing changed: same checkpoint */
+	cr_assert_eq(io_sim_flip_bit(env, path, 4096 + off, 3), 0);
+}
+
+/* A bit flipped in the second chunk's records: open still succeeds (no
+ * entry is read), nodes of other chunks resolve, nodes of that chunk give
+ * STRATA_ECORRUPT, and strata_check reports it. */
+Test(ckpt, damaged_chunk_is_an_error_never_data, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 1];
+	io_env *env = store_with_nodes(ids);
+	damage_entries(env, (uint64_t)OT_CHUNK * 32 + 100 * 32 + 9);
+	strata_store *s = open_sim(env);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	const void *p;
+	uint32_t size;
+	cr_assert_eq(strata_resolve(snap, ids[10], &p, &size), 0, "first chunk intact");
+	cr_assert(holds(p, 10, size));
+	int rc = strata_resolve(snap, ids[OT_CHUNK + 500], &p, &size);
+	cr_assert_eq(rc, STRATA_ECORRUPT, "damaged chunk: %s", strata_strerror(rc));
+	cr_assert(strstr(strata_last_error(), "chunk"), "message says where: %s", strata_last_error());
+	strata_snapshot_close(snap);
+	test_collect col = {0};
+	cr_assert_eq(strata_check(s, test_report_collect, &col), STRATA_ECORRUPT);
+	cr_assert(strstr(col.all, "chunk"), "check names the chunk: %s", col.all);
+	/* A checkpoint refuses to launder the damage into a fresh CRC. */
+	const char *r = "r";
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &r, 1, STRATA_TXN_SYNC, &t), 0);
+	cr_assert_eq(strata_txn_set_root(t, "r", ids[2]), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	cr_assert_neq(strata_checkpoint(s), 0);
+	strata_close(s);
+	io_sim_free(env);
+}
+
+/* Readers fault chunks in while a checkpoint copies them. */
+typedef struct reader_arg {
+	strata_store *s;
+	const strata_node_id *ids;
+	int errors;
+} reader_arg;
+
+static void *reader(void *arg)
+{
+	reader_arg *a = arg;
+	strata_snapshot *snap;
+	if (strata_snapshot_open(a->s, &snap))
+		return (void *)1;
+	for (uint32_t k = NNODES; k >= 1; k -= 7) {
+		const void *p;
+		uint32_t size;
+		if (strata_resolve(snap, a->ids[k], &p, &size) || !holds(p, k, size))
+			a->errors++;
+		if (k < 8)
+			break;
+	}
+	strata_snapshot_close(snap);
+	return NULL;
+}
+
+Test(ckpt, readers_fault_chunks_in_during_a_checkpoint, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 1001];
+	io_env *env = store_with_nodes(ids);
+	for (int round = 0; round < 3; round++) {
+		strata_store *s = open_sim(env);
+		make_nodes(s, ids, NNODES + 1, NNODES + 1000);
+		reader_arg a = {s, ids, 0};
+		pthread_t th;
+		cr_assert_eq(pthread_create(&th, NULL, reader, &a), 0);
+		cr_assert_eq(strata_checkpoint(s), 0);
+		pthread_join(th, NULL);
+		cr_assert_eq(a.errors, 0);
+		expect_nodes(s, ids, NNODES + 1000);
+		cr_assert_eq(strata_close(s), 0);
+	}
+	strata_store *s = open_sim(env);
+	expect_nodes(s, ids, NNODES + 1000);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
