@@ -20,6 +20,7 @@ typedef struct suite {
 static const suite suites[] = {
 	{"substrate", bench_substrate, "resolve, alloc/free, commit, snapshots, sharding; LMDB peer"},
 	{"durable", bench_durable, "SYNC/ASYNC/NONE commits, recovery, open; LMDB, SQLite peers"},
+	{"bptree", bench_bptree, "B+tree load, get, scan, insert, mixed; LMDB peer"},
 };
 #define NSUITES (sizeof suites / sizeof *suites)
 

@@ -10,5 +10,6 @@
 /* Each returns 0, or non-zero when the suite could not run. */
 int bench_substrate(bench_session *s);
 int bench_durable(bench_session *s);
+int bench_bptree(bench_session *s);
 
 #endif /* STRATA_BENCH_SUITES_H */
