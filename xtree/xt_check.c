@@ -216,3 +216,34 @@ STRATA_API int strata_xt_stats_get(const strata_snapshot *snap, const char *name
 	st->overlap = c.overlap_nodes ? st->overlap / c.overlap_nodes : 0;
 	return 0;
 }
+
+static int visit_nodes(const xt_rd *rd, strata_node_id id, uint32_t level, strata_xt_node_fn fn,
+		       void *ctx)
+{
+	xt_view v;
+	int rc = xt_rd_node(rd, id, &v, NULL);
+	if (rc)
+		return rc;
+	if (v.h->level != level)
+		return STRATA_ECORRUPT;
+	xt_box b;
+	xt_box_of_node(&v, rd->m->dims, &b);
+	if ((rc = fn(ctx, level, v.h->blocks, v.h->count, b.lo, b.hi)))
+		return rc;
+	for (uint32_t i = 0; level && i < v.h->count; i++)
+		if ((rc = visit_nodes(rd, v.ids[i], level - 1, fn, ctx)))
+			return rc;
+	return 0;
+}
+
+STRATA_API int strata_xt_nodes(const strata_snapshot *snap, const char *name,
+			       strata_xt_node_fn fn, void *ctx)
+{
+	xt_rd rd;
+	int rc = xt_rd_open(snap, name, &rd);
+	if (rc)
+		return rc;
+	if (!fn)
+		return STRATA_EINVAL;
+	return rd.m->height ? visit_nodes(&rd, rd.m->top, rd.m->height - 1, fn, ctx) : 0;
+}

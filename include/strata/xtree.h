@@ -184,6 +184,15 @@ STRATA_API void strata_xt_cursor_close(strata_xt_cursor *cur);
 STRATA_API int strata_xt_check(const strata_snapshot *snap, const char *name,
 			       strata_report_fn report, void *ctx);
 
+/* Visits every node (parents before children) with its level (0: leaf),
+ * size in blocks, entry count and MBR (dims coordinates each, valid during
+ * the call). Return nonzero from fn to stop (returned). For drawing and
+ * inspection tools. */
+typedef int (*strata_xt_node_fn)(void *ctx, uint32_t level, uint32_t blocks, uint32_t count,
+				 const double *min, const double *max);
+STRATA_API int strata_xt_nodes(const strata_snapshot *snap, const char *name,
+			       strata_xt_node_fn fn, void *ctx);
+
 /* True if the node `id` (as of the snapshot) is an X-tree meta node: how
  * `strata check` finds the roots it should hand to strata_xt_check. */
 STRATA_API int strata_xt_is_tree(const strata_snapshot *snap, strata_node_id id);
