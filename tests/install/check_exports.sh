@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # check_exports.sh — the shared library's dynamic symbol table must be the
-# public API and nothing else: every STRATA_API function of strata.h is
+# public API and nothing else: every STRATA_API function of the public
+# headers (strata.h and the indexes' headers) is
 # exported, and no other symbol is (the library builds with hidden
 # visibility; a leaked internal name would become ABI we must keep).
-# Usage: check_exports.sh LIBSTRATA_SO PUBLIC_HEADER
+# Usage: check_exports.sh LIBSTRATA_SO PUBLIC_HEADER...
 set -euo pipefail
 
-lib=$1 header=$2
+lib=$1
+shift
+header="$*"
 
 exported=$(nm -D --defined-only "$lib" | awk '{print $3}' | sort -u)
-declared=$(grep 'STRATA_API' "$header" | grep -o 'strata_[a-z0-9_]*(' | tr -d '(' | sort -u)
+declared=$(cat "$@" | grep 'STRATA_API' | grep -o 'strata_[a-z0-9_]*(' | tr -d '(' | sort -u)
 
 [[ -n $exported ]] || {
 	echo "check_exports: $lib exports nothing" >&2

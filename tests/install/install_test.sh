@@ -54,11 +54,13 @@ step_prefix() {
 		"$libdir/cmake/strata/strataConfigVersion.cmake"; do
 		[[ -e $prefix/$f ]] || die "not installed: $f"
 	done
-	# Exactly the public headers: internal ones must never ship.
-	local headers
+	# Exactly the public headers (include/strata/*.h and the generated
+	# version.h): internal ones must never ship.
+	local headers want
 	headers=$(cd "$prefix/include" && find . -type f | sort | tr '\n' ' ')
-	[[ $headers == "./strata/export.h ./strata/strata.h ./strata/version.h " ]] ||
-		die "unexpected installed headers: $headers"
+	want=$( (cd "$src/../../include" && find ./strata -name '*.h'; echo ./strata/version.h) |
+		sort -u | tr '\n' ' ')
+	[[ $headers == "$want" ]] || die "unexpected installed headers: $headers (expected $want)"
 	say "installed into $prefix"
 }
 
