@@ -221,7 +221,7 @@ static int dur_status(durable *d)
 }
 
 int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t E,
-		       strata_durability dm)
+		       strata_durability dm, uint64_t *end_lsn)
 {
 	durable *d = s->dur;
 	int rc = dur_status(d);
@@ -230,8 +230,10 @@ int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t 
 	pub_entry p = {.epoch = E, .start_lsn = wal_end(d->wal), .sync = dm == STRATA_SYNC};
 	pthread_mutex_lock(&d->pub_lock);
 	rc = pq_reserve(d); /* room first: nothing may fail after the append */
-	if (!rc && !(rc = wal_append(d->wal, recs, n, E, &p.end_lsn)))
+	if (!rc && !(rc = wal_append(d->wal, recs, n, E, &p.end_lsn))) {
 		d->pq[(d->pq_head + d->pq_n++) % d->pq_cap] = p;
+		*end_lsn = p.end_lsn;
+	}
 	size_t nodes = 0;
 	for (size_t i = 0; !rc && i < n; i++)
 		nodes += recs[i].type == WAL_NODE;
@@ -240,34 +242,33 @@ int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t 
 	return rc;
 }
 
-static uint64_t end_lsn_of(durable *d, uint64_t E)
+/* The WAL hook: the caller's sync made the log durable further; publish
+ * what it covers before the other committers wake. */
+static void on_durable(void *ctx)
 {
-	for (size_t i = 0; i < d->pq_n; i++) {
-		pub_entry *p = &d->pq[(d->pq_head + i) % d->pq_cap];
-		if (p->epoch == E)
-			return p->end_lsn;
-	}
-	return 0; /* already published */
+	strata_store *s = ctx;
+	pthread_mutex_lock(&s->dur->pub_lock);
+	advance_locked(s);
+	pthread_mutex_unlock(&s->dur->pub_lock);
 }
 
-int durable_finish_commit(strata_store *s, uint64_t E, strata_durability dm)
+int durable_finish_commit(strata_store *s, uint64_t E, uint64_t end_lsn, strata_durability dm)
 {
 	durable *d = s->dur;
 	int rc = 0;
-	if (dm == STRATA_SYNC) {
-		pthread_mutex_lock(&d->pub_lock);
-		uint64_t end = end_lsn_of(d, E);
-		pthread_mutex_unlock(&d->pub_lock);
-		if (end && (rc = wal_sync_to(d->wal, end))) {
-			durable_poison(s, rc);
-			return rc;
-		}
+	if (dm == STRATA_SYNC && (rc = wal_sync_to(d->wal, end_lsn))) {
+		durable_poison(s, rc);
+		return rc;
 	}
-	pthread_mutex_lock(&d->pub_lock);
-	advance_locked(s);
-	while (atomic_load(&s->epoch_current) < E && !(rc = dur_status(d)))
-		pthread_cond_wait(&d->pub_cond, &d->pub_lock);
-	pthread_mutex_unlock(&d->pub_lock);
+	/* Usually published already: by the sync's leader (on_durable), or at
+	 * once for ASYNC/NONE behind published commits. */
+	if (atomic_load_explicit(&s->epoch_current, memory_order_acquire) < E) {
+		pthread_mutex_lock(&d->pub_lock);
+		advance_locked(s);
+		while (atomic_load(&s->epoch_current) < E && !(rc = dur_status(d)))
+			pthread_cond_wait(&d->pub_cond, &d->pub_lock);
+		pthread_mutex_unlock(&d->pub_lock);
+	}
 	/* ASYNC: the coordinator syncs within async_ms anyway; a crossed
 	 * checkpoint threshold should not wait for its next round. */
 	if (!rc && (atomic_load(&d->dirty) >= d->ckpt_dirty ||
@@ -746,6 +747,7 @@ static int open_dir(strata_store *s, const strata_options *o, io_env *env)
 				end / d->wcfg.file_size, strata_strerror(rc));
 		return rc;
 	}
+	wal_set_on_durable(d->wal, on_durable, s);
 	sb_publish(&d->sbc, &d->sb);
 	d->ckpt_lsn = d->sb.wal_start_lsn;
 	d->ckpt_ns = now_ns();
@@ -873,6 +875,7 @@ static int switch_to(strata_store *s, durable *d)
 		d->epoch_assigned = atomic_load(&s->epoch_current);
 		d->ckpt_epoch = 0; /* nothing is in `data` yet */
 		s->dur = d;
+		wal_set_on_durable(d->wal, on_durable, s);
 	}
 	pthread_mutex_unlock(&s->commit_lock);
 	return rc;

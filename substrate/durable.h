@@ -104,10 +104,10 @@ void durable_free(strata_store *s); /* memory only (after a failed open too) */
 /* The commit path (txn.c), commit lock held: log the transaction's changes
  * for epoch E. On error nothing was logged and nothing may be stamped. */
 int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t E,
-		       strata_durability d);
+		       strata_durability d, uint64_t *end_lsn);
 /* After the commit lock is released: wait as the durability asks, and
  * until E is published. Returns the commit's status. */
-int durable_finish_commit(strata_store *s, uint64_t E, strata_durability d);
+int durable_finish_commit(strata_store *s, uint64_t E, uint64_t end_lsn, strata_durability d);
 
 /* A node's image, loading it on first use (resolve's slow path). */
 int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **data);

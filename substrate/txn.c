@@ -42,6 +42,7 @@ struct strata_txn {
 	idvec reserved, retired;
 	uint64_t retired_bytes;
 	strata_durability durability;
+	uint64_t wal_end; /* DURABLE: where this commit's frames end in the WAL */
 };
 
 static int idvec_push(idvec *a, strata_node_id id)
@@ -519,7 +520,7 @@ static uint64_t commit_locked(strata_txn *t, commit_prep *p, const wal_rec *recs
 		return 0;
 	}
 	if (s->dur) {
-		if ((*rc = durable_log_commit(s, recs, nrecs, E, t->durability)))
+		if ((*rc = durable_log_commit(s, recs, nrecs, E, t->durability, &t->wal_end)))
 			return 0;
 		s->dur->epoch_assigned = E;
 	}
@@ -572,7 +573,7 @@ int strata_txn_commit(strata_txn *t, uint64_t *epoch)
 		return rc;
 	}
 	if (s->dur)
-		rc = durable_finish_commit(s, E, t->durability);
+		rc = durable_finish_commit(s, E, t->wal_end, t->durability);
 	prep_free(t, &p);
 	if (rc) { /* not visible, and never will be: the store is poisoned */
 		txn_release(t);

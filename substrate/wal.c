@@ -8,7 +8,16 @@
  *   durable    every byte below it is synced;
  *   flushing   a leader is writing and syncing [durable, its end).
  * A leader swaps `stage` with `spare` and does its I/O without the lock,
- * so appends go on meanwhile into the next batch. The COMMIT frame of each
+ * so appends go on meanwhile into the next batch.
+ *
+ * Waiting for a sync (wal_sync_to) takes no lock once asleep: `durable`
+ * and `error` are mirrored in atomics, and waiters sleep on a futex word
+ * (sync_seq) that each flush bumps. A flush wakes every waiter, and a
+ * woken waiter whose bytes are durable returns without touching `lock`:
+ * with 64 committers a condition variable made each of them re-take the
+ * mutex in turn after every sync (half the CPU time, in futex wake/wait).
+ * The leader runs the on_durable hook (publication) before it wakes them,
+ * so they usually find their commit visible too. The COMMIT frame of each
  * commit records `durable` as it was when the commit was staged: every
  * byte below it was synced before this frame was written (replay's proof
  * that a bad frame below it is corruption, not a tear).
@@ -20,9 +29,13 @@
  * header with a fresh salt, so its old frames can never validate again.
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "wal.h"
@@ -43,6 +56,12 @@ struct wal {
 	uint64_t stage_lsn, next_lsn, durable;
 	bool flushing;
 	int error;
+	/* read without the lock (see the header comment) */
+	_Atomic uint64_t durable_a;
+	_Atomic int error_a;
+	_Atomic uint32_t sync_seq, sleepers;
+	wal_durable_fn on_durable;
+	void *on_durable_ctx;
 	/* files, by seq % MAX_OPEN: open handles (leader only) and salts
 	 * (under lock; fixed when the stream first reaches a file) */
 	io_file *files[MAX_OPEN];
@@ -221,6 +240,7 @@ static void rec_encode(wal *w, const wal_rec *r, uint64_t epoch, uint32_t n, uin
 }
 
 static int lead_flush(wal *w, bool sync);
+static void wake_syncers(wal *w);
 
 /* Files a staged batch may span: salts and open handles are kept in rings
  * of MAX_OPEN by sequence number, so a flush must stay well inside that. */
@@ -283,6 +303,8 @@ int wal_append(wal *w, const wal_rec *recs, size_t n, uint64_t epoch, uint64_t *
 	else
 		*end_lsn = w->next_lsn;
 	pthread_mutex_unlock(&w->lock);
+	if (rc == STRATA_EIO)
+		wake_syncers(w); /* make_room's flush may have failed */
 	return rc;
 }
 
@@ -324,6 +346,12 @@ static int sync_range(wal *w, uint64_t from, uint64_t b)
 	return 0;
 }
 
+static void set_error(wal *w, int rc)
+{
+	w->error = rc;
+	atomic_store(&w->error_a, rc);
+}
+
 /* Takes the staging buffer as one batch (lock held on entry and exit). */
 static int lead_flush(wal *w, bool sync)
 {
@@ -331,7 +359,8 @@ static int lead_flush(wal *w, bool sync)
 	uint32_t salts[MAX_OPEN];
 	size_t nfiles = b > a ? (size_t)((b - 1) / F - a / F + 1) : 0;
 	if (nfiles > MAX_OPEN) { /* make_room prevents it; never wedge if not */
-		w->error = STRATA_ETOOBIG;
+		set_error(w, STRATA_ETOOBIG);
+		atomic_fetch_add(&w->sync_seq, 1);
 		pthread_cond_broadcast(&w->cond);
 		return w->error;
 	}
@@ -350,27 +379,62 @@ static int lead_flush(wal *w, bool sync)
 	w->spare = batch;
 	w->flushing = false;
 	if (rc && !w->error)
-		w->error = rc;
-	else if (!rc && sync)
+		set_error(w, rc);
+	else if (!rc && sync) {
 		w->durable = b;
+		atomic_store_explicit(&w->durable_a, b, memory_order_release);
+	}
+	atomic_fetch_add(&w->sync_seq, 1);
 	pthread_cond_broadcast(&w->cond);
 	return rc;
 }
 
+/* After a flush, outside the lock: every sleeping sync waiter re-checks. */
+static void wake_syncers(wal *w)
+{
+	if (atomic_load(&w->sleepers))
+		syscall(SYS_futex, (uint32_t *)&w->sync_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void sleep_sync(wal *w, uint32_t seq, uint64_t lsn)
+{
+	atomic_fetch_add(&w->sleepers, 1);
+	/* seq_cst with the leader's bump-then-read-sleepers: either it sees us
+	 * and wakes us, or we see its bump and do not sleep. */
+	if (atomic_load(&w->sync_seq) == seq && atomic_load(&w->durable_a) < lsn &&
+	    !atomic_load(&w->error_a))
+		syscall(SYS_futex, (uint32_t *)&w->sync_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+	atomic_fetch_sub(&w->sleepers, 1);
+}
+
 int wal_sync_to(wal *w, uint64_t lsn)
 {
-	pthread_mutex_lock(&w->lock);
-	int rc = 0;
-	while (w->durable < lsn && !w->error) {
-		if (w->flushing)
-			pthread_cond_wait(&w->cond, &w->lock);
-		else if ((rc = lead_flush(w, true)))
-			break;
+	for (;;) {
+		if (atomic_load_explicit(&w->durable_a, memory_order_acquire) >= lsn)
+			return 0;
+		if (atomic_load(&w->error_a))
+			return STRATA_EIO;
+		uint32_t seq = atomic_load(&w->sync_seq);
+		pthread_mutex_lock(&w->lock);
+		bool lead = w->durable < lsn && !w->error && !w->flushing;
+		int rc = lead ? lead_flush(w, true) : 0;
+		pthread_mutex_unlock(&w->lock);
+		if (!lead) {
+			sleep_sync(w, seq, lsn);
+			continue;
+		}
+		if (!rc && w->on_durable)
+			w->on_durable(w->on_durable_ctx);
+		wake_syncers(w);
+		if (rc)
+			return rc;
 	}
-	if (!rc && w->durable < lsn)
-		rc = STRATA_EIO;
-	pthread_mutex_unlock(&w->lock);
-	return rc;
+}
+
+void wal_set_on_durable(wal *w, wal_durable_fn fn, void *ctx)
+{
+	w->on_durable = fn;
+	w->on_durable_ctx = ctx;
 }
 
 int wal_write_staged(wal *w)
@@ -382,6 +446,8 @@ int wal_write_staged(wal *w)
 	if (!rc && w->next_lsn > w->stage_lsn)
 		rc = lead_flush(w, false); /* durable stays: a later sync covers it */
 	pthread_mutex_unlock(&w->lock);
+	if (rc)
+		wake_syncers(w); /* they fail with it */
 	return rc;
 }
 
@@ -486,6 +552,7 @@ int wal_open_keep(const wal_config *cfg, uint64_t start_lsn, uint64_t keep_lsn, 
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->stage_lsn = w->next_lsn = w->durable = start_lsn;
+	atomic_store(&w->durable_a, start_lsn);
 	uint64_t seq = start_lsn / cfg->file_size;
 	/* Files from keep_lsn's on hold the log recovery replays until a
 	 * checkpoint moves the superblock's start: none of them is reused. */
@@ -529,10 +596,7 @@ uint64_t wal_end(wal *w)
 
 uint64_t wal_durable(wal *w)
 {
-	pthread_mutex_lock(&w->lock);
-	uint64_t d = w->durable;
-	pthread_mutex_unlock(&w->lock);
-	return d;
+	return atomic_load_explicit(&w->durable_a, memory_order_acquire);
 }
 
 int wal_error(wal *w)

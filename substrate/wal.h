@@ -67,6 +67,11 @@ int wal_append(wal *w, const wal_rec *recs, size_t n, uint64_t epoch, uint64_t *
 /* Returns when every frame below lsn is durable (group commit), or the
  * error that poisoned the WAL. */
 int wal_sync_to(wal *w, uint64_t lsn);
+/* Called by the thread whose sync made more of the log durable, after it
+ * and before the waiters wake, outside the WAL's lock (DURABLE: publishes
+ * the commits it made durable). */
+typedef void (*wal_durable_fn)(void *ctx);
+void wal_set_on_durable(wal *w, wal_durable_fn fn, void *ctx);
 /* Writes (without syncing) what is staged, so a kill -9 cannot lose it;
  * used by ASYNC commits' background flusher. */
 int wal_write_staged(wal *w);
