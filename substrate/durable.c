@@ -454,7 +454,7 @@ static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 				  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth));
 		atomic_fetch_sub(&s->nodes_retired, 1);
 	}
-	void *p = seg_alloc_node(&s->seg, n.size);
+	void *p = seg_alloc_node_raw(&s->seg, n.size); /* overwritten in whole */
 	if (!p)
 		return STRATA_ENOMEM;
 	memcpy(p, n.bytes, n.size);

@@ -81,6 +81,9 @@ unsigned seg_class_of(uint32_t size);
 uint32_t seg_class_size(unsigned cls);
 /* Returns zeroed memory of at least `size` bytes, NULL on ENOMEM. */
 void *seg_alloc_node(seg_alloc *a, uint32_t size);
+/* The same, not zeroed: for callers that overwrite all `size` bytes at
+ * once (WAL replay copies each image in whole). */
+void *seg_alloc_node_raw(seg_alloc *a, uint32_t size);
 void seg_free_node(seg_alloc *a, void *p, uint32_t size);
 /* Debug: is p the start of an allocated slot of the class for `size`? */
 bool seg_slot_in_use(const seg_alloc *a, const void *p, uint32_t size);

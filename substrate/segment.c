@@ -364,11 +364,23 @@ void *seg_slot_at(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size)
 	return used ? (char *)g + offset : NULL;
 }
 
+static void *alloc_node(seg_alloc *a, uint32_t size, bool zero);
+
 void *seg_alloc_node(seg_alloc *a, uint32_t size)
+{
+	return alloc_node(a, size, true);
+}
+
+void *seg_alloc_node_raw(seg_alloc *a, uint32_t size)
+{
+	return alloc_node(a, size, false);
+}
+
+static void *alloc_node(seg_alloc *a, uint32_t size, bool zero)
 {
 	unsigned cls = seg_class_of(size);
 	if (cls == STRATA_CLASS_LARGE) {
-		void *p = strata_mem_calloc(1, size);
+		void *p = zero ? strata_mem_calloc(1, size) : strata_mem_alloc(size);
 		if (p) {
 			atomic_fetch_add_explicit(&a->large_objects, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&a->large_bytes, size, memory_order_relaxed);
@@ -394,7 +406,8 @@ void *seg_alloc_node(seg_alloc *a, uint32_t size)
 	counter_add(&c->bytes_requested, size);
 	pthread_mutex_unlock(&c->lock);
 	char *p = (char *)g + g->data_off + (size_t)i * c->slot_size;
-	memset(p, 0, size);
+	if (zero)
+		memset(p, 0, size);
 	return p;
 }
 
