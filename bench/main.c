@@ -21,6 +21,7 @@ static const suite suites[] = {
 	{"substrate", bench_substrate, "resolve, alloc/free, commit, snapshots, sharding; LMDB peer"},
 	{"durable", bench_durable, "SYNC/ASYNC/NONE commits, recovery, open; LMDB, SQLite peers"},
 	{"bptree", bench_bptree, "B+tree load, get, scan, insert, mixed; LMDB peer"},
+	{"xtree", bench_xtree, "X-tree builds, windows, kNN 2-32 D; Boost, libspatialindex, SQLite, scan"},
 };
 #define NSUITES (sizeof suites / sizeof *suites)
 
