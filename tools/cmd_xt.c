@@ -246,7 +246,8 @@ int xt_run_query(const xargs *a, const strata_snapshot *snap, uint32_t d, const 
 		free(x.v);
 		return xt_fail(a, "query", rc);
 	}
-	qsort(x.v, x.n, sizeof *x.v, cmp_u64);
+	if (x.n) /* qsort(NULL, 0, ...) is undefined */
+		qsort(x.v, x.n, sizeof *x.v, cmp_u64);
 	for (size_t i = 0; i < x.n; i++)
 		printf("%" PRIu64 "\n", x.v[i]);
 	free(x.v);
