@@ -43,4 +43,7 @@ int xt_cmd_batch(const xargs *a, strata_store *s);
 /* Runs strata_xt_check on every root holding an X-tree; returns the number
  * of trees with problems, *trees the number checked. */
 uint64_t xt_check_trees(strata_store *s, strata_report_fn report, void *ctx, uint64_t *trees);
+/* The X-tree step of `strata demo` (xt_demo.c): prints to out. */
+struct cli_out;
+int xt_demo(strata_store *s, struct cli_out *out);
 #endif
