@@ -294,25 +294,53 @@ void fz_wal_guard(io_env *env, const wal_config *cfg, const fz_wal_image *img, b
 
 /* ---- whole store directories ------------------------------------------------ */
 #define CK_HDR 4096u
-#define CK_SECTIONS 4
-#define CK_SEC_AT 56u /* section i: u64 offset, u64 length, u32 CRC at 56 + 24 i */
+#define CK_SECTIONS 6 /* entries, segments, bitmaps, chunks, roots, large */
+#define CK_SEC_AT 88u /* section i: u64 offset, u64 length, u32 CRC at 88 + 24 i */
+#define CK_SEC_ENTRIES 0
+#define CK_SEC_CHUNKS 3
+#define CK_CHUNK_REC 48u
 
 void fz_ckpt_path(const char *dir, uint64_t gen, char *out, size_t n)
 {
 	snprintf(out, n, "%s/ckpt.%016llx", dir, (unsigned long long)gen);
 }
 
+static bool ck_section(const uint8_t *buf, size_t len, unsigned i, uint64_t *off, uint64_t *n)
+{
+	const uint8_t *sec = buf + CK_SEC_AT + 24 * i;
+	*off = get64(sec);
+	*n = get64(sec + 8);
+	return *off >= CK_HDR && *off <= len && *n <= len - *off;
+}
+
+/* Each chunk-index record's CRC over the records it names, so mutated
+ * entries reach the checks made when a chunk is loaded. */
+static void reseal_chunks(uint8_t *buf, size_t len)
+{
+	uint64_t off, n;
+	if (!ck_section(buf, len, CK_SEC_CHUNKS, &off, &n))
+		return;
+	for (uint64_t at = off; at + CK_CHUNK_REC <= off + n; at += CK_CHUNK_REC) {
+		uint8_t *rec = buf + at;
+		uint64_t coff = get64(rec + 8), clen = (uint64_t)get32(rec + 4) * 32;
+		if (coff < CK_HDR || coff > len || clen > len - coff)
+			continue;
+		uint32_t crc = strata_crc32c(0, buf + coff, (size_t)clen);
+		memcpy(rec + 16, &crc, 4);
+	}
+}
+
 void fz_ckpt_reseal(uint8_t *buf, size_t len)
 {
 	if (len < CK_HDR)
 		return;
+	reseal_chunks(buf, len);
 	for (unsigned i = 0; i < CK_SECTIONS; i++) {
-		uint8_t *sec = buf + CK_SEC_AT + 24 * i;
-		uint64_t off = get64(sec), n = get64(sec + 8);
-		if (off < CK_HDR || off > len || n > len - off)
-			continue;
+		uint64_t off, n;
+		if (i == CK_SEC_ENTRIES || !ck_section(buf, len, i, &off, &n))
+			continue; /* the entries' CRCs are per chunk */
 		uint32_t crc = strata_crc32c(0, buf + off, (size_t)n);
-		memcpy(sec + 16, &crc, 4);
+		memcpy(buf + CK_SEC_AT + 24 * i + 16, &crc, 4);
 	}
 	uint32_t crc = strata_crc32c(0, buf, CK_HDR - 4);
 	memcpy(buf + CK_HDR - 4, &crc, 4);

@@ -42,7 +42,7 @@
 #define CK_VERSION 2u
 #define CK_HDR 4096u
 #define CK_ENTRY 32u
-#define CK_CHUNK_REC 32u
+#define CK_CHUNK_REC 48u
 enum { SEC_ENTRIES, SEC_SEGMENTS, SEC_BITMAPS, SEC_CHUNKS, SEC_ROOTS, SEC_LARGE, NSEC };
 
 typedef struct ck_section {
@@ -213,6 +213,7 @@ typedef struct ck_ctx {
 	uint32_t nchunks, chunks_cap;
 	uint8_t *cbuf; /* one chunk's records */
 	ck_header *h;
+	ckpt_chunk *cur; /* the chunk being written: its live and large counts */
 } ck_ctx;
 
 static int large_push(ck_ctx *c, strata_node_id id, uint64_t src, uint32_t size)
@@ -280,12 +281,12 @@ static int put_visible(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uin
 {
 	uint32_t size = OT_INFO_SIZE(v->info), crc = 0;
 	int rc;
-	c->h->nodes_live++;
+	c->cur->nlive++;
 	if (seg_class_of(size) == STRATA_CLASS_LARGE) {
 		put64(rec, c->large_off); /* images follow in this order */
 		c->large_off += (size + 7) & ~7u;
-		c->h->large_objects++;
-		c->h->large_bytes += size;
+		c->cur->nlarge++;
+		c->cur->large_bytes += size;
 		rc = large_image(c, id, size, &crc);
 	} else {
 		const void *p = (const void *)(uintptr_t)(v->loc & ~LAZY_BIT);
@@ -334,6 +335,9 @@ static int chunk_push(ck_ctx *c, const ckpt_chunk *k)
 		c->chunks_cap = cap;
 	}
 	c->chunks[c->nchunks++] = *k;
+	c->h->nodes_live += k->nlive;
+	c->h->large_objects += k->nlarge;
+	c->h->large_bytes += k->large_bytes;
 	return 0;
 }
 
@@ -341,6 +345,7 @@ static int put_loaded_chunk(ck_ctx *c, uint32_t sh, uint32_t base, uint32_t nrec
 {
 	ckpt_chunk k = {.slot = sh << OT_DIR_BITS | base >> OT_CHUNK_BITS, .nrec = nrec,
 			.off = c->w.off + c->w.n};
+	c->cur = &k;
 	c->w.crc = 0;
 	for (uint32_t i = 0; i < nrec; i++) {
 		int rc = put_entry(c, &chunk[i], sh, base + i, &k.nfree);
@@ -362,37 +367,42 @@ static int copy_record(ck_ctx *c, uint8_t *rec, uint64_t old_large, ckpt_chunk *
 	}
 	uint64_t loc = get64(rec);
 	uint32_t size = OT_INFO_SIZE(get32(rec + 20));
-	c->h->nodes_live++;
+	k->nlive++;
 	if (seg_class_of(size) != STRATA_CLASS_LARGE)
 		return mark_slot(c, (uint32_t)(loc >> SEG_SHIFT), (uint32_t)(loc & (SEG_SIZE - 1)), size);
 	put64(rec, c->large_off);
 	c->large_off += (size + 7) & ~7u;
-	c->h->large_objects++;
-	c->h->large_bytes += size;
+	k->nlarge++;
+	k->large_bytes += size;
 	return large_push(c, 0, old_large + loc, size);
 }
 
 /* A chunk still on disk, copied from the current checkpoint (see the
- * header comment for why without a lock). Its records were checked when
- * that checkpoint was written or loaded; they are checked again here, so
- * damage is never given a fresh CRC. */
+ * header comment for why without a lock). Its CRC is checked first: a
+ * damaged chunk is carried over byte for byte with the CRC it had, so it
+ * stays an error for its readers, is never given a fresh CRC, and does not
+ * stop the store from checkpointing. (Its nodes' slots are not marked used:
+ * nothing can ever be read through it.) */
 static int copy_lazy_chunk(ck_ctx *c, uint32_t slot, const ot_lazy *src)
 {
 	ckpt_chunk k = {.slot = slot, .nrec = src->nrec, .off = c->w.off + c->w.n, .copied = true};
 	size_t len = (size_t)src->nrec * CK_ENTRY;
 	int rc = io_pread(c->d->ckpt, c->cbuf, len, src->off);
-	if (!rc && strata_crc32c(0, c->cbuf, len) != src->crc) {
-		store_set_error("object-table chunk %u/%u fails its checksum", slot >> OT_DIR_BITS,
-				slot & (OT_DIR - 1));
-		rc = STRATA_ECORRUPT;
-	}
-	for (uint32_t i = 0; !rc && i < src->nrec; i++)
-		rc = copy_record(c, c->cbuf + (size_t)i * CK_ENTRY, c->d->ckpt_large_off, &k);
 	if (rc)
-		return rc;
+		return rc == STRATA_ETRUNCATED ? STRATA_ECORRUPT : rc;
+	bool damaged = strata_crc32c(0, c->cbuf, len) != src->crc;
+	for (uint32_t i = 0; !damaged && i < src->nrec; i++)
+		if ((rc = copy_record(c, c->cbuf + (size_t)i * CK_ENTRY, c->d->ckpt_large_off, &k)))
+			return rc;
 	c->w.crc = 0;
 	bw_put(&c->w, c->cbuf, len);
-	k.crc = c->w.crc;
+	k.crc = damaged ? src->crc : c->w.crc;
+	if (damaged) { /* what its index said: the chunk is never loaded again */
+		k.nfree = src->nfree;
+		k.nlive = src->nlive;
+		k.nlarge = src->nlarge;
+		k.large_bytes = src->large_bytes;
+	}
 	return c->w.rc ? c->w.rc : chunk_push(c, &k);
 }
 
@@ -460,6 +470,9 @@ static void put_chunks(ck_ctx *c, ck_header *h)
 		put64(b + 8, c->chunks[i].off);
 		put32(b + 16, c->chunks[i].crc);
 		put32(b + 20, c->chunks[i].nfree);
+		put32(b + 24, c->chunks[i].nlive);
+		put32(b + 28, c->chunks[i].nlarge);
+		put64(b + 32, c->chunks[i].large_bytes);
 		bw_put(&c->w, b, sizeof b);
 	}
 	bw_end_section(&c->w, &h->sec[SEC_CHUNKS]);
@@ -757,7 +770,7 @@ static int load_allocator(ck_load *l, const uint8_t *segs, const uint8_t *bms)
 static int load_chunks(ck_load *l, const uint8_t *b)
 {
 	const ck_section *ent = &l->h.sec[SEC_ENTRIES];
-	uint64_t at = ent->off, want = 0;
+	uint64_t at = ent->off, want = 0, live = 0, large = 0, large_bytes = 0;
 	uint32_t k = 0;
 	for (uint32_t sh = 0; sh < OT_MAX_SHARDS; sh++)
 		want += (l->h.next_index[sh] + (uint64_t)OT_CHUNK - 1) / OT_CHUNK;
@@ -772,11 +785,16 @@ static int load_chunks(ck_load *l, const uint8_t *b)
 		for (uint32_t base = 0; base < n; base += OT_CHUNK, k++) {
 			const uint8_t *r = b + (size_t)k * CK_CHUNK_REC;
 			ot_lazy src = {.off = get64(r + 8), .crc = get32(r + 16), .nrec = get32(r + 4),
-				       .nfree = get32(r + 20)};
+				       .nfree = get32(r + 20), .nlive = get32(r + 24),
+				       .nlarge = get32(r + 28), .large_bytes = get64(r + 32)};
 			uint32_t nrec = n - base < OT_CHUNK ? n - base : OT_CHUNK;
 			if (get32(r) != (sh << OT_DIR_BITS | base >> OT_CHUNK_BITS) || src.nrec != nrec ||
-			    src.off != at || src.nfree > nrec)
+			    src.off != at || src.nfree + src.nlive != nrec || src.nlarge > src.nlive ||
+			    src.large_bytes > (uint64_t)src.nlarge * STRATA_NODE_MAX)
 				return LOAD_BAD(l, "chunk index entry %u does not match shard %u at %u", k, sh, base);
+			live += src.nlive;
+			large += src.nlarge;
+			large_bytes += src.large_bytes;
 			at += (uint64_t)nrec * CK_ENTRY;
 			int rc = ot_set_lazy(&l->s->ot, sh, base >> OT_CHUNK_BITS, &src);
 			if (rc)
@@ -785,6 +803,8 @@ static int load_chunks(ck_load *l, const uint8_t *b)
 		if (n && ot_extend(&l->s->ot, sh, n))
 			return STRATA_ENOMEM;
 	}
+	if (live != l->h.nodes_live || large != l->h.large_objects || large_bytes != l->h.large_bytes)
+		return LOAD_BAD(l, "header counts do not match the chunk index");
 	return at == ent->off + ent->len ? 0 : LOAD_BAD(l, "entries section length does not match its chunks");
 }
 
@@ -965,16 +985,26 @@ int ckpt_fault_chunk(void *ctx, uint32_t shard, uint32_t chunk, const ot_lazy *s
 				chunk);
 		rc = STRATA_ECORRUPT;
 	}
+	uint64_t live = 0, large = 0, large_bytes = 0;
 	for (uint32_t i = 0; !rc && i < src->nrec; i++) {
 		const uint8_t *rec = buf + (size_t)i * CK_ENTRY;
-		uint32_t meta = get32(rec + 16);
+		uint32_t meta = get32(rec + 16), size = OT_INFO_SIZE(get32(rec + 20));
 		uint32_t index = chunk << OT_CHUNK_BITS | i;
-		if (OT_META_STATE(meta) == OT_LIVE)
+		if (OT_META_STATE(meta) == OT_LIVE) {
 			rc = fault_live(&f, i, ot_make_id(shard, index, OT_META_TAG(meta)), rec, &out[i]);
-		else if (OT_META_STATE(meta) != OT_FREE)
+			live++;
+			if (seg_class_of(size) == STRATA_CLASS_LARGE) {
+				large++;
+				large_bytes += size;
+			}
+		} else if (OT_META_STATE(meta) != OT_FREE) {
 			rc = FAULT_BAD(&f, i, "state neither live nor free");
+		}
 		atomic_store_explicit(&out[i].meta, meta, memory_order_relaxed);
 	}
+	/* The counts the open took from the index must be these. */
+	if (!rc && (live != src->nlive || large != src->nlarge || large_bytes != src->large_bytes))
+		rc = FAULT_BAD(&f, src->nrec, "its entries do not match the chunk index's counts");
 	strata_mem_free(buf, len ? len : 1);
 	return rc;
 }

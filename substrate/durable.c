@@ -443,7 +443,9 @@ static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 		return STRATA_ECORRUPT;
 	if ((rc = ot_extend(&s->ot, sh, idx + 1)))
 		return rc;
-	ot_entry *e = ot_entry_at(&s->ot, sh, idx);
+	ot_entry *e;
+	if ((rc = ot_entry_get(&s->ot, sh, idx, &e)) || !e)
+		return rc ? rc : STRATA_ECORRUPT; /* its chunk on disk is damaged */
 	uint32_t m = atomic_load(&e->meta), tag = STRATA_NODEID_TAG(n.id);
 	if (OT_META_TAG(m) > tag || (OT_META_STATE(m) != OT_FREE && OT_META_TAG(m) == tag))
 		return STRATA_ECORRUPT; /* tags only grow; a live handle is not reissued */

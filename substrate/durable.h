@@ -123,8 +123,8 @@ int durable_checkpoint(strata_store *s);
 /* One object-table chunk of a checkpoint file (its chunk index row). */
 typedef struct ckpt_chunk {
 	uint32_t slot; /* directory slot: shard << OT_DIR_BITS | chunk */
-	uint32_t nrec, crc, nfree;
-	uint64_t off;
+	uint32_t nrec, crc, nfree, nlive, nlarge;
+	uint64_t off, large_bytes;
 	bool copied; /* copied from the previous file: it was still on disk */
 } ckpt_chunk;
 

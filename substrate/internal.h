@@ -151,8 +151,10 @@ typedef struct ot_lazy {
 	uint64_t off;  /* file offset of the chunk's records */
 	uint32_t crc;  /* CRC32C of those records */
 	uint32_t nrec; /* records: entries of the chunk issued at least once */
-	uint32_t nfree;
+	uint32_t nfree, nlive, nlarge; /* free + live == nrec */
+	uint64_t large_bytes;
 	_Atomic uint32_t pending; /* 1: not loaded yet */
+	_Atomic uint32_t damaged; /* failed its CRC: never loaded, never reused */
 } ot_lazy;
 
 /* Fills `out` (a zeroed chunk) from `src`; 0 or a status. Called with

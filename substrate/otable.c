@@ -171,10 +171,10 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 			if (idx == TAKE_FAULT) {
 				pthread_mutex_unlock(&sh->lock);
 				ot_entry *chunk;
-				int rc = ot_fault(ot, si << OT_DIR_BITS | tag, &chunk);
-				if (rc)
-					return rc; /* damaged or unreadable: no handle from it */
-				t--; /* same shard again */
+				/* A damaged or unreadable chunk gives no handle: the
+				 * next shard is tried (a damaged one fails at once). */
+				if (ot_fault(ot, si << OT_DIR_BITS | tag, &chunk) == 0)
+					t--; /* loaded: the same shard again */
 				continue;
 			}
 			if (idx == UINT32_MAX - 1) {
@@ -428,6 +428,9 @@ int ot_set_lazy(otable *ot, uint32_t shard, uint32_t chunk, const ot_lazy *src)
 	l->crc = src->crc;
 	l->nrec = src->nrec;
 	l->nfree = src->nfree;
+	l->nlive = src->nlive;
+	l->nlarge = src->nlarge;
+	l->large_bytes = src->large_bytes;
 	atomic_store_explicit(&l->pending, 1, memory_order_release);
 	atomic_fetch_add_explicit(&ot->chunks_lazy, 1, memory_order_relaxed);
 	return 0;
@@ -456,8 +459,14 @@ static int fault_locked(otable *ot, uint32_t slot, ot_entry **out, uint16_t *fr,
 	if (!chunk)
 		return STRATA_ENOMEM;
 	ot_lazy *l = &ot->lazy[slot];
+	if (atomic_load_explicit(&l->damaged, memory_order_relaxed)) {
+		strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
+		return STRATA_ECORRUPT; /* checked once: no I/O for every touch */
+	}
 	int rc = ot->fault(ot->fault_ctx, slot >> OT_DIR_BITS, slot & (OT_DIR - 1), l, chunk);
 	if (rc) {
+		if (rc == STRATA_ECORRUPT)
+			atomic_store_explicit(&l->damaged, 1, memory_order_relaxed);
 		strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
 		return rc;
 	}

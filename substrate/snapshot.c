@@ -87,6 +87,8 @@ static __attribute__((noinline)) int read_faulted(const strata_snapshot *snap, s
 						  entry_read *out)
 {
 	ot_entry *chunk;
+	if (!STRATA_NODEID_TAG(id)) /* no node ever has tag 0 (NODE_NULL among them) */
+		return STRATA_ESTALE;
 	int rc = ot_fault(&snap->store->ot, ot_dir_slot(id), &chunk);
 	if (rc)
 		return rc;
