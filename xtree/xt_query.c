@@ -185,6 +185,9 @@ struct strata_xt_cursor {
 	uint32_t k;      /* 0: unbounded; else at most k results wanted */
 	uint32_t nbest;  /* entries in best[] (a max-heap of distances) */
 	double *best;
+	/* Small queries never allocate beyond the cursor itself. */
+	hitem heap0[96];
+	double best0[32];
 };
 
 /* Smallest distance no result can exceed (INFINITY until k are known). */
@@ -235,10 +238,13 @@ static bool before(const hitem *a, const hitem *b)
 static int heap_push(strata_xt_cursor *c, const hitem *it)
 {
 	if (c->n == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 256;
-		hitem *h = realloc(c->heap, cap * sizeof *h);
+		size_t cap = 4 * c->cap;
+		hitem *h = c->heap == c->heap0 ? malloc(cap * sizeof *h)
+					       : realloc(c->heap, cap * sizeof *h);
 		if (!h)
 			return STRATA_ENOMEM;
+		if (c->heap == c->heap0)
+			memcpy(h, c->heap0, sizeof c->heap0);
 		c->heap = h;
 		c->cap = cap;
 	}
@@ -344,13 +350,19 @@ static int cursor_open(const strata_snapshot *snap, const char *name, uint32_t d
 		return STRATA_EINVAL;
 	if ((rc = xt_validate_box(dims, point, NULL)))
 		return rc;
-	strata_xt_cursor *c = calloc(1, sizeof *c);
+	strata_xt_cursor *c = malloc(sizeof *c); /* not calloc: the arrays need no zeroes */
 	if (!c)
 		return STRATA_ENOMEM;
 	c->rd = rd;
 	c->metric = metric;
+	c->heap = c->heap0;
+	c->n = 0;
+	c->cap = sizeof c->heap0 / sizeof c->heap0[0];
+	c->nodes = 0;
 	c->k = k;
-	if (k && !(c->best = malloc(k * sizeof *c->best))) {
+	c->nbest = 0;
+	c->best = k <= sizeof c->best0 / sizeof c->best0[0] ? c->best0 : malloc(k * sizeof *c->best);
+	if (!c->best) {
 		free(c);
 		return STRATA_ENOMEM;
 	}
@@ -410,8 +422,10 @@ STRATA_API void strata_xt_cursor_close(strata_xt_cursor *c)
 {
 	if (!c)
 		return;
-	free(c->heap);
-	free(c->best);
+	if (c->heap != c->heap0)
+		free(c->heap);
+	if (c->best != c->best0)
+		free(c->best);
 	free(c);
 }
 
