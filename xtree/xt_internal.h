@@ -81,6 +81,48 @@ static inline xt_view xt_view_of(const void *p, uint32_t d)
 	return v;
 }
 
+/* ---- lanes (queries, ChooseSubtree) ---- */
+/* Two doubles at a time through GCC/Clang vector extensions (one SSE2
+ * register, the x86-64 baseline; 16 bytes also keeps the ABI warning-free
+ * without -mavx): gcc 12 leaves these loops scalar at -O2 otherwise. */
+#define XT_LANES 2
+typedef double xt_vd __attribute__((vector_size(16)));
+typedef int64_t xt_vi __attribute__((vector_size(16)));
+
+static inline xt_vd xt_load(const double *p)
+{
+	xt_vd v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline xt_vd xt_splat(double x)
+{
+	return (xt_vd){x, x};
+}
+
+static inline xt_vd xt_max(xt_vd a, xt_vd b)
+{
+	xt_vi m = a > b;
+	return (xt_vd)((m & (xt_vi)a) | (~m & (xt_vi)b));
+}
+
+static inline xt_vd xt_min(xt_vd a, xt_vd b)
+{
+	xt_vi m = a < b;
+	return (xt_vd)((m & (xt_vi)a) | (~m & (xt_vi)b));
+}
+
+/* A partial last lane: the entries past len are filled with a copy of
+ * the last one, so no load reads past the node's arrays. */
+static inline xt_vd xt_load_tail(const double *p, uint32_t n)
+{
+	double t[XT_LANES];
+	for (uint32_t i = 0; i < XT_LANES; i++)
+		t[i] = p[i < n ? i : n - 1];
+	return xt_load(t);
+}
+
 /* Entry bytes and capacity of a node of `size` bytes. */
 static inline uint32_t xt_entry_bytes(uint32_t d, bool leaf)
 {

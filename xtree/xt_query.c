@@ -25,31 +25,7 @@
 #include "xt_internal.h"
 
 #define CHUNK 256 /* a multiple of XT_LANES */
-
-/* Two doubles at a time through GCC/Clang vector extensions (one SSE2
- * register, the x86-64 baseline; 16 bytes also keeps the ABI warning-free
- * without -mavx): gcc 12 leaves these loops scalar at -O2 otherwise. */
-#define XT_LANES 2
-typedef double v4d __attribute__((vector_size(16)));
-typedef int64_t v4i __attribute__((vector_size(16)));
-
-static inline v4d load4(const double *p)
-{
-	v4d v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-static inline v4d splat4(double x)
-{
-	return (v4d){x, x};
-}
-
-static inline v4d max4(v4d a, v4d b)
-{
-	v4i m = a > b;
-	return (v4d)((m & (v4i)a) | (~m & (v4i)b));
-}
+_Static_assert(XT_LANES == 2, "visit() gathers two lanes per vector into its bitmask");
 
 typedef struct wq {
 	const xt_rd *rd;
@@ -60,28 +36,18 @@ typedef struct wq {
 	void *ctx;
 } wq;
 
-/* A partial last lane: the entries past len are filled with a copy of
- * the last one, so no load reads past the node's arrays. */
-static inline v4d load_tail(const double *p, uint32_t n)
-{
-	double t[XT_LANES];
-	for (uint32_t i = 0; i < XT_LANES; i++)
-		t[i] = p[i < n ? i : n - 1];
-	return load4(t);
-}
-
 /* One dimension of the test over whole lanes: m &= lo <= b & hi >= a for
  * "meets" (called with the query's hi, lo), and the three predicates are
  * all of this form with the operands swapped. */
 static inline void lanes_le_ge(const double *lo, const double *hi, uint32_t len, double b,
-			       double a, bool swap, v4i *mask)
+			       double a, bool swap, xt_vi *mask)
 {
 	uint32_t full = len / XT_LANES, nv = (len + XT_LANES - 1) / XT_LANES;
-	const v4d va = splat4(a), vb = splat4(b);
+	const xt_vd va = xt_splat(a), vb = xt_splat(b);
 	for (uint32_t j = 0; j < nv; j++) {
 		uint32_t at = XT_LANES * j;
-		v4d l = j < full ? load4(lo + at) : load_tail(lo + at, len - at);
-		v4d h = j < full ? load4(hi + at) : load_tail(hi + at, len - at);
+		xt_vd l = j < full ? xt_load(lo + at) : xt_load_tail(lo + at, len - at);
+		xt_vd h = j < full ? xt_load(hi + at) : xt_load_tail(hi + at, len - at);
 		mask[j] &= swap ? (l >= vb) & (h <= va) : (l <= vb) & (h >= va);
 	}
 }
@@ -89,11 +55,11 @@ static inline void lanes_le_ge(const double *lo, const double *hi, uint32_t len,
 /* mask[i] = entry i passes the test (rel: 0 intersects, 1 contains q,
  * 2 within q) in every dimension. */
 static void test_chunk(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
-		       const double *qlo, const double *qhi, v4i *mask)
+		       const double *qlo, const double *qhi, xt_vi *mask)
 {
 	uint32_t cap = v->h->cap, nv = (len + XT_LANES - 1) / XT_LANES;
 	for (uint32_t j = 0; j < nv; j++)
-		mask[j] = (v4i){-1, -1};
+		mask[j] = (xt_vi){-1, -1};
 	for (uint32_t k = 0; k < d; k++) {
 		const double *lo = v->lo + (size_t)k * cap + from, *hi = v->hi + (size_t)k * cap + from;
 		if (rel == 0) /* lo <= qhi & hi >= qlo */
@@ -116,7 +82,7 @@ static int visit(const wq *q, strata_node_id id, uint32_t level)
 	/* Directory boxes: "contains" needs a child box containing q; the
 	 * other predicates need one that meets q. */
 	int rel = level ? (q->pred == STRATA_XT_CONTAINS ? 1 : 0) : (int)q->pred;
-	v4i mask[CHUNK / XT_LANES];
+	xt_vi mask[CHUNK / XT_LANES];
 	for (uint32_t from = 0; from < v.h->count; from += CHUNK) {
 		uint32_t len = v.h->count - from < CHUNK ? v.h->count - from : CHUNK;
 		test_chunk(&v, q->d, from, len, rel, q->qlo, q->qhi, mask);
@@ -281,27 +247,27 @@ static hitem heap_pop(strata_xt_cursor *c)
  * from+len) of v. The gap max(lo - x, x - hi, 0) is the same double as
  * xt_mindist's, so both agree exactly. */
 static void distances(const strata_xt_cursor *c, const xt_view *v, uint32_t from, uint32_t len,
-		      v4d *out)
+		      xt_vd *out)
 {
 	uint32_t d = c->rd.m->dims, cap = v->h->cap, nv = (len + XT_LANES - 1) / XT_LANES;
 	uint32_t full = len / XT_LANES;
-	const v4d zero = splat4(0);
+	const xt_vd zero = xt_splat(0);
 	for (uint32_t j = 0; j < nv; j++)
 		out[j] = zero;
 	for (uint32_t k = 0; k < d; k++) {
 		const double *lo = v->lo + (size_t)k * cap + from, *hi = v->hi + (size_t)k * cap + from;
-		const v4d x = splat4(c->pt[k]);
+		const xt_vd x = xt_splat(c->pt[k]);
 		for (uint32_t j = 0; j < nv; j++) {
 			uint32_t at = XT_LANES * j, rest = len - at;
-			v4d l = j < full ? load4(lo + at) : load_tail(lo + at, rest);
-			v4d h = j < full ? load4(hi + at) : load_tail(hi + at, rest);
-			v4d g = max4(max4(l - x, x - h), zero);
+			xt_vd l = j < full ? xt_load(lo + at) : xt_load_tail(lo + at, rest);
+			xt_vd h = j < full ? xt_load(hi + at) : xt_load_tail(hi + at, rest);
+			xt_vd g = xt_max(xt_max(l - x, x - h), zero);
 			if (c->metric == STRATA_XT_L2)
 				out[j] += g * g;
 			else if (c->metric == STRATA_XT_L1)
 				out[j] += g;
 			else
-				out[j] = max4(out[j], g);
+				out[j] = xt_max(out[j], g);
 		}
 	}
 }
@@ -315,7 +281,7 @@ static int expand(strata_xt_cursor *c, strata_node_id id, uint32_t level)
 	if (v.h->level != level)
 		return STRATA_ECORRUPT;
 	c->nodes++;
-	v4d dv[CHUNK / XT_LANES];
+	xt_vd dv[CHUNK / XT_LANES];
 	for (uint32_t from = 0; from < v.h->count; from += CHUNK) {
 		uint32_t len = v.h->count - from < CHUNK ? v.h->count - from : CHUNK;
 		distances(c, &v, from, len, dv);

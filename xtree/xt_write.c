@@ -147,32 +147,38 @@ static void areas(const xt_view *v, uint32_t d, uint32_t i, const double *lo, co
 }
 
 /* How much the overlap of entry i with every other entry grows when i is
- * enlarged by [lo, hi]. Dimension by dimension over a chunk of entries, so
- * the inner loop runs over contiguous coordinates and vectorises. */
+ * enlarged by [lo, hi]: both overlaps, dimension by dimension, two entries
+ * per lane (xt_internal.h). */
 static double overlap_growth(const xt_view *v, uint32_t d, uint32_t i, const double *lo,
 			     const double *hi)
 {
 	enum { CH = 128 };
 	uint32_t cap = v->h->cap, n = v->h->count;
-	double sum = 0, before[CH], after[CH];
+	double sum = 0;
+	xt_vd before[CH / XT_LANES], after[CH / XT_LANES];
+	const xt_vd zero = xt_splat(0);
 	for (uint32_t from = 0; from < n; from += CH) {
-		uint32_t len = n - from < CH ? n - from : CH;
-		for (uint32_t j = 0; j < len; j++)
-			before[j] = after[j] = 1.0;
+		uint32_t len = n - from < CH ? n - from : CH, nv = (len + XT_LANES - 1) / XT_LANES;
+		uint32_t full = len / XT_LANES;
+		for (uint32_t j = 0; j < nv; j++)
+			before[j] = after[j] = xt_splat(1.0);
 		for (uint32_t k = 0; k < d; k++) {
 			const double *jl = v->lo + (size_t)k * cap + from;
 			const double *jh = v->hi + (size_t)k * cap + from;
 			double il = v->lo[(size_t)k * cap + i], ih = v->hi[(size_t)k * cap + i];
-			double el = il < lo[k] ? il : lo[k], eh = ih > hi[k] ? ih : hi[k];
-			for (uint32_t j = 0; j < len; j++) {
-				double a = (eh < jh[j] ? eh : jh[j]) - (el > jl[j] ? el : jl[j]);
-				double b = (ih < jh[j] ? ih : jh[j]) - (il > jl[j] ? il : jl[j]);
-				after[j] *= a > 0 ? a : 0;
-				before[j] *= b > 0 ? b : 0;
+			const xt_vd vil = xt_splat(il), vih = xt_splat(ih);
+			const xt_vd vel = xt_splat(il < lo[k] ? il : lo[k]), veh = xt_splat(ih > hi[k] ? ih : hi[k]);
+			for (uint32_t j = 0; j < nv; j++) {
+				uint32_t at = XT_LANES * j;
+				xt_vd l = j < full ? xt_load(jl + at) : xt_load_tail(jl + at, len - at);
+				xt_vd h = j < full ? xt_load(jh + at) : xt_load_tail(jh + at, len - at);
+				after[j] *= xt_max(xt_min(veh, h) - xt_max(vel, l), zero);
+				before[j] *= xt_max(xt_min(vih, h) - xt_max(vil, l), zero);
 			}
 		}
 		for (uint32_t j = 0; j < len; j++)
-			sum += from + j == i ? 0 : after[j] - before[j];
+			sum += from + j == i ? 0 : after[j / XT_LANES][j % XT_LANES] -
+							before[j / XT_LANES][j % XT_LANES];
 	}
 	return sum;
 }
@@ -209,23 +215,28 @@ static void top_insert(cand *top, uint32_t *n, uint32_t p, const cand *c)
  * area. For leaves as children: among the choose_p entries of least area
  * enlargement ("nearly minimum overlap"), least overlap enlargement; an
  * entry that already covers the new one (enlargement 0) adds no overlap
- * and wins at once. */
+ * and wins at once, before any candidate list is built. */
 static int choose(const xt_op *op, const xt_view *v, const double *lo, const double *hi,
 		  bool child_leaf, uint32_t *out)
 {
-	uint32_t n = v->h->count, d = op->d, p = child_leaf ? op->m->o.choose_p : 1, nt = 0;
-	cand stack[64], *top = p <= 64 ? stack : malloc((size_t)p * sizeof *top);
-	if (!top)
-		return STRATA_ENOMEM;
+	uint32_t n = v->h->count, d = op->d, p = op->m->o.choose_p, nt = 0;
+	cand stack[128], *c = n <= 128 ? stack : malloc((size_t)n * sizeof *c);
+	cand tstack[64], *top = p <= 64 ? tstack : malloc((size_t)p * sizeof *top);
+	int rc = c && top ? 0 : STRATA_ENOMEM;
+	if (rc)
+		goto err;
+	cand best = {INFINITY, INFINITY, 0};
 	for (uint32_t i = 0; i < n; i++) {
-		cand c = {0, 0, i};
 		double grown;
-		areas(v, d, i, lo, hi, &c.area, &grown);
-		c.enl = grown - c.area;
-		top_insert(top, &nt, p, &c);
+		areas(v, d, i, lo, hi, &c[i].area, &grown);
+		c[i].enl = grown - c[i].area;
+		c[i].i = i;
+		if (cand_before(&c[i], &best))
+			best = c[i];
 	}
-	cand best = top[0];
 	if (child_leaf && best.enl > 0) {
+		for (uint32_t i = 0; i < n; i++)
+			top_insert(top, &nt, p, &c[i]);
 		double least = INFINITY;
 		for (uint32_t j = 0; j < nt && least > 0; j++) {
 			double inc = overlap_growth(v, d, top[j].i, lo, hi);
@@ -236,9 +247,12 @@ static int choose(const xt_op *op, const xt_view *v, const double *lo, const dou
 		}
 	}
 	*out = best.i;
-	if (top != stack)
+err:
+	if (c != stack)
+		free(c);
+	if (top != tstack)
 		free(top);
-	return 0;
+	return rc;
 }
 
 /* ---- overflow --------------------------------------------------------------- */
