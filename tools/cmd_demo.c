@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include "kv.h"
+#include "xt.h"
 
 #define DEMO_DEFAULT_DIR "./strata-demo"
 #define DEMO_REPORT "demo-report.txt"
@@ -400,6 +402,20 @@ static int step_stale(demo *d)
 	return show_handle_reuse(d);
 }
 
+static int step_bptree(demo *d)
+{
+	heading(d, "A table and its secondary index: two B+trees, one transaction");
+	int rc = kv_demo(d->store, &d->out);
+	return rc ? demo_fail(d, "the B+tree step", rc) : 0;
+}
+
+static int step_xtree(demo *d)
+{
+	heading(d, "A spatial index: the X-tree, bulk-loaded, queried, moved under a snapshot");
+	int rc = xt_demo(d->store, &d->out);
+	return rc ? demo_fail(d, "the X-tree step", rc) : 0;
+}
+
 static void check_report(void *ctx, const char *message)
 {
 	demo *d = ctx;
@@ -503,7 +519,8 @@ static int run_steps(demo *d)
 {
 	static int (*const steps[])(demo *) = {
 		step_open,   step_build, step_snapshot_a, step_update, step_compare,
-		step_abort,  step_stale, step_check,      step_stats,  step_close,
+		step_abort,  step_stale, step_bptree,     step_xtree,  step_check,
+		step_stats,  step_close,
 	};
 	cli_printf(&d->out, "Strata %s demo: the substrate, end to end.\n", strata_version());
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {

@@ -42,4 +42,9 @@ void kv_progress_end(kv_progress *p, uint64_t lines);
  * Returns how many trees had problems. */
 uint64_t kv_check_bptrees(strata_store *s, strata_report_fn report, void *ctx, uint64_t *trees);
 
+/* `strata demo`'s B+tree step (kv_demo.c): builds two trees in store s
+ * and prints what it shows to out. 0 or the failing call's status. */
+struct cli_out;
+int kv_demo(strata_store *s, struct cli_out *out);
+
 #endif /* STRATA_TOOLS_KV_H */
