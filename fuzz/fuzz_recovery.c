@@ -205,9 +205,24 @@ static bool verbose(void)
 	return v;
 }
 
+/* An input with checkpoint CRCs recomputed (flags bit 3) may hold
+ * used-slot bitmaps with bits no entry accounts for: a well-formed lie that
+ * open trusts under its CRC (the bitmaps are what spares it reading every
+ * entry) and that strata_check, which reads them all, must report. Such
+ * leaked slots are the one problem allowed then. */
+static bool resealed_ckpt;
+
+typedef struct check_tally {
+	size_t counted, leaks;
+} check_tally;
+
 static void count_problem(void *ctx, const char *msg)
 {
-	(*(size_t *)ctx)++;
+	check_tally *p = ctx;
+	if (resealed_ckpt && strstr(msg, " slots used, ") && strncmp(msg, "class ", 6) == 0)
+		p->leaks++;
+	else
+		p->counted++;
 	if (verbose())
 		fprintf(stderr, "strata_check: %s\n", msg);
 }
@@ -258,9 +273,11 @@ static void check_clean(strata_store *s, const char *when)
 {
 	if (chunk_damaged(s, when))
 		return;
-	size_t problems = 0, dangling = dangling_roots(s);
-	int rc = strata_check(s, count_problem, &problems);
-	bool ok = problems == dangling && (rc == 0) == (problems == 0);
+	size_t dangling = dangling_roots(s);
+	check_tally pr = {0, 0};
+	int rc = strata_check(s, count_problem, &pr);
+	size_t problems = pr.counted;
+	bool ok = problems == dangling && (rc == 0) == (problems + pr.leaks == 0);
 	if (!ok)
 		strata_check(s, print_problem, NULL);
 	FZ_CHECK(ok,
@@ -617,6 +634,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_store_image img;
 	params p;
 	read_params(&c, &cfg, &img, &p);
+	resealed_ckpt = img.reseal_ckpt;
 	io_env *env = cfg.env = fz_sim_dir(STORE_DIR);
 	int rc = fz_store_build(env, &cfg, &c, &img);
 	FZ_CHECK(rc == 0, "building the store directory: %d", rc);
