@@ -136,6 +136,7 @@ bench: $(REL_BUILD)/CMakeCache.txt
 	$(CMAKE) --build $(REL_BUILD) -j $(JOBS) --target strata-bench
 	./$(REL_BUILD)/bench/strata-bench substrate
 	./$(REL_BUILD)/bench/strata-bench durable
+	./$(REL_BUILD)/bench/strata-bench bptree
 
 # Each libFuzzer target for FUZZ_SECONDS, one after the other, from the
 # generated seeds and the corpus earlier runs kept (build-fuzz/fuzz/run/);
