@@ -39,7 +39,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 
-.PHONY: all deps fuzz-deps build demo test test-asan test-tsan soak bench fuzz install clean
+.PHONY: all deps fuzz-deps bench-deps build demo test test-asan test-tsan soak bench fuzz install clean
 
 all: build
 
@@ -75,6 +75,12 @@ FUZZ_DEB_PACKAGES ?= clang libclang-rt-14-dev llvm
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(FUZZ_DEB_PACKAGES)"
 
+# The xtree suite's peers (Boost.Geometry, libspatialindex, SQLite R*Tree)
+# are bench-only: `make bench` installs them, `make test` never needs them.
+BENCH_DEB_PACKAGES ?= libboost-dev libspatialindex-dev libsqlite3-dev
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(BENCH_DEB_PACKAGES)"
+
 # ---- configure (once per build directory) ---------------------------------
 # Keyed on CMakeCache.txt: after the first configure, `cmake --build` re-runs
 # CMake by itself when a CMakeLists.txt changes. A failed configure removes
@@ -93,7 +99,7 @@ $(TSAN_BUILD)/CMakeCache.txt: | deps
 	$(call configure,$(TSAN_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=thread)
 
 # The bench needs neither the test suites nor Criterion's build time.
-$(REL_BUILD)/CMakeCache.txt: | deps
+$(REL_BUILD)/CMakeCache.txt: | bench-deps
 	$(call configure,$(REL_BUILD),-DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF)
 
 # libFuzzer needs clang; STRATA_FUZZ instruments the library as well.
@@ -137,6 +143,7 @@ bench: $(REL_BUILD)/CMakeCache.txt
 	./$(REL_BUILD)/bench/strata-bench substrate
 	./$(REL_BUILD)/bench/strata-bench durable
 	./$(REL_BUILD)/bench/strata-bench bptree
+	./$(REL_BUILD)/bench/strata-bench xtree
 
 # Each libFuzzer target for FUZZ_SECONDS, one after the other, from the
 # generated seeds and the corpus earlier runs kept (build-fuzz/fuzz/run/);
