@@ -117,6 +117,10 @@ static int load(xt_op *op, size_t n, const double *mins, const double *maxs, con
 		xt_ents_push(&a, ids[i], 0, mins + i * d, (maxs ? maxs : mins) + i * d);
 	uint32_t level = 0;
 	while (!rc) {
+		if (level == XT_MAXH) {
+			rc = STRATA_EFULL;
+			break;
+		}
 		if ((rc = pack_level(op, &a, level, &b)))
 			break;
 		level++;

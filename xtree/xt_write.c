@@ -349,6 +349,8 @@ static int add_sibling(xt_op *op, xt_path *P, uint32_t L, strata_node_id bid, co
 	if (L == P->top) { /* the root split: a new root above */
 		strata_node_id rid;
 		xt_view r;
+		if (op->m->height >= XT_MAXH) /* paths are arrays of XT_MAXH levels */
+			return STRATA_EFULL;
 		int rc = xt_node_new(op->t, op->m, L + 1, 1, &rid, &r);
 		if (rc)
 			return rc;

@@ -22,6 +22,8 @@
  *   STRATA_ESTALE       the root's node no longer exists (stale NodeID)
  *   STRATA_EDIMS        `dims` is not the tree's dimension count
  *   STRATA_ECOORD       a NaN or infinite coordinate, or min > max
+ *   STRATA_EFULL        (writes) the tree would grow past STRATA_XT_LEVELS_MAX
+ *                       levels (far beyond any real data set)
  * Bad input is detected before anything is changed: the tree is untouched.
  * A substrate failure in the middle of a write (STRATA_ENOMEM, STRATA_EFULL,
  * STRATA_EIO) may leave the transaction's copy of the tree half changed:
