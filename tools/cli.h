@@ -91,5 +91,6 @@ int cmd_wal(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
+int cmd_xt(int argc, char **argv);
 
 #endif /* STRATA_TOOLS_CLI_H */

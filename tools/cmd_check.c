@@ -20,6 +20,7 @@
 #include "strata/strata.h"
 #include "superblock.h"
 #include "verify.h"
+#include "xt.h"
 
 int cli_open_store(const char *cmd, const char *dir, strata_store **out, struct sb_state *before)
 {
@@ -82,7 +83,11 @@ static uint64_t run_checks(strata_store *s, uint64_t *images)
 	kv_check_bptrees(s, print_problem, &bpt, &trees);
 	snprintf(what, sizeof what, "b+trees (%" PRIu64 " checked)", trees);
 	section_result(what, bpt);
-	return inv + img + bpt;
+	uint64_t xtp = 0, xts;
+	xt_check_trees(s, print_problem, &xtp, &xts);
+	snprintf(what, sizeof what, "x-trees (%" PRIu64 " checked)", xts);
+	section_result(what, xtp);
+	return inv + img + bpt + xtp;
 }
 
 int cmd_check(int argc, char **argv)

@@ -94,6 +94,27 @@ const cli_command cli_commands[] = {
 	 "(--node-size N, default 4096). --in-memory: a fresh in-process store\n"
 	 "instead of DIR (nothing is kept). Exits 1 on a missing key or a failure.",
 	 cmd_kv},
+	{"xt", "SUB DIR NAME ...", "the X-tree from the shell: create, load, query, knn, batch, stats, draw",
+	 "  xt create DIR NAME --dims D [--node-size N]\n"
+	 "  xt load DIR NAME FILE.csv      rows `id,min1..minD,max1..maxD` or `id,x1..xD`;\n"
+	 "                                 STR bulk load into an empty tree, else inserts\n"
+	 "                                 (10000 per commit); progress on a terminal\n"
+	 "  xt query DIR NAME --box min1,..,minD,max1,..,maxD [--contains|--within]\n"
+	 "                                 ids of the entries meeting (containing, within)\n"
+	 "                                 the box, ascending, one per line\n"
+	 "  xt knn DIR NAME --point x1,..,xD -k K [--metric l2|l1|linf]\n"
+	 "                                 `id distance` lines, nearest first (ties: id)\n"
+	 "  xt batch DIR NAME FILE         lines `i ID COORDS`, `d ID COORDS` (a point or a\n"
+	 "                                 box), `q COORDS` (intersects), `k K POINT`, `c`\n"
+	 "                                 (commit; the end commits too), `#...`; each\n"
+	 "                                 query answers from the last commit, then `--`\n"
+	 "  xt stats DIR NAME              height, nodes per level, supernodes, fill, overlap\n"
+	 "  xt draw DIR NAME --svg OUT.svg 2-D: every node's MBR, supernodes in red\n"
+	 "load and batch create the store and the tree if missing (--dims D, else\n"
+	 "points of as many dimensions as the first row). --in-memory (create, load,\n"
+	 "batch): a fresh in-process store instead of DIR, tree `xt`; nothing is kept.\n"
+	 "Exits 1 on bad input or a failure.",
+	 cmd_xt},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
