@@ -434,6 +434,19 @@ static void *coordinator(void *arg)
 }
 
 /* ---- recovery: applying WAL commits ------------------------------------------------- */
+/* Recovery is single-threaded and the store is handed to the caller only
+ * when it is over (thread creation and return order everything), so the
+ * entries are written with plain relaxed stores: seq_cst stores and locked
+ * counter updates were a third of the replay loop. */
+#define SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+#define GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+static void count_add(_Atomic uint64_t *c, int64_t d)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)d,
+			      memory_order_relaxed);
+}
+
 static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 {
 	wal_node_rec n;
@@ -441,31 +454,31 @@ static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 	uint32_t sh = STRATA_NODEID_SHARD(n.id), idx = STRATA_NODEID_INDEX(n.id);
 	if (rc || sh >= s->ot.shards_max || !STRATA_NODEID_TAG(n.id))
 		return STRATA_ECORRUPT;
-	if ((rc = ot_extend(&s->ot, sh, idx + 1)))
+	if (idx >= s->ot.shards[sh].next_index && (rc = ot_extend(&s->ot, sh, idx + 1)))
 		return rc;
 	ot_entry *e;
 	if ((rc = ot_entry_get(&s->ot, sh, idx, &e)) || !e)
 		return rc ? rc : STRATA_ECORRUPT; /* its chunk on disk is damaged */
-	uint32_t m = atomic_load(&e->meta), tag = STRATA_NODEID_TAG(n.id);
+	uint32_t m = GET(e->meta), tag = STRATA_NODEID_TAG(n.id);
 	if (OT_META_TAG(m) > tag || (OT_META_STATE(m) != OT_FREE && OT_META_TAG(m) == tag))
 		return STRATA_ECORRUPT; /* tags only grow; a live handle is not reissued */
 	if (OT_META_STATE(m) == OT_LIVE || OT_META_STATE(m) == OT_RESERVED)
 		return STRATA_ECORRUPT; /* reused without being retired first */
 	if (OT_META_STATE(m) == OT_RETIRED) { /* reclaimed, then reused */
-		durable_free_slot(s, (void *)(uintptr_t)atomic_load(&e->loc),
-				  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth));
-		atomic_fetch_sub(&s->nodes_retired, 1);
+		durable_free_slot(s, (void *)(uintptr_t)GET(e->loc), OT_INFO_SIZE(GET(e->info)),
+				  GET(e->birth));
+		count_add(&s->nodes_retired, -1);
 	}
 	void *p = seg_alloc_node_raw(&s->seg, n.size); /* overwritten in whole */
 	if (!p)
 		return STRATA_ENOMEM;
 	memcpy(p, n.bytes, n.size);
-	atomic_store(&e->loc, (uint64_t)(uintptr_t)p);
-	atomic_store(&e->birth, E);
-	atomic_store(&e->retire, EPOCH_INF);
-	atomic_store(&e->info, OT_INFO(n.size, n.kind));
-	atomic_store(&e->meta, OT_META(tag, OT_LIVE));
-	atomic_fetch_add(&s->nodes_live, 1);
+	SET(e->loc, (uint64_t)(uintptr_t)p);
+	SET(e->birth, E);
+	SET(e->retire, EPOCH_INF);
+	SET(e->info, OT_INFO(n.size, n.kind));
+	SET(e->meta, OT_META(tag, OT_LIVE));
+	count_add(&s->nodes_live, 1);
 	return 0;
 }
 
@@ -475,12 +488,12 @@ static int apply_retire(strata_store *s, const wal_frame *f, uint64_t E)
 	if (walf_retire_decode(f, &id))
 		return STRATA_ECORRUPT;
 	ot_entry *e = ot_entry_of(&s->ot, id);
-	if (!e || OT_META_STATE(atomic_load(&e->meta)) != OT_LIVE)
+	if (!e || OT_META_STATE(GET(e->meta)) != OT_LIVE)
 		return STRATA_ECORRUPT;
-	atomic_store(&e->retire, E);
-	atomic_store(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_RETIRED));
-	atomic_fetch_sub(&s->nodes_live, 1);
-	atomic_fetch_add(&s->nodes_retired, 1);
+	SET(e->retire, E);
+	SET(e->meta, OT_META(STRATA_NODEID_TAG(id), OT_RETIRED));
+	count_add(&s->nodes_live, -1);
+	count_add(&s->nodes_retired, 1);
 	return 0;
 }
 
@@ -490,8 +503,23 @@ static int apply_root(strata_store *s, const wal_frame *f, uint64_t E)
 	root *rt;
 	if (walf_root_decode(f, &r))
 		return STRATA_ECORRUPT;
-	int rc = catalog_get_or_create(&s->cat, r.name, r.name_len, &rt);
-	return rc ? rc : root_publish(rt, E, r.id);
+	/* Commits mostly name the root the previous one named. */
+	root *last = s->dur->replay_root;
+	int rc = 0;
+	if (last && last->name_len == r.name_len && !memcmp(last->name, r.name, r.name_len))
+		rt = last;
+	else if ((rc = catalog_get_or_create(&s->cat, r.name, r.name_len, &rt)))
+		return rc;
+	s->dur->replay_root = rt;
+	/* No snapshot exists during recovery, and after_replay keeps only the
+	 * newest version anyway: overwrite it rather than allocate one per
+	 * commit (a million commits made a million versions). */
+	root_version *head = atomic_load_explicit(&rt->head, memory_order_relaxed);
+	if (!head)
+		return root_publish(rt, E, r.id);
+	head->epoch = E;
+	head->id = r.id;
+	return 0;
 }
 
 static int apply_commit(void *ctx, const wal_commit_view *c)
@@ -508,10 +536,12 @@ static int apply_commit(void *ctx, const wal_commit_view *c)
 		if (rc)
 			return rc;
 	}
-	atomic_store(&s->epoch_current, c->epoch);
+	SET(s->epoch_current, c->epoch);
 	s->dur->epoch_assigned = c->epoch;
 	return 0;
 }
+#undef SET
+#undef GET
 
 /* No snapshot exists yet: retired nodes go at once (their slots through
  * limbo when the loaded checkpoint holds them). */

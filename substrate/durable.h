@@ -89,6 +89,7 @@ typedef struct durable {
 	uint64_t ckpt_wal_bytes, ckpt_dirty;
 	_Atomic uint64_t dirty; /* nodes logged since the last checkpoint began */
 	char report[512]; /* what recovery did */
+	struct root *replay_root; /* recovery: the root the last ROOT frame named */
 } durable;
 
 /* store.c calls these for STRATA_DURABLE. */

@@ -39,6 +39,7 @@ typedef struct reader {
 	wal_frame *pending;
 	size_t npending, cap;
 	uint64_t pending_lsn;
+	size_t last; /* index in maps of the file the last frame came from */
 } reader;
 
 static void unmap_one(mapped *m)
@@ -81,9 +82,11 @@ static mapped *free_slot(reader *r)
 static int map_file(reader *r, uint64_t seq, mapped **out)
 {
 	*out = NULL;
+	if (r->last < r->nmaps && r->maps[r->last].used && r->maps[r->last].seq == seq)
+		return (*out = &r->maps[r->last]), 0; /* the common case: the same file */
 	for (size_t i = 0; i < r->nmaps; i++)
 		if (r->maps[i].used && r->maps[i].seq == seq)
-			return (*out = &r->maps[i]), 0;
+			return (*out = &r->maps[r->last = i]), 0;
 	char path[4096];
 	snprintf(path, sizeof path, "%s/wal.%016llx", r->cfg->dir, (unsigned long long)seq);
 	int rc = io_exists(r->cfg->env, path);
@@ -140,9 +143,10 @@ static int pending_push(reader *r, const wal_frame *f)
  * too short for a frame header. */
 static uint64_t advance(uint64_t lsn, uint64_t F)
 {
-	if (F - lsn % F < WAL_FRAME_HDR)
-		lsn = (lsn / F + 1) * F;
-	if (lsn % F == 0)
+	uint64_t mask = F - 1; /* F is a power of two: no 64-bit divide per frame */
+	if (F - (lsn & mask) < WAL_FRAME_HDR)
+		lsn = (lsn & ~mask) + F;
+	if (!(lsn & mask))
 		lsn += WAL_FILE_HDR;
 	return lsn;
 }
@@ -295,19 +299,22 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 {
 	memset(res, 0, sizeof *res);
 	res->end_lsn = start_lsn;
+	if (!cfg->file_size || (cfg->file_size & (cfg->file_size - 1)))
+		return STRATA_EINVAL;
 	reader r = {.cfg = cfg};
 	uint64_t F = cfg->file_size, lsn = advance(start_lsn, F);
+	unsigned shift = (unsigned)__builtin_ctzll(F); /* a power of two (wal_open, sb_read) */
 	int rc = 0;
 	bool bad;
 	for (;;) {
 		mapped *m;
-		if ((rc = map_file(&r, lsn / F, &m)))
+		if ((rc = map_file(&r, lsn >> shift, &m)))
 			break;
 		if (!m) { /* no file (or not this log's): the log ends here... */
 			rc = judge_missing(&r, lsn, salvage, res);
 			break; /* ...unless a later file proves this one was durable */
 		}
-		uint64_t off = lsn % F;
+		uint64_t off = lsn & (F - 1);
 		wal_frame f;
 		if (off >= m->len ||
 		    walf_frame_check(m->p + off, m->len - off, lsn, m->salt, &f)) {
@@ -316,7 +323,7 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 		}
 		res->bytes += f.size;
 		if (f.type == WAL_SKIP) {
-			lsn = advance((lsn / F + 1) * F, F);
+			lsn = advance(((lsn >> shift) + 1) << shift, F);
 			continue;
 		}
 		if (f.type != WAL_COMMIT) {
@@ -333,7 +340,7 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 		}
 		lsn = advance(lsn + f.size, F);
 		if (!r.npending)
-			release_below(&r, lsn / F);
+			release_below(&r, lsn >> shift);
 	}
 	if (!rc && !res->cut_to && r.npending) {
 		res->cut_from = res->end_lsn; /* frames of a commit that never finished */
