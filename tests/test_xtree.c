@@ -760,6 +760,41 @@ Test(xtree, durable_survives_close_and_reopen)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The differential workload on a DURABLE store, closed and reopened
+ * (recovery: checkpoint + WAL replay) every few batches. */
+static void durable_workload(uint32_t d, bool clustered, uint64_t seed, size_t target)
+{
+	char dir[] = "/tmp/strata-xt-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	strata_store *s = open_durable(dir);
+	create(s, "d", d, NULL);
+	gen g;
+	gen_init(&g, d, seed, clustered, false);
+	model m = {.d = d};
+	uint64_t next = 1;
+	for (int round = 1; m.n < target; round++) {
+		batch(s, "d", &m, &g, 250, &next);
+		check_tree(s, "d", m.n);
+		if (round % 3)
+			continue;
+		if (round % 2)
+			cr_assert_eq(strata_checkpoint(s), 0);
+		test_close(s);
+		s = open_durable(dir);
+		check_tree(s, "d", m.n);
+		compare_all(s, "d", &m, &g, 4);
+	}
+	test_close(s);
+	free(m.e);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+Test(xtree_diff, durable_2d_reopen) { durable_workload(2, false, 2002, 2000 * (size_t)scale()); }
+Test(xtree_diff, durable_16d_clustered_reopen)
+{
+	durable_workload(16, true, 1616, 1000 * (size_t)scale());
+}
+
 Test(xtree, make_durable_live)
 {
 	char dir[] = "/tmp/strata-xt-XXXXXX";
