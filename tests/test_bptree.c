@@ -6,7 +6,7 @@
  * committing: every acknowledged SYNC commit survives); bulk load; bad
  * input leaving the tree untouched; several trees in one transaction;
  * snapshot readers while a writer commits; and the checker catching
- * damage. strata_bpt_check runs after every commit.
+ * damage; strata_bpt_check runs every 16 commits of the random workloads.
  *
  * STRATA_BPT_LONG=1 multiplies the random workloads by 10.
  */
