@@ -4,7 +4,8 @@
  * small node sizes (deep trees) and shared-prefix keys, in IN_MEMORY and
  * DURABLE mode (close + reopen, strata_make_durable live, SIGKILL while
  * committing: every acknowledged SYNC commit survives); bulk load; bad
- * input leaving the tree untouched; several trees in one transaction;
+ * input leaving the tree untouched; several trees in one transaction (and
+ * a B+tree table with an X-tree index);
  * snapshot readers while a writer commits; and the checker catching
  * damage; strata_bpt_check runs every 16 commits of the random workloads.
  *
@@ -12,6 +13,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "strata/bptree.h"
+#include "strata/xtree.h"
 #include "support/model.h"
 
 TestSuite(bptree, .fini = test_leak_check);
@@ -1050,4 +1053,57 @@ Test(bptree, durable_survives_sigkill, .timeout = 300)
 	}
 	rmtree(dir);
 	free(dir);
+}
+
+/* ---- a table with a secondary spatial index (design/BPTREE.md) -------------- */
+/* Rows by id in a B+tree, their locations in an X-tree: one transaction
+ * changes both, and commits or aborts both. */
+static int add_place(strata_txn *t, uint64_t id, const char *name, double x, double y)
+{
+	uint8_t key[8];
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(id >> (56 - 8 * i)); /* big-endian: memcmp = id order */
+	int rc = strata_bpt_put(t, "places", key, sizeof key, name, strlen(name), 0);
+	if (rc == 0) {
+		const double pt[2] = {x, y};
+		rc = strata_xt_insert(t, "places_geo", 2, pt, NULL, id);
+	}
+	return rc;
+}
+
+static void expect_counts(strata_store *s, uint64_t want)
+{
+	strata_snapshot *snap;
+	uint64_t rows, points;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_bpt_count(snap, "places", NULL, 0, NULL, 0, &rows), 0);
+	cr_assert_eq(strata_xt_count(snap, "places_geo", &points), 0);
+	cr_assert_eq(rows, want);
+	cr_assert_eq(points, want);
+	cr_assert_eq(strata_bpt_check(snap, "places", test_report, NULL), 0);
+	cr_assert_eq(strata_xt_check(snap, "places_geo", test_report, NULL), 0);
+	strata_snapshot_close(snap);
+}
+
+Test(bptree, table_with_spatial_index)
+{
+	strata_store *s = test_open(NULL);
+	const char *roots[] = {"places", "places_geo"};
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, roots, 2, 0, &t), 0);
+	cr_assert_eq(strata_bpt_create(t, "places", NULL), 0);
+	cr_assert_eq(strata_xt_create(t, "places_geo", 2, NULL), 0);
+	for (uint64_t id = 1; id <= 500; id++)
+		cr_assert_eq(add_place(t, id, "somewhere", (double)(id % 37), (double)(id % 23)), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	expect_counts(s, 500);
+	/* A transaction that fails half-way is aborted: neither index moves. */
+	cr_assert_eq(strata_txn_begin(s, roots, 2, 0, &t), 0);
+	for (uint64_t id = 501; id <= 600; id++)
+		cr_assert_eq(add_place(t, id, "elsewhere", 1.0, 2.0), 0);
+	const double bad[2] = {NAN, 0};
+	cr_assert_eq(strata_xt_insert(t, "places_geo", 2, bad, NULL, 601), STRATA_ECOORD);
+	strata_txn_abort(t);
+	expect_counts(s, 500);
+	test_close(s);
 }
