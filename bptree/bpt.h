@@ -201,8 +201,9 @@ uint32_t bpt_put_cell(uint8_t *c, const bpt_ent *e, bool leaf);
 /* Bytes e[0..cnt) take in a node (slots included). */
 uint32_t bpt_list_size(const bpt_ent *e, unsigned cnt, bool leaf);
 /* Where to cut e[0..cnt) (total > cap) into two nodes of at most cap
- * bytes each, as equal as the entry sizes allow: the first index of the
- * right piece, or 0 if no cut fits. */
+ * bytes each, as equal as the entry sizes allow (branch pieces keep two
+ * entries at least): the first index of the right piece, or 0 if no cut
+ * fits. */
 unsigned bpt_best_cut(const bpt_ent *e, unsigned cnt, bool leaf, uint32_t cap);
 /* Fills a new overflow node (BPT_HDR + vlen bytes, NodeID id) with val and
  * points leaf entry e at it through ref (8 bytes that must outlive e). */

@@ -102,8 +102,8 @@ static void ck_fill(ck *c, strata_node_id id, const uint8_t *n, unsigned level, 
 	if (!top && used < min)
 		ck_fail(c, id, "level %u: %u bytes used, under the fill bound %u", level, used,
 			min);
-	if (top && level && n_count(n) < 2)
-		ck_fail(c, id, "top branch with %u children", n_count(n));
+	if (level && n_count(n) < 2)
+		ck_fail(c, id, "%s branch with %u children", top ? "top" : "a", n_count(n));
 	if (level)
 		c->branch_used += used;
 	else

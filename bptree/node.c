@@ -276,7 +276,9 @@ unsigned bpt_best_cut(const bpt_ent *e, unsigned cnt, bool leaf, uint32_t cap)
 		uint32_t right = total - left - (leaf ? 0 : e[j].klen);
 		if (left > cap)
 			break;
-		if (right > cap)
+		/* A branch keeps two children at least, or a child of it could
+		 * find no sibling to borrow from (cnt >= 5 when total > cap). */
+		if (right > cap || (!leaf && (j < 2 || cnt - j < 2)))
 			continue;
 		uint32_t diff = left > right ? left - right : right - left;
 		if (diff < best_diff) {

@@ -148,13 +148,25 @@ static void m_copy(model *dst, const model *src)
 
 /* ---- workload keys and values ---- */
 /* Keys share long prefixes: "user/" + a group + "/" + a number, some
- * with a binary tail (NUL bytes included). */
+ * with a binary tail (NUL bytes included); with long_keys, preceded by
+ * padding up to near the tree's key_max (entries of the largest
+ * footprint, in branches too). */
+static bool long_keys;
+static size_t long_key_max; /* the tree's key_max, set by random_workload */
 static size_t gen_key(test_rng *r, uint8_t *k, size_t kmax, unsigned space)
 {
 	uint64_t x = rng_below(r, space);
-	int n = snprintf((char *)k, kmax, "user/%02u/%06llu", (unsigned)(x % 7),
+	size_t pad = 0;
+	if (long_keys) {
+		/* The padding comes first, so neighbours differ only near the
+		 * end and separators are nearly as long as the keys. */
+		kmax = kmax < long_key_max ? kmax : long_key_max;
+		pad = kmax - 14 - x % 4;
+		memset(k, 'p', pad);
+	}
+	int n = snprintf((char *)k + pad, kmax - pad, "user/%02u/%06llu", (unsigned)(x % 7),
 			 (unsigned long long)x);
-	size_t len = (size_t)n < kmax ? (size_t)n : kmax;
+	size_t len = pad + ((size_t)n < kmax - pad ? (size_t)n : kmax - pad);
 	if (x % 5 == 0 && len + 3 <= kmax) {
 		k[len++] = 0;
 		k[len++] = (uint8_t)x;
@@ -328,6 +340,7 @@ static void random_workload(strata_store *s, uint32_t node_size, unsigned txns, 
 	strata_bpt_stats st;
 	cr_assert_eq(strata_bpt_stats_get(snap, TREE, &st), 0);
 	strata_snapshot_close(snap);
+	long_key_max = st.key_max;
 	for (unsigned i = 0; i < txns; i++) {
 		strata_txn *t;
 		cr_assert_eq(strata_txn_begin(s, &TREE, 1, 0, &t), 0);
@@ -385,6 +398,16 @@ Test(bptree, differential_node512, .timeout = 300)
 Test(bptree, differential_node4096, .timeout = 300)
 {
 	differential(4096, 2000, 20000, 3);
+}
+
+/* Keys at the maximum length: entries of the largest footprint, where the
+ * fill bound and the two-children rule of branches are tightest. */
+Test(bptree, differential_max_keys, .timeout = 300)
+{
+	long_keys = true;
+	differential(256, 1500, 3000, 4);
+	differential(1024, 800, 5000, 5);
+	long_keys = false;
 }
 
 /* Grow big, then delete everything: the tree must shrink back to one
