@@ -214,6 +214,8 @@ typedef struct ck_ctx {
 	uint8_t *cbuf; /* one chunk's records */
 	ck_header *h;
 	ckpt_chunk *cur; /* the chunk being written: its live and large counts */
+	ckpt_reloc *reloc; /* large images copied from disk, re-addressed at adopt */
+	size_t nreloc, reloc_cap;
 } ck_ctx;
 
 static int large_push(ck_ctx *c, strata_node_id id, uint64_t src, uint32_t size)
@@ -243,11 +245,36 @@ static int mark_slot(ck_ctx *c, uint32_t segno, uint32_t offset, uint32_t size)
 	return 0;
 }
 
-/* A large node: its image goes to the large section after the entries;
- * loaded (if it still is lazy) and checksummed now, so its entry is final. */
-static int large_image(ck_ctx *c, strata_node_id id, uint32_t size, uint32_t *crc)
+static int reloc_push(ck_ctx *c, strata_node_id id, uint64_t old_loc, uint64_t new_off)
+{
+	if (c->nreloc == c->reloc_cap) {
+		size_t cap = c->reloc_cap ? c->reloc_cap * 2 : 64;
+		ckpt_reloc *p = strata_mem_realloc(c->reloc, c->reloc_cap * sizeof *p, cap * sizeof *p);
+		if (!p)
+			return STRATA_ENOMEM;
+		c->reloc = p;
+		c->reloc_cap = cap;
+	}
+	c->reloc[c->nreloc++] = (ckpt_reloc){id, old_loc, new_off};
+	return 0;
+}
+
+/* A large node: its image goes to the large section after the entries.
+ * One never read since the open is copied from the current file as it is
+ * (its CRC stays the one recorded: damage is carried, not laundered, and
+ * does not stop the checkpoint) and re-addressed at ckpt_adopt; one in
+ * memory is checksummed now, so its entry is final. */
+static int large_image(ck_ctx *c, strata_node_id id, uint64_t loc, uint32_t size, uint32_t *crc)
 {
 	const void *p;
+	if (loc & LAZY_BIT) {
+		uint32_t *cell = durable_crc_cell(c->d, id, false);
+		if (!cell)
+			return STRATA_ECORRUPT;
+		*crc = *cell;
+		int rc = reloc_push(c, id, loc, c->large_off - ((size + 7) & ~7u));
+		return rc ? rc : large_push(c, id, loc >> 1, size);
+	}
 	ot_entry *e = ot_entry_peek(&c->s->ot, STRATA_NODEID_SHARD(id), STRATA_NODEID_INDEX(id));
 	int rc = e ? durable_load(c->s, e, id, &p) : STRATA_ECORRUPT;
 	uint32_t *cell = rc ? NULL : durable_crc_cell(c->d, id, true);
@@ -287,7 +314,7 @@ static int put_visible(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uin
 		c->large_off += (size + 7) & ~7u;
 		c->cur->nlarge++;
 		c->cur->large_bytes += size;
-		rc = large_image(c, id, size, &crc);
+		rc = large_image(c, id, v->loc, size, &crc);
 	} else {
 		const void *p = (const void *)(uintptr_t)(v->loc & ~LAZY_BIT);
 		put64(rec, (uint64_t)seg_no_of(p) << SEG_SHIFT | seg_offset_of(p));
@@ -593,6 +620,7 @@ static void free_maps(ck_ctx *c)
 	strata_mem_free(c->bm, 0);
 	strata_mem_free(c->cbuf, 0);
 	strata_mem_free(c->large, c->large_cap * sizeof *c->large);
+	strata_mem_free(c->reloc, c->reloc_cap * sizeof *c->reloc);
 }
 
 static int write_body(ck_ctx *c, ck_header *h)
@@ -647,7 +675,11 @@ int ckpt_write(strata_store *s, uint64_t gen, uint64_t epoch, uint64_t wal_lsn, 
 		out->epoch = epoch;
 		out->chunks = c.chunks;
 		out->nchunks = c.nchunks;
+		out->reloc = c.reloc;
+		out->nreloc = c.nreloc;
+		out->reloc_cap = c.reloc_cap;
 		c.chunks = NULL;
+		c.reloc = NULL;
 	} else {
 		set_copying(s, false);
 	}
@@ -665,6 +697,17 @@ void ckpt_adopt(strata_store *s, ckpt_written *w, io_file *f)
 	durable *d = s->dur;
 	otable *ot = &s->ot;
 	pthread_mutex_lock(&ot->lazy_lock);
+	/* No durable_load is between reading a lazy location and reading the
+	 * file while both change. */
+	pthread_rwlock_wrlock(&d->file_lock);
+	for (size_t i = 0; i < w->nreloc; i++) {
+		const ckpt_reloc *r = &w->reloc[i];
+		ot_entry *e = ot_entry_peek(ot, STRATA_NODEID_SHARD(r->id), STRATA_NODEID_INDEX(r->id));
+		uint64_t want = ((w->large_off + r->new_off) << 1) | LAZY_BIT;
+		/* Still the image this checkpoint copied (not loaded, not freed). */
+		if (e && atomic_load_explicit(&e->loc, memory_order_relaxed) == r->old_loc)
+			atomic_store_explicit(&e->loc, want, memory_order_release);
+	}
 	for (uint32_t i = 0; i < w->nchunks; i++) {
 		const ckpt_chunk *k = &w->chunks[i];
 		if (k->copied && ot_is_lazy(ot, k->slot)) {
@@ -678,16 +721,18 @@ void ckpt_adopt(strata_store *s, ckpt_written *w, io_file *f)
 	d->ckpt_size = w->size;
 	d->ckpt_file_epoch = w->epoch;
 	d->ckpt_copying = false;
+	pthread_rwlock_unlock(&d->file_lock);
 	pthread_mutex_unlock(&ot->lazy_lock);
 	io_close(old);
-	strata_mem_free(w->chunks, 0);
-	w->chunks = NULL;
+	ckpt_written_free(w);
 }
 
 void ckpt_written_free(ckpt_written *w)
 {
 	strata_mem_free(w->chunks, 0);
+	strata_mem_free(w->reloc, w->reloc_cap * sizeof *w->reloc);
 	w->chunks = NULL;
+	w->reloc = NULL;
 }
 
 /* ---- loading ------------------------------------------------------------------ */

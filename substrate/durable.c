@@ -110,16 +110,21 @@ int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **d
 	}
 	pthread_mutex_t *lk = &s->dur->load_locks[STRATA_NODEID_INDEX(id) % LOAD_LOCKS];
 	pthread_mutex_lock(lk);
+	uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
+	bool large = seg_class_of(size) == STRATA_CLASS_LARGE;
+	if (large) /* its location names a place in `ckpt`, which ckpt_adopt changes */
+		pthread_rwlock_rdlock(&s->dur->file_lock);
 	loc = atomic_load_explicit(&e->loc, memory_order_acquire);
 	int rc = 0;
 	if (loc & LAZY_BIT) {
 		void *p;
-		uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
 		if (!(rc = load_image(s, id, loc, size, &p))) {
 			loc = (uint64_t)(uintptr_t)p;
 			atomic_store_explicit(&e->loc, loc, memory_order_release);
 		}
 	}
+	if (large)
+		pthread_rwlock_unlock(&s->dur->file_lock);
 	pthread_mutex_unlock(lk);
 	*data = (const void *)(uintptr_t)loc;
 	return rc;
@@ -713,6 +718,7 @@ static int durable_new(const strata_options *o, io_env *env, durable **out)
 	pthread_cond_init(&d->wake, NULL);
 	for (int i = 0; i < LOAD_LOCKS; i++)
 		pthread_mutex_init(&d->load_locks[i], NULL);
+	pthread_rwlock_init(&d->file_lock, NULL);
 	d->default_durability = o->durability;
 	d->async_ms = o->async_interval_ms ? o->async_interval_ms : 10;
 	d->ckpt_ms = o->checkpoint_interval_ms;

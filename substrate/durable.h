@@ -68,6 +68,9 @@ typedef struct durable {
 	uint64_t ckpt_large_off; /* its large section */
 	uint64_t ckpt_size, ckpt_file_epoch;
 	bool ckpt_copying; /* a checkpoint is copying chunks out of it */
+	/* read: a lazy large image is being read from `ckpt`; write: ckpt_adopt
+	 * changes the file and re-addresses such images */
+	pthread_rwlock_t file_lock;
 
 	/* limbo (limbo_lock); ckpt_epoch read under it */
 	pthread_mutex_t limbo_lock;
@@ -129,11 +132,20 @@ typedef struct ckpt_chunk {
 	bool copied; /* copied from the previous file: it was still on disk */
 } ckpt_chunk;
 
+/* A large image copied from the previous file: where its entry points. */
+typedef struct ckpt_reloc {
+	strata_node_id id;
+	uint64_t old_loc; /* the entry's lazy location when copied */
+	uint64_t new_off; /* its offset in the new large section */
+} ckpt_reloc;
+
 typedef struct ckpt_written {
 	uint64_t size, epoch, large_off;
 	uint32_t header_crc;
 	ckpt_chunk *chunks; /* for ckpt_adopt */
 	uint32_t nchunks;
+	ckpt_reloc *reloc;
+	size_t nreloc, reloc_cap;
 } ckpt_written;
 int ckpt_write(strata_store *s, uint64_t gen, uint64_t epoch, uint64_t wal_lsn, uint64_t prev_epoch,
 	       ckpt_written *out);
