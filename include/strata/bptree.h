@@ -169,7 +169,9 @@ typedef struct strata_bpt_stats {
 	double branch_fill;      /* the same over branches (0 when none) */
 } strata_bpt_stats;
 
-/* Walks the whole tree. Errors: as strata_bpt_get. */
+/* Walks the whole tree (the checker's walk, reporting nothing).
+ * Errors: as strata_bpt_get; STRATA_ECORRUPT if the walk found damage
+ * (*st then holds what the walk counted). */
 STRATA_API int strata_bpt_stats_get(const strata_snapshot *snap, const char *name,
 				    strata_bpt_stats *st);
 
