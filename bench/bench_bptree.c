@@ -20,6 +20,7 @@
  *                   commits batches of 1000 inserts (Strata IN_MEMORY).
  * Inserts grow the trees run after run (each run adds its keys).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -198,17 +199,25 @@ static uint64_t sx_insert(void *arg, uint64_t ops)
 }
 
 /* ---- the mixed workload: readers while a writer commits --------------------- */
+#define MIXED_KEYS 2000000u /* the writer's fresh keys; it wraps around (overwrites) */
+
 typedef struct mixed {
 	sx *x;
+	const uint64_t *keys; /* MIXED_KEYS key numbers for the writer */
 	atomic_bool stop;
 	atomic_uint_fast64_t gets;
-	uint64_t seed;
 } mixed;
+
+typedef struct mixed_reader_arg {
+	mixed *m;
+	uint64_t seed;
+} mixed_reader_arg;
 
 static void *mixed_reader(void *arg)
 {
-	mixed *m = arg;
-	uint64_t seed = atomic_fetch_add(&m->gets, 0) + (uint64_t)(uintptr_t)&seed, n = 0;
+	mixed_reader_arg *a = arg;
+	mixed *m = a->m;
+	uint64_t seed = a->seed, n = 0;
 	uint8_t key[KLEN];
 	while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
 		strata_snapshot *snap;
@@ -229,19 +238,27 @@ static void *mixed_reader(void *arg)
 static void *mixed_writer(void *arg)
 {
 	mixed *m = arg;
-	while (!atomic_load_explicit(&m->stop, memory_order_relaxed))
+	for (uint64_t at = 0; !atomic_load_explicit(&m->stop, memory_order_relaxed);
+	     at = (at + BATCH) % (MIXED_KEYS - MIXED_KEYS % BATCH)) {
+		m->x->idx = m->keys + at;
 		sx_insert(m->x, BATCH);
+	}
 	return NULL;
 }
 
 /* Reader gets/s over run_ns with `readers` threads and one writer. */
-static double mixed_once(sx *x, unsigned readers, uint64_t run_ns)
+static double mixed_once(sx *x, const uint64_t *keys, unsigned readers, uint64_t run_ns)
 {
-	mixed m = {.x = x};
-	pthread_t th[8], w;
-	pthread_create(&w, NULL, mixed_writer, &m);
-	for (unsigned i = 0; i < readers; i++)
-		pthread_create(&th[i], NULL, mixed_reader, &m);
+	mixed m = {.x = x, .keys = keys};
+	mixed_reader_arg args[2];
+	pthread_t th[2], w;
+	if (pthread_create(&w, NULL, mixed_writer, &m))
+		bench_check(-EAGAIN, "pthread_create");
+	for (unsigned i = 0; i < readers; i++) {
+		args[i] = (mixed_reader_arg){&m, 0x5eed + i};
+		if (pthread_create(&th[i], NULL, mixed_reader, &args[i]))
+			bench_check(-EAGAIN, "pthread_create");
+	}
 	uint64_t t0 = bench_now_ns();
 	usleep((useconds_t)(run_ns / 1000));
 	atomic_store(&m.stop, true);
@@ -262,18 +279,18 @@ static void fig_mixed(bench_session *s, sx *x, uint64_t n, const char *label)
 	}
 	if (!want[0] && !want[1])
 		return;
-	int runs = s->opts.runs;
+	int runs = s->opts.runs < 64 ? s->opts.runs : 64;
 	double v[2][64];
-	uint64_t *ins = key_numbers(200u * 1000 * 1000 / 100, n, true, 99);
-	x->idx = ins;
-	for (int k = 0; k < runs && k < 64; k++)
+	uint64_t *keys = key_numbers(MIXED_KEYS, n, true, 99);
+	for (int k = 0; k < runs; k++)
 		for (unsigned r = 0; r < 2; r++)
 			if (want[r])
-				v[r][k] = mixed_once(x, r + 1, s->opts.quick ? 100000000u : 500000000u);
+				v[r][k] = mixed_once(x, keys, r + 1,
+						     s->opts.quick ? 100000000u : 500000000u);
 	for (unsigned r = 0; r < 2; r++)
 		if (want[r])
-			bench_record(s, name[r], "gets/s", NULL, v[r], runs < 64 ? runs : 64);
-	free(ins);
+			bench_record(s, name[r], "gets/s", NULL, v[r], runs);
+	free(keys);
 }
 
 /* ---- one size: every figure ---------------------------------------------------- */
@@ -302,14 +319,14 @@ static lmdb_kv *lmdb_open_loaded(uint64_t n, bool nosync, bool load)
 	return p;
 }
 
-static void fig_load(bench_session *s, const size_run *z, lmdb_kv *lm)
+static void fig_load(bench_session *s, const size_run *z, bool lmdb)
 {
 	char a[BENCH_NAME_MAX], b[BENCH_NAME_MAX];
 	fig_name(a, "load", z, "strata");
 	fig_name(b, "load", z, "lmdb");
 	if (bench_wants(s, a))
 		bench_measure(s, a, NULL, sx_load_fresh, NULL, z->n);
-	if (lm && bench_wants(s, b)) {
+	if (lmdb && bench_wants(s, b)) {
 		double v[64];
 		int runs = s->opts.runs < 64 ? s->opts.runs : 64;
 		for (int r = 0; r < runs; r++) {
@@ -433,7 +450,7 @@ static void run_size(bench_session *s, size_run *z)
 		}
 		lmdb_kv_close(probe);
 	}
-	fig_load(s, z, have_lmdb ? (lmdb_kv *)1 : NULL);
+	fig_load(s, z, have_lmdb);
 	uint64_t gets = bench_ops(s, 1000000, 100000), scans = bench_ops(s, 20000, 2000);
 	uint64_t ins = bench_ops(s, 100000, 20000);
 	sx m = {.st = mem_store(), .n = z->n};
