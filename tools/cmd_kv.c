@@ -256,7 +256,7 @@ static int tsv_next(tsv *t, char **key, size_t *kl, char **val, size_t *vl)
 
 static int tsv_source(void *ctx, const void **key, size_t *kl, const void **val, size_t *vl)
 {
-	char *k, *v;
+	char *k = NULL, *v = NULL; /* -O3 cannot see tsv_next sets them when it returns 1 */
 	int rc = tsv_next(ctx, &k, kl, &v, vl);
 	*key = k;
 	*val = v;

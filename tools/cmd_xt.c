@@ -309,7 +309,7 @@ static int do_query(const xargs *a, const strata_snapshot *snap, uint32_t d)
 static int do_knn(const xargs *a, const strata_snapshot *snap, uint32_t d)
 {
 	double pt[XT_MAXD];
-	strata_xt_metric mt;
+	strata_xt_metric mt = STRATA_XT_L2;
 	parse_metric(a->metric, &mt);
 	int n = xt_parse_doubles(a->point, ',', pt, XT_MAXD);
 	return xt_run_knn(a, snap, d, pt, n, a->k, mt);
@@ -414,7 +414,7 @@ int cmd_xt(int argc, char **argv)
 	int st = parse_args(&a, argc, argv);
 	if (st)
 		return st;
-	strata_xt_metric mt;
+	strata_xt_metric mt = STRATA_XT_L2;
 	if (!parse_metric(a.metric, &mt))
 		return cli_usage_error(self(), "bad --metric %s (l2, l1 or linf)", a.metric);
 	bool mem_ok = !strcmp(a.sub, "create") || !strcmp(a.sub, "load") || !strcmp(a.sub, "batch");
