@@ -27,18 +27,56 @@ typedef struct str_ctx {
 	size_t b;
 	group *g;
 	size_t ng, gcap;
-	uint32_t dim; /* sort key while sorting */
 } str_ctx;
 
-static int cmp_center(const void *pa, const void *pb, void *ctx)
+/* Sort keys: the centre's double mapped to an unsigned integer of the same
+ * order (sign bit flipped for positives, all bits for negatives). */
+typedef struct keyed {
+	uint64_t key;
+	uint32_t idx;
+	uint32_t pad;
+} keyed;
+
+static uint64_t order_key(double x)
 {
-	const str_ctx *s = ctx;
-	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb, d = s->e->d;
-	double ca = s->e->lo[(size_t)a * d + s->dim] + s->e->hi[(size_t)a * d + s->dim];
-	double cb = s->e->lo[(size_t)b * d + s->dim] + s->e->hi[(size_t)b * d + s->dim];
-	if (ca != cb)
-		return ca < cb ? -1 : 1;
-	return a < b ? -1 : a > b;
+	uint64_t b;
+	memcpy(&b, &x, sizeof b);
+	return b >> 63 ? ~b : b | 1ull << 63;
+}
+
+/* Sorts idx[from, from+n) by centre along `dim`: an LSD radix sort, 8 bits
+ * a pass, passes where every key shares the byte skipped. A comparison
+ * sort through the index array spent most of a bulk load on cache misses
+ * and callback calls. Stable, so the result is deterministic. */
+static int sort_by_center(str_ctx *s, size_t from, size_t n, uint32_t dim)
+{
+	keyed *a = malloc(n * sizeof *a), *t = malloc(n * sizeof *t);
+	if (!a || !t) {
+		free(a), free(t);
+		return STRATA_ENOMEM;
+	}
+	uint32_t d = s->e->d, *idx = s->idx + from;
+	for (size_t i = 0; i < n; i++) {
+		const size_t at = (size_t)idx[i] * d + dim;
+		a[i] = (keyed){order_key(s->e->lo[at] + s->e->hi[at]), idx[i], 0};
+	}
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		size_t count[257] = {0};
+		for (size_t i = 0; i < n; i++)
+			count[(a[i].key >> shift & 0xff) + 1]++;
+		if (count[(a[0].key >> shift & 0xff) + 1] == n)
+			continue; /* one bucket: this byte orders nothing */
+		for (int b = 0; b < 256; b++)
+			count[b + 1] += count[b];
+		for (size_t i = 0; i < n; i++)
+			t[count[a[i].key >> shift & 0xff]++] = a[i];
+		keyed *x = a;
+		a = t, t = x;
+	}
+	for (size_t i = 0; i < n; i++)
+		idx[i] = a[i].idx;
+	free(a), free(t);
+	return 0;
 }
 
 static int emit(str_ctx *s, size_t from, size_t len, uint32_t hist)
@@ -65,16 +103,13 @@ static int tile(str_ctx *s, size_t from, size_t n, uint32_t dim, uint32_t hist)
 	size_t S = left == 1 ? P : (size_t)ceil(pow((double)P, 1.0 / left) - 1e-9);
 	if (S <= 1)
 		return tile(s, from, n, dim + 1, hist);
-	s->dim = dim;
-	qsort_r(s->idx + from, n, sizeof *s->idx, cmp_center, s);
-	for (size_t j = 0; j < S; j++) {
+	int rc = sort_by_center(s, from, n, dim);
+	for (size_t j = 0; !rc && j < S; j++) {
 		size_t a = n * j / S, z = n * (j + 1) / S;
-		int rc = left == 1 ? emit(s, from + a, z - a, hist | 1u << dim)
-				   : tile(s, from + a, z - a, dim + 1, hist | 1u << dim);
-		if (rc)
-			return rc;
+		rc = left == 1 ? emit(s, from + a, z - a, hist | 1u << dim)
+			       : tile(s, from + a, z - a, dim + 1, hist | 1u << dim);
 	}
-	return 0;
+	return rc;
 }
 
 /* Packs entries e (of level `level`) into nodes; their entries go to next. */
