@@ -110,19 +110,28 @@ static int visit(const wq *q, strata_node_id id, uint32_t level)
 	return 0;
 }
 
+/* Opens the tree for a query: its root, its dims, the query's box. */
+static int open_query(const strata_snapshot *snap, const char *name, uint32_t dims, bool bad_arg,
+		      const double *min, const double *max, xt_rd *rd)
+{
+	int rc = xt_rd_open(snap, name, rd);
+	if (rc)
+		return rc;
+	if (dims != rd->m->dims)
+		return STRATA_EDIMS;
+	if (bad_arg)
+		return STRATA_EINVAL;
+	return xt_validate_box(dims, min, max);
+}
+
 STRATA_API int strata_xt_query(const strata_snapshot *snap, const char *name, uint32_t dims,
 			       strata_xt_pred pred, const double *min, const double *max,
 			       strata_xt_hit_fn fn, void *ctx)
 {
 	xt_rd rd;
-	int rc = xt_rd_open(snap, name, &rd);
+	bool bad = !fn || pred < STRATA_XT_INTERSECTS || pred > STRATA_XT_WITHIN;
+	int rc = open_query(snap, name, dims, bad, min, max, &rd);
 	if (rc)
-		return rc;
-	if (dims != rd.m->dims)
-		return STRATA_EDIMS;
-	if (!fn || pred < STRATA_XT_INTERSECTS || pred > STRATA_XT_WITHIN)
-		return STRATA_EINVAL;
-	if ((rc = xt_validate_box(dims, min, max)))
 		return rc;
 	if (rd.m->height == 0)
 		return 0;
@@ -307,14 +316,9 @@ static int cursor_open(const strata_snapshot *snap, const char *name, uint32_t d
 		       strata_xt_cursor **out)
 {
 	xt_rd rd;
-	int rc = xt_rd_open(snap, name, &rd);
+	bool bad = !out || metric < STRATA_XT_L2 || metric > STRATA_XT_LINF;
+	int rc = open_query(snap, name, dims, bad, point, NULL, &rd);
 	if (rc)
-		return rc;
-	if (dims != rd.m->dims)
-		return STRATA_EDIMS;
-	if (!out || metric < STRATA_XT_L2 || metric > STRATA_XT_LINF)
-		return STRATA_EINVAL;
-	if ((rc = xt_validate_box(dims, point, NULL)))
 		return rc;
 	strata_xt_cursor *c = malloc(sizeof *c); /* not calloc: the arrays need no zeroes */
 	if (!c)
