@@ -22,6 +22,18 @@
 
 #include "xt_internal.h"
 
+/* Coordinates are never NaN (checked at the API): plain comparisons, which
+ * inline, instead of libm's fmin/fmax calls. */
+static inline double dmin(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+static inline double dmax(double a, double b)
+{
+	return a > b ? a : b;
+}
+
 typedef struct sweep {
 	uint32_t n, d;
 	double *plo, *phi; /* prefix k (1..n): MBR of order[0..k) */
@@ -55,16 +67,16 @@ static void sweep_fill(sweep *s, const xt_ents *e, const uint32_t *order)
 		double lo = INFINITY, hi = -INFINITY;
 		for (uint32_t j = 0; j < n; j++) {
 			const uint32_t i = order[j];
-			lo = fmin(lo, e->lo[(size_t)i * d + k]);
-			hi = fmax(hi, e->hi[(size_t)i * d + k]);
+			lo = dmin(lo, e->lo[(size_t)i * d + k]);
+			hi = dmax(hi, e->hi[(size_t)i * d + k]);
 			s->plo[(size_t)(j + 1) * d + k] = lo;
 			s->phi[(size_t)(j + 1) * d + k] = hi;
 		}
 		lo = INFINITY, hi = -INFINITY;
 		for (uint32_t j = n; j-- > 0;) {
 			const uint32_t i = order[j];
-			lo = fmin(lo, e->lo[(size_t)i * d + k]);
-			hi = fmax(hi, e->hi[(size_t)i * d + k]);
+			lo = dmin(lo, e->lo[(size_t)i * d + k]);
+			hi = dmax(hi, e->hi[(size_t)i * d + k]);
 			s->slo[(size_t)j * d + k] = lo;
 			s->shi[(size_t)j * d + k] = hi;
 		}
@@ -83,11 +95,11 @@ static double overlap_ratio(const xt_box *a, const xt_box *b, uint32_t d)
 {
 	double va = 1, vb = 1, vi = 1;
 	for (uint32_t k = 0; k < d; k++) {
-		double ul = fmin(a->lo[k], b->lo[k]), uh = fmax(a->hi[k], b->hi[k]);
+		double ul = dmin(a->lo[k], b->lo[k]), uh = dmax(a->hi[k], b->hi[k]);
 		double u = uh - ul;
 		if (u <= 0)
 			continue;
-		double il = fmax(a->lo[k], b->lo[k]), ih = fmin(a->hi[k], b->hi[k]);
+		double il = dmax(a->lo[k], b->lo[k]), ih = dmin(a->hi[k], b->hi[k]);
 		vi *= ih > il ? (ih - il) / u : 0.0;
 		va *= (a->hi[k] - a->lo[k]) / u;
 		vb *= (b->hi[k] - b->lo[k]) / u;
