@@ -1,7 +1,10 @@
 /*
- * peer_sidx.c — libspatialindex's R*-tree (C API, memory storage,
- * insert-built) as a peer of the xtree suite. Not thread-safe (global
- * error state): the suite uses it from one thread.
+ * peer_sidx.c — libspatialindex's R*-tree (C API, memory storage) as a
+ * peer of the xtree suite: built by one insert per entry, or by the
+ * library's STR bulk load (Index_CreateWithStream, which calls
+ * RTree::createAndBulkLoadNewRTree with BLM_STR). Not thread-safe (global
+ * error state, and the stream callback takes no context: it reads a static
+ * cursor): the suite uses it from one thread.
  */
 #include "peer_spatial.h"
 
@@ -37,6 +40,49 @@ peer_sidx *peer_sidx_build(uint32_t d, const double *lo, const double *hi, const
 			peer_sidx_free(s);
 			return NULL;
 		}
+	return s;
+}
+
+/* The entries the STR stream hands out next (the callback has no context). */
+static struct {
+	uint32_t d;
+	const double *lo, *hi;
+	const uint64_t *ids;
+	size_t n, next;
+} str_src;
+
+static int str_next(int64_t *id, double **lo, double **hi, uint32_t *d, const uint8_t **data,
+		    size_t *len)
+{
+	if (str_src.next == str_src.n)
+		return 1; /* done */
+	size_t i = str_src.next++;
+	*id = (int64_t)str_src.ids[i];
+	*lo = (double *)str_src.lo + i * str_src.d;
+	*hi = (double *)str_src.hi + i * str_src.d;
+	*d = str_src.d;
+	*data = NULL;
+	*len = 0;
+	return 0;
+}
+
+peer_sidx *peer_sidx_build_str(uint32_t d, const double *lo, const double *hi,
+			       const uint64_t *ids, size_t n)
+{
+	IndexPropertyH p = IndexProperty_Create();
+	IndexProperty_SetIndexType(p, RT_RTree);
+	IndexProperty_SetIndexStorage(p, RT_Memory);
+	IndexProperty_SetDimension(p, d);
+	str_src.d = d, str_src.lo = lo, str_src.hi = hi, str_src.ids = ids;
+	str_src.n = n, str_src.next = 0;
+	peer_sidx *s = malloc(sizeof *s);
+	s->idx = n ? Index_CreateWithStream(p, str_next) : NULL;
+	s->d = d;
+	IndexProperty_Destroy(p);
+	if (!s->idx) {
+		free(s);
+		return NULL;
+	}
 	return s;
 }
 
