@@ -75,6 +75,29 @@ static uint64_t *key_numbers(uint64_t ops, uint64_t n, bool fresh, uint64_t seed
 	return a;
 }
 
+/* STRATA_BPT_FIGS (environment): a comma-separated list of name prefixes,
+ * e.g. "get_10M,insert_10M_"; only figures starting with one of them run
+ * (peers included), and nothing is loaded for the others. --only still
+ * applies on top. For before/after comparisons of a few figures. */
+static bool figs_allow(const char *name)
+{
+	const char *f = getenv("STRATA_BPT_FIGS");
+	if (!f || !*f)
+		return true;
+	while (*f) {
+		size_t len = strcspn(f, ",");
+		if (len && strncmp(name, f, len) == 0)
+			return true;
+		f += len + (f[len] == ',');
+	}
+	return false;
+}
+
+static bool wants(bench_session *s, const char *name)
+{
+	return figs_allow(name) && bench_wants(s, name);
+}
+
 /* ---- the Strata side ------------------------------------------------------- */
 typedef struct sx {
 	strata_store *st;
@@ -275,7 +298,7 @@ static void fig_mixed(bench_session *s, sx *x, uint64_t n, const char *label)
 	bool want[2];
 	for (unsigned r = 0; r < 2; r++) {
 		snprintf(name[r], sizeof name[r], "mixed_%s_%ur_1w", label, r + 1);
-		want[r] = bench_wants(s, name[r]);
+		want[r] = wants(s, name[r]);
 	}
 	if (!want[0] && !want[1])
 		return;
@@ -324,9 +347,9 @@ static void fig_load(bench_session *s, const size_run *z, bool lmdb)
 	char a[BENCH_NAME_MAX], b[BENCH_NAME_MAX];
 	fig_name(a, "load", z, "strata");
 	fig_name(b, "load", z, "lmdb");
-	if (bench_wants(s, a))
+	if (wants(s, a))
 		bench_measure(s, a, NULL, sx_load_fresh, NULL, z->n);
-	if (lmdb && bench_wants(s, b)) {
+	if (lmdb && wants(s, b)) {
 		double v[64];
 		int runs = s->opts.runs < 64 ? s->opts.runs : 64;
 		for (int r = 0; r < runs; r++) {
@@ -347,7 +370,7 @@ static void fig_pair(bench_session *s, const size_run *z, const char *what, sx *
 	char a[BENCH_NAME_MAX], b[BENCH_NAME_MAX];
 	fig_name(a, what, z, x->txn_flags ? "strata_sync" : "strata");
 	fig_name(b, what, z, lm_who);
-	bool wa = bench_wants(s, a), wb = lm && bench_wants(s, b);
+	bool wa = wants(s, a), wb = lm && wants(s, b);
 	if (!wa && !wb)
 		return;
 	/* Enough fresh keys for the warm-up, the runs and their reruns. */
@@ -373,7 +396,7 @@ static bool wants_prefix(bench_session *s, const size_run *z, const char *what)
 	fig_name(n[3], what, z, "lmdb_sync");
 	bool any = false;
 	for (int i = 0; i < 4; i++)
-		any |= bench_wants(s, n[i]);
+		any |= wants(s, n[i]);
 	return any;
 }
 
@@ -453,20 +476,33 @@ static void run_size(bench_session *s, size_run *z)
 	fig_load(s, z, have_lmdb);
 	uint64_t gets = bench_ops(s, 1000000, 100000), scans = bench_ops(s, 20000, 2000);
 	uint64_t ins = bench_ops(s, 100000, 20000);
-	sx m = {.st = mem_store(), .n = z->n};
-	memset(m.val, 0x62, VLEN);
-	sx_load(m.st, z->n);
-	if (have_lmdb)
-		lm = lmdb_open_loaded(z->n, true, true);
-	fig_pair(s, z, "get", &m, lm, "lmdb", sx_get, lmdb_kv_get, gets, false);
-	fig_pair(s, z, "scan", &m, lm, "lmdb", sx_scan, lmdb_kv_scan, scans, false);
-	fig_pair(s, z, "insert", &m, lm, "lmdb", sx_insert, lmdb_kv_insert, ins, true);
-	lmdb_kv_close(lm);
-	fig_mixed(s, &m, z->n, z->label);
-	bench_check(strata_close(m.st), "strata_close");
+	/* Which loaded trees the figures STRATA_BPT_FIGS allows need. */
+	static const char *const what[] = {"get", "scan", "insert", "mixed"};
+	static const char *const who[] = {"strata", "lmdb", "1r_1w", "2r_1w"};
+	bool need_sx = s->opts.list, need_lm = s->opts.list;
+	for (size_t i = 0; i < 4; i++)
+		for (size_t j = i < 3 ? 0 : 2; j < (i < 3 ? 2u : 4u); j++) {
+			char a[BENCH_NAME_MAX];
+			fig_name(a, what[i], z, who[j]);
+			need_sx |= figs_allow(a);
+			need_lm |= j == 1 && figs_allow(a);
+		}
+	if (need_sx) {
+		sx m = {.st = mem_store(), .n = z->n};
+		memset(m.val, 0x62, VLEN);
+		sx_load(m.st, z->n);
+		if (have_lmdb && need_lm)
+			lm = lmdb_open_loaded(z->n, true, true);
+		fig_pair(s, z, "get", &m, lm, "lmdb", sx_get, lmdb_kv_get, gets, false);
+		fig_pair(s, z, "scan", &m, lm, "lmdb", sx_scan, lmdb_kv_scan, scans, false);
+		fig_pair(s, z, "insert", &m, lm, "lmdb", sx_insert, lmdb_kv_insert, ins, true);
+		lmdb_kv_close(lm);
+		fig_mixed(s, &m, z->n, z->label);
+		bench_check(strata_close(m.st), "strata_close");
+	}
 	if (have_lmdb)
 		fig_durable(s, z, bench_ops(s, 20000, 5000));
-	if (!s->opts.list)
+	if (!s->opts.list && figs_allow("separators"))
 		separator_note(s, z);
 }
 
