@@ -5,12 +5,17 @@
  * Every B+tree node starts with a 16-byte header (little-endian fields):
  *   0  u16 magic 0x5442     2  u8 kind (STRATA_BPT_KIND_*)   3  u8 level
  *   4  u16 count            6  u16 heap (offset of the lowest cell)
- *   8  u16 garbage (bytes of dead cells)   10..15 zero
+ *   8  u16 garbage (bytes of dead cells)
+ *   10 u16 prefix length p: every key of the node (every separator 1..count-1
+ *          of a branch) starts with the same p bytes   12..15 zero
  * Overflow nodes use bytes 8..15 for the value length instead.
  * Branch and leaf nodes are slotted pages of the tree's node_size: a slot
- * array of u16 cell offsets in key order grows up from byte 16, cells grow
- * down from the end. Invariant: 16 + 2*count <= heap <= node_size, and
- * every cell lies in [heap, node_size).
+ * array in key order grows up from byte 16, cells grow down from the end.
+ * A slot is 6 bytes: u16 cell offset, u32 hint = the key's bytes p..p+3 as
+ * a big-endian number (zero past the key's end; 0 for branch entry 0), so
+ * hint order is key order wherever two hints differ and most search probes
+ * read the slot array only. Invariant: 16 + 6*count <= heap <= node_size,
+ * and every cell lies in [heap, node_size).
  *   leaf cell:   u16 klen, u16 flags, u32 vlen, key, value (inline) or the
  *                u64 NodeID of an overflow node (flags & BPT_F_OVERFLOW)
  *   branch cell: u64 child, u64 subtree key count, u16 klen, key
@@ -32,13 +37,14 @@
 #include "strata/strata.h"
 
 #define BPT_MAGIC 0x5442u
-#define BPT_VERSION 1u
+#define BPT_VERSION 2u /* 2: 6-byte slots with key hints */
 #define BPT_HDR 16u
 #define BPT_META_SIZE 64u
 #define BPT_MAX_HEIGHT 48
 #define BPT_F_OVERFLOW 1u
 #define BPT_LEAF_CELL 8u    /* leaf cell bytes before the key */
 #define BPT_BRANCH_CELL 18u /* branch cell bytes before the key */
+#define BPT_SLOT 6u         /* slot bytes: u16 cell offset, u32 key hint */
 
 static inline uint16_t ld16(const uint8_t *p)
 {
@@ -68,7 +74,20 @@ static inline unsigned n_level(const uint8_t *n) { return n[3]; }
 static inline unsigned n_count(const uint8_t *n) { return ld16(n + 4); }
 static inline unsigned n_heap(const uint8_t *n) { return ld16(n + 6); }
 static inline unsigned n_garbage(const uint8_t *n) { return ld16(n + 8); }
-static inline unsigned n_slot(const uint8_t *n, unsigned i) { return ld16(n + BPT_HDR + 2 * i); }
+static inline unsigned n_pfx(const uint8_t *n) { return ld16(n + 10); }
+static inline unsigned n_slot(const uint8_t *n, unsigned i)
+{
+	return ld16(n + BPT_HDR + BPT_SLOT * i);
+}
+static inline uint32_t n_hint(const uint8_t *n, unsigned i)
+{
+	return ld32(n + BPT_HDR + BPT_SLOT * i + 2);
+}
+static inline void n_set_slot(uint8_t *n, unsigned i, unsigned off, uint32_t hint)
+{
+	st16(n + BPT_HDR + BPT_SLOT * i, (uint16_t)off);
+	st32(n + BPT_HDR + BPT_SLOT * i + 2, hint);
+}
 
 /* ---- cells ---- */
 static inline const uint8_t *leaf_cell(const uint8_t *n, unsigned i) { return n + n_slot(n, i); }
@@ -114,6 +133,30 @@ static inline int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_
 	return alen < blen ? -1 : alen > blen;
 }
 
+/* The hint of a key in a node with prefix length p: bytes p..p+3 as a
+ * big-endian number, zero past the key's end. For keys that share the
+ * prefix, a < b implies hint(a) <= hint(b), and hint(a) < hint(b) implies
+ * a < b. */
+static inline uint32_t bpt_hint(const uint8_t *k, size_t klen, unsigned p)
+{
+	if (klen >= (size_t)p + 4)
+		return (uint32_t)k[p] << 24 | (uint32_t)k[p + 1] << 16 | (uint32_t)k[p + 2] << 8 |
+		       k[p + 3];
+	uint32_t h = 0;
+	for (unsigned i = 0; i < 4; i++)
+		h = h << 8 | ((size_t)p + i < klen ? (uint32_t)k[p + i] : 0u);
+	return h;
+}
+
+/* Length of the common prefix of two keys. */
+static inline unsigned bpt_lcp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen, i = 0;
+	while (i < n && a[i] == b[i])
+		i++;
+	return (unsigned)i;
+}
+
 /* ---- the meta node, decoded ---- */
 typedef struct bpt_meta {
 	uint32_t node_size;
@@ -132,12 +175,12 @@ uint32_t bpt_key_max(uint32_t node_size);
 /* Whether a value of vlen stays in the leaf next to a key of klen. */
 static inline bool bpt_inline(uint32_t ns, size_t klen, size_t vlen)
 {
-	return 2 + BPT_LEAF_CELL + klen + vlen <= bpt_emax(ns);
+	return BPT_SLOT + BPT_LEAF_CELL + klen + vlen <= bpt_emax(ns);
 }
 /* Used bytes of a branch/leaf node (slots + live cells). */
 static inline uint32_t n_used(const uint8_t *n, uint32_t ns)
 {
-	return 2 * n_count(n) + (ns - n_heap(n)) - n_garbage(n);
+	return BPT_SLOT * n_count(n) + (ns - n_heap(n)) - n_garbage(n);
 }
 /* The fill bound every non-top node keeps (design/BPTREE.md). */
 static inline bool bpt_underfull(uint32_t used, uint32_t ns)
@@ -186,13 +229,16 @@ typedef struct bpt_ent {
 static inline uint32_t ent_size(const bpt_ent *e, bool leaf)
 {
 	if (leaf)
-		return 2 + BPT_LEAF_CELL + e->klen + ((e->flags & BPT_F_OVERFLOW) ? 8u : e->vlen);
-	return 2 + BPT_BRANCH_CELL + e->klen;
+		return BPT_SLOT + BPT_LEAF_CELL + e->klen +
+		       ((e->flags & BPT_F_OVERFLOW) ? 8u : e->vlen);
+	return BPT_SLOT + BPT_BRANCH_CELL + e->klen;
 }
 /* Entries of node n into out (room for n_count(n)); pointers into n. */
 void bpt_gather(const uint8_t *n, bpt_ent *out);
 /* Writes a node of ns bytes holding e[0..cnt) into dst (which must not
  * overlap the entries' bytes). The caller checks they fit. */
+/* The prefix length a node built from e[0..cnt) gets. */
+unsigned bpt_prefix_of(const bpt_ent *e, unsigned cnt, bool leaf);
 void bpt_build(uint8_t *dst, uint32_t ns, unsigned kind, unsigned level, const bpt_ent *e,
 	       unsigned cnt);
 void bpt_hdr_init(uint8_t *n, unsigned kind, unsigned level);

@@ -59,9 +59,9 @@ static int bl_alloc(bl *b, uint32_t size, unsigned kind, void **p, strata_node_i
 static void node_append(uint8_t *n, const bpt_ent *e, bool leaf)
 {
 	unsigned cnt = n_count(n);
-	uint32_t heap = n_heap(n) - (ent_size(e, leaf) - 2);
+	uint32_t heap = n_heap(n) - (ent_size(e, leaf) - BPT_SLOT);
 	bpt_put_cell(n + heap, e, leaf);
-	st16(n + BPT_HDR + 2 * cnt, (uint16_t)heap);
+	n_set_slot(n, cnt, heap, 0); /* a scratch node: bpt_build sets the hints */
 	st16(n + 4, (uint16_t)(cnt + 1));
 	st16(n + 6, (uint16_t)heap);
 }
@@ -231,7 +231,7 @@ static int bl_init(bl *b, strata_txn *txn, const bpt_meta *m)
 	b->m = *m;
 	b->ns = m->node_size;
 	b->cap = bpt_cap(b->ns);
-	size_t maxent = 2 * b->cap / (2 + BPT_LEAF_CELL + 1) + 4;
+	size_t maxent = 2 * b->cap / (BPT_SLOT + BPT_LEAF_CELL + 1) + 4;
 	b->eents = malloc(maxent * sizeof(bpt_ent));
 	b->rents = malloc(maxent * sizeof(bpt_ent));
 	b->prev = malloc(2 * (size_t)m->key_max);

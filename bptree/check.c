@@ -57,6 +57,36 @@ static bool in_range(const range *rg, const uint8_t *k, size_t klen)
 	       (!rg->hi || key_cmp(k, klen, rg->hi, rg->hilen) < 0);
 }
 
+/* The prefix and the slot hints (cells already inside the node): every key
+ * (separators 1.. of a branch) starts with the node's p prefix bytes, the
+ * prefix of a node with no such key is empty, and each hint is its key's. */
+static bool ck_hints(ck *c, strata_node_id id, const uint8_t *n, unsigned level)
+{
+	unsigned cnt = n_count(n), p = n_pfx(n), first = level ? 1 : 0;
+	if (p > c->m.key_max || (cnt <= first && p)) {
+		ck_fail(c, id, "prefix length %u with %u entries", p, cnt);
+		return false;
+	}
+	if (level && cnt && n_hint(n, 0) != 0)
+		ck_fail(c, id, "entry 0: hint %#x, want 0", n_hint(n, 0));
+	const uint8_t *pk = NULL;
+	for (unsigned i = first; i < cnt; i++) {
+		const uint8_t *cell = n + n_slot(n, i);
+		const uint8_t *k = level ? bc_key(cell) : lc_key(cell);
+		size_t kl = level ? bc_klen(cell) : lc_klen(cell);
+		if (!pk)
+			pk = k;
+		if (kl < p || memcmp(k, pk, p) != 0) {
+			ck_fail(c, id, "slot %u: key without the node's %u-byte prefix", i, p);
+			return false;
+		}
+		if (n_hint(n, i) != bpt_hint(k, kl, p))
+			ck_fail(c, id, "slot %u: hint %#x, key gives %#x", i, n_hint(n, i),
+				bpt_hint(k, kl, p));
+	}
+	return true;
+}
+
 /* Header, slots and cells of a branch/leaf node; false if unusable. */
 static bool ck_layout(ck *c, strata_node_id id, const uint8_t *n, uint32_t size, unsigned level)
 {
@@ -69,7 +99,7 @@ static bool ck_layout(ck *c, strata_node_id id, const uint8_t *n, uint32_t size,
 		return false;
 	}
 	unsigned cnt = n_count(n), heap = n_heap(n);
-	if (BPT_HDR + 2 * cnt > heap || heap > size) {
+	if (BPT_HDR + BPT_SLOT * cnt > heap || heap > size) {
 		ck_fail(c, id, "count %u / heap %u out of bounds", cnt, heap);
 		return false;
 	}
@@ -89,7 +119,7 @@ static bool ck_layout(ck *c, strata_node_id id, const uint8_t *n, uint32_t size,
 			size - heap);
 		return false;
 	}
-	return true;
+	return ck_hints(c, id, n, level);
 }
 
 static void ck_fill(ck *c, strata_node_id id, const uint8_t *n, unsigned level, bool top)

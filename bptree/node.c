@@ -13,7 +13,7 @@ bool bpt_full_separators = false;
 
 uint32_t bpt_key_max(uint32_t node_size)
 {
-	uint32_t k = bpt_emax(node_size) - 2 - BPT_BRANCH_CELL;
+	uint32_t k = bpt_emax(node_size) - BPT_SLOT - BPT_BRANCH_CELL;
 	return k < STRATA_BPT_KEY_MAX ? k : STRATA_BPT_KEY_MAX;
 }
 
@@ -91,8 +91,8 @@ int bpt_rd_tree_node(const bpt_rd *r, const bpt_meta *m, strata_node_id id, unsi
 	const uint8_t *n = *p;
 	unsigned kind = level ? STRATA_BPT_KIND_BRANCH : STRATA_BPT_KIND_LEAF;
 	if (size != m->node_size || ld16(n) != BPT_MAGIC || n_kind(n) != kind ||
-	    n_level(n) != level || BPT_HDR + 2 * n_count(n) > n_heap(n) || n_heap(n) > size ||
-	    (level && n_count(n) == 0))
+	    n_level(n) != level || BPT_HDR + BPT_SLOT * n_count(n) > n_heap(n) ||
+	    n_heap(n) > size || (level && n_count(n) == 0) || n_pfx(n) > m->key_max)
 		return STRATA_ECORRUPT;
 	return 0;
 }
@@ -118,23 +118,63 @@ int bpt_rd_value(const bpt_rd *r, const uint8_t *cell, const void **val, size_t 
 	return 0;
 }
 
-/* Binary search waits on one cell miss per probe; fetching both cells the
- * next probe may need overlaps those misses (the slot array is hot). */
-static inline void prefetch_next(const uint8_t *n, unsigned lo, unsigned mid, unsigned hi)
+/* Search within a node. The hints in the slot array order the keys
+ * wherever they differ, so a search is a binary search over the slot array
+ * (a few cache lines) for the run of slots whose hint equals the key's,
+ * then full compares inside that run only (usually one slot or none).
+ * The node prefix is checked against one key of the node (leaf slot 0,
+ * branch entry 1), fetched while the hint search runs: a key outside the
+ * prefix sorts before or after every key of the node. */
+
+/* Fetches the slot array's cache lines at once: the binary search over it
+ * would otherwise wait on them one after another. */
+static inline void prefetch_slots(const uint8_t *n, unsigned cnt)
 {
-	if (lo < mid)
-		__builtin_prefetch(n + n_slot(n, (lo + mid) / 2));
-	if (mid + 1 < hi)
-		__builtin_prefetch(n + n_slot(n, (mid + 1 + hi) / 2));
+	const uint8_t *end = n + BPT_HDR + BPT_SLOT * cnt;
+	for (const uint8_t *q = n + 64; q < end; q += 64)
+		__builtin_prefetch(q);
+}
+
+/* First slot in [lo, hi) whose hint is >= h. */
+static inline unsigned hint_lb(const uint8_t *n, unsigned lo, unsigned hi, uint32_t h)
+{
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		if (n_hint(n, mid) < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* key's first p bytes against the prefix pk[0..p): <0, 0, >0 (a key
+ * shorter than p that is a prefix of it sorts first). */
+static inline int pfx_cmp(const uint8_t *key, size_t klen, const uint8_t *pk, unsigned p)
+{
+	return key_cmp(key, klen < p ? klen : p, pk, p);
 }
 
 unsigned bpt_leaf_search(const uint8_t *n, const uint8_t *key, size_t klen, bool *found)
 {
-	unsigned lo = 0, hi = n_count(n);
+	unsigned cnt = n_count(n), p = n_pfx(n);
 	*found = false;
+	if (cnt == 0)
+		return 0;
+	prefetch_slots(n, cnt);
+	const uint8_t *c0 = leaf_cell(n, 0);
+	if (p)
+		__builtin_prefetch(c0);
+	uint32_t h = bpt_hint(key, klen, p);
+	unsigned lo = hint_lb(n, 0, cnt, h);
+	unsigned hi = h == UINT32_MAX ? cnt : hint_lb(n, lo, cnt, h + 1);
+	if (p) {
+		int pc = pfx_cmp(key, klen, lc_key(c0), p);
+		if (pc)
+			return pc < 0 ? 0 : cnt;
+	}
 	while (lo < hi) {
 		unsigned mid = (lo + hi) / 2;
-		prefetch_next(n, lo, mid, hi);
 		const uint8_t *c = leaf_cell(n, mid);
 		int cmp = key_cmp(lc_key(c), lc_klen(c), key, klen);
 		if (cmp < 0) {
@@ -153,10 +193,24 @@ unsigned bpt_branch_search(const uint8_t *n, const uint8_t *key, size_t klen)
 {
 	/* Entry 0 is the lower bound: search entries 1..count-1 for the
 	 * first separator > key; the child is the one before it. */
-	unsigned lo = 1, hi = n_count(n);
+	unsigned cnt = n_count(n), p = n_pfx(n);
+	if (cnt < 2)
+		return 0;
+	prefetch_slots(n, cnt);
+	const uint8_t *c1 = br_cell(n, 1);
+	if (p)
+		__builtin_prefetch(c1);
+	uint32_t h = bpt_hint(key, klen, p);
+	unsigned lo = hint_lb(n, 1, cnt, h);
+	unsigned hi = h == UINT32_MAX ? cnt : hint_lb(n, lo, cnt, h + 1);
+	if (p) {
+		int pc = pfx_cmp(key, klen, bc_key(c1), p);
+		if (pc)
+			return pc < 0 ? 0 : cnt - 1;
+	}
+	/* Separators before lo are < key, from hi on > key. */
 	while (lo < hi) {
 		unsigned mid = (lo + hi) / 2;
-		prefetch_next(n, lo, mid, hi);
 		const uint8_t *c = br_cell(n, mid);
 		if (key_cmp(bc_key(c), bc_klen(c), key, klen) <= 0)
 			lo = mid + 1;
@@ -217,31 +271,41 @@ uint32_t bpt_put_cell(uint8_t *c, const bpt_ent *e, bool leaf)
 	return BPT_BRANCH_CELL + e->klen;
 }
 
+unsigned bpt_prefix_of(const bpt_ent *e, unsigned cnt, bool leaf)
+{
+	/* Keys are sorted: the first and the last share what all share. A
+	 * branch's entry 0 holds no key. */
+	unsigned first = leaf ? 0 : 1;
+	if (cnt <= first)
+		return 0;
+	return bpt_lcp(e[first].key, e[first].klen, e[cnt - 1].key, e[cnt - 1].klen);
+}
+
 void bpt_build(uint8_t *dst, uint32_t ns, unsigned kind, unsigned level, const bpt_ent *e,
 	       unsigned cnt)
 {
 	bool leaf = kind == STRATA_BPT_KIND_LEAF;
+	unsigned p = bpt_prefix_of(e, cnt, leaf);
 	bpt_hdr_init(dst, kind, level);
 	uint32_t heap = ns;
 	for (unsigned i = 0; i < cnt; i++) {
 		bpt_ent x = e[i];
 		if (!leaf && i == 0)
 			x.klen = 0; /* entry 0 of a branch is the lower bound */
-		heap -= ent_size(&x, leaf) - 2;
+		heap -= ent_size(&x, leaf) - BPT_SLOT;
 		bpt_put_cell(dst + heap, &x, leaf);
-		st16(dst + BPT_HDR + 2 * i, (uint16_t)heap);
+		n_set_slot(dst, i, heap, leaf || i > 0 ? bpt_hint(x.key, x.klen, p) : 0);
 	}
 	st16(dst + 4, (uint16_t)cnt);
 	st16(dst + 6, (uint16_t)heap);
+	st16(dst + 10, (uint16_t)p);
 }
 
 uint32_t bpt_sep_len(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
 	if (bpt_full_separators)
 		return (uint32_t)blen;
-	size_t n = alen < blen ? alen : blen, i = 0;
-	while (i < n && a[i] == b[i])
-		i++;
+	size_t i = bpt_lcp(a, alen, b, blen);
 	/* a < b: either they differ at i, or a is a prefix of b (i == alen). */
 	return (uint32_t)(i + 1 <= blen ? i + 1 : blen);
 }

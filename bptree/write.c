@@ -62,7 +62,7 @@ static int w_ws(bpt_w *w)
 	if (w->ws)
 		return 0;
 	/* Two nodes' worth of the smallest entries (1-byte key, no value). */
-	size_t maxent = 2 * w->cap / (2 + BPT_LEAF_CELL + 1) + 4;
+	size_t maxent = 2 * w->cap / (BPT_SLOT + BPT_LEAF_CELL + 1) + 4;
 	size_t ents = maxent * sizeof(bpt_ent);
 	uint8_t *p = malloc(2 * ents + 2 * (size_t)w->ns + (BPT_MAX_HEIGHT + 1) * w->m.key_max);
 	if (!p)
@@ -352,23 +352,28 @@ static void leaf_remove(uint8_t *n, unsigned i)
 {
 	unsigned cnt = n_count(n);
 	uint32_t sz = lc_size(leaf_cell(n, i));
-	memmove(n + BPT_HDR + 2 * i, n + BPT_HDR + 2 * (i + 1), 2 * (cnt - i - 1));
+	memmove(n + BPT_HDR + BPT_SLOT * i, n + BPT_HDR + BPT_SLOT * (i + 1),
+		BPT_SLOT * (cnt - i - 1));
 	st16(n + 4, (uint16_t)(cnt - 1));
 	st16(n + 8, (uint16_t)(n_garbage(n) + sz));
+	if (cnt == 1)
+		st16(n + 10, 0); /* no key left to hold the prefix */
 }
 
 /* Inserts e at slot i in place if the gap between slots and cells has
- * room; false if not. */
+ * room and e's key shares the node's prefix; false if not. */
 static bool leaf_fast_insert(uint8_t *n, unsigned i, const bpt_ent *e)
 {
-	unsigned cnt = n_count(n);
+	unsigned cnt = n_count(n), p = n_pfx(n);
 	uint32_t need = ent_size(e, true);
-	if (n_heap(n) - (BPT_HDR + 2 * cnt) < need)
+	if (n_heap(n) - (BPT_HDR + BPT_SLOT * cnt) < need)
 		return false;
-	uint32_t heap = n_heap(n) - (need - 2);
+	if (p && (e->klen < p || memcmp(e->key, lc_key(leaf_cell(n, 0)), p) != 0))
+		return false; /* rebuilt with a shorter prefix */
+	uint32_t heap = n_heap(n) - (need - BPT_SLOT);
 	bpt_put_cell(n + heap, e, true);
-	memmove(n + BPT_HDR + 2 * (i + 1), n + BPT_HDR + 2 * i, 2 * (cnt - i));
-	st16(n + BPT_HDR + 2 * i, (uint16_t)heap);
+	memmove(n + BPT_HDR + BPT_SLOT * (i + 1), n + BPT_HDR + BPT_SLOT * i, BPT_SLOT * (cnt - i));
+	n_set_slot(n, i, heap, bpt_hint(e->key, e->klen, p));
 	st16(n + 4, (uint16_t)(cnt + 1));
 	st16(n + 6, (uint16_t)heap);
 	return true;
@@ -408,7 +413,7 @@ static int leaf_replace(bpt_w *w, const bpt_ent *e)
 		if ((rc = strata_txn_free(w->txn, ld64(lc_val(cell)))))
 			return rc;
 	}
-	if (lc_size(cell) == ent_size(e, true) - 2) {
+	if (lc_size(cell) == ent_size(e, true) - BPT_SLOT) {
 		bpt_put_cell(cell, e, true);
 		return 0;
 	}

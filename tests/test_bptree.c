@@ -512,7 +512,7 @@ static void bulk_case(uint32_t node_size, size_t n, uint64_t seed)
 	test_rng r = {seed};
 	while (m.n < n) {
 		uint8_t k[40], v[6000];
-		size_t kl = gen_key(&r, k, node_size == 256 ? 40 : sizeof k, 1000000);
+		size_t kl = gen_key(&r, k, node_size == 256 ? 36 : sizeof k, 1000000); /* key_max */
 		m_put(&m, k, kl, v, gen_val(&r, v, sizeof v));
 	}
 	strata_txn *t;
@@ -773,12 +773,18 @@ static void damage_case(void (*harm)(uint8_t *leaf), const char *expect)
 	test_close(s);
 }
 
+/* Slots are 6 bytes from byte 16: u16 cell offset, u32 key hint. */
 static void swap_first_two(uint8_t *leaf)
 {
-	uint8_t tmp[2];
-	memcpy(tmp, leaf + 16, 2);
-	memmove(leaf + 16, leaf + 18, 2);
-	memcpy(leaf + 18, tmp, 2);
+	uint8_t tmp[6];
+	memcpy(tmp, leaf + 16, 6);
+	memmove(leaf + 16, leaf + 22, 6);
+	memcpy(leaf + 22, tmp, 6);
+}
+
+static void bad_hint(uint8_t *leaf)
+{
+	leaf[16 + 6 + 2] ^= 0x40; /* slot 1's hint */
 }
 
 static void drop_last(uint8_t *leaf)
@@ -799,6 +805,7 @@ Test(bptree, checker_finds_damage)
 	damage_case(swap_first_two, "keys not increasing");
 	damage_case(drop_last, "garbage");
 	damage_case(bad_kind, "bad header");
+	damage_case(bad_hint, "hint");
 }
 
 /* ---- snapshots while a writer commits ---- */

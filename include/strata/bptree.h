@@ -40,8 +40,8 @@ extern "C" {
 #define STRATA_BPT_NODE_MAX 32768u
 #define STRATA_BPT_NODE_DEFAULT 4096u
 /* Longest key any tree accepts. A tree's own limit (strata_bpt_stats
- * key_max) is min(STRATA_BPT_KEY_MAX, (node_size - 16) / 4 - 20): 1000
- * bytes with the default node size, 40 with the smallest. */
+ * key_max) is min(STRATA_BPT_KEY_MAX, (node_size - 16) / 4 - 24): 996
+ * bytes with the default node size, 36 with the smallest. */
 #define STRATA_BPT_KEY_MAX 1024u
 /* Longest value: one overflow node holds it. */
 #define STRATA_BPT_VALUE_MAX (STRATA_NODE_MAX - 16u)
