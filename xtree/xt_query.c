@@ -3,9 +3,9 @@
  * within) and best-first k-nearest-neighbour search (Hjaltason & Samet
  * 1999) as an incremental cursor.
  *
- * Window tests run one dimension at a time over a chunk of entries into a
- * byte mask, branch-free, so the compiler vectorises them over the
- * structure-of-arrays coordinates.
+ * Window tests take two entries at a time (one vector of the structure-of-
+ * arrays coordinates), every dimension of them, branch-free, into a bit
+ * mask of up to 64 entries; only the set bits are visited.
  *
  * The cursor keeps one priority queue of nodes and entries keyed by their
  * distance to the query point. Order: distance; at equal distance nodes
@@ -36,39 +36,68 @@ typedef struct wq {
 	void *ctx;
 } wq;
 
-/* One dimension of the test over whole lanes: m &= lo <= b & hi >= a for
- * "meets" (called with the query's hi, lo), and the three predicates are
- * all of this form with the operands swapped. */
-static inline void lanes_le_ge(const double *lo, const double *hi, uint32_t len, double b,
-			       double a, bool swap, xt_vi *mask)
+/* One vector of entries (at, at + 1) against the query in every dimension;
+ * tail > 0: only `tail` entries remain (xt_load_tail). */
+static inline __attribute__((always_inline)) xt_vi
+test_lane(const xt_view *v, uint32_t d, uint32_t at, uint32_t tail, const int rel,
+	  const double *qlo, const double *qhi)
 {
-	uint32_t full = len / XT_LANES, nv = (len + XT_LANES - 1) / XT_LANES;
-	const xt_vd va = xt_splat(a), vb = xt_splat(b);
-	for (uint32_t j = 0; j < nv; j++) {
-		uint32_t at = XT_LANES * j;
-		xt_vd l = j < full ? xt_load(lo + at) : xt_load_tail(lo + at, len - at);
-		xt_vd h = j < full ? xt_load(hi + at) : xt_load_tail(hi + at, len - at);
-		mask[j] &= swap ? (l >= vb) & (h <= va) : (l <= vb) & (h >= va);
+	uint32_t cap = v->h->cap;
+	xt_vi m = {-1, -1};
+	for (uint32_t k = 0; k < d; k++) {
+		const double *lo = v->lo + (size_t)k * cap + at, *hi = v->hi + (size_t)k * cap + at;
+		xt_vd l = tail ? xt_load_tail(lo, tail) : xt_load(lo);
+		xt_vd h = tail ? xt_load_tail(hi, tail) : xt_load(hi);
+		if (rel == 0)
+			m &= (l <= xt_splat(qhi[k])) & (h >= xt_splat(qlo[k]));
+		else if (rel == 1)
+			m &= (l <= xt_splat(qlo[k])) & (h >= xt_splat(qhi[k]));
+		else
+			m &= (l >= xt_splat(qlo[k])) & (h <= xt_splat(qhi[k]));
 	}
+	return m;
 }
 
-/* mask[i] = entry i passes the test (rel: 0 intersects, 1 contains q,
- * 2 within q) in every dimension. */
-static void test_chunk(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
-		       const double *qlo, const double *qhi, xt_vi *mask)
+/* Entries [from, from + len) of a node (len <= 64) that pass the test in
+ * every dimension, one bit each (bit i: entry from + i). rel 0: meets q
+ * (lo <= qhi & hi >= qlo); 1: contains q (lo <= qlo & hi >= qhi); 2: within
+ * q (lo >= qlo & hi <= qhi). Two entries per step, every dimension of them
+ * in the inner loop, the mask kept in a register: no mask array to store,
+ * reload and gather bits from. A partial last lane repeats the last entry;
+ * its bit is cleared. Inlined with a constant rel, so each predicate gets
+ * its own loop. */
+static inline __attribute__((always_inline)) uint64_t
+test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int rel,
+	  const double *qlo, const double *qhi)
 {
-	uint32_t cap = v->h->cap, nv = (len + XT_LANES - 1) / XT_LANES;
-	for (uint32_t j = 0; j < nv; j++)
-		mask[j] = (xt_vi){-1, -1};
-	for (uint32_t k = 0; k < d; k++) {
-		const double *lo = v->lo + (size_t)k * cap + from, *hi = v->hi + (size_t)k * cap + from;
-		if (rel == 0) /* lo <= qhi & hi >= qlo */
-			lanes_le_ge(lo, hi, len, qhi[k], qlo[k], false, mask);
-		else if (rel == 1) /* lo <= qlo & hi >= qhi */
-			lanes_le_ge(lo, hi, len, qlo[k], qhi[k], false, mask);
-		else /* lo >= qlo & hi <= qhi */
-			lanes_le_ge(lo, hi, len, qlo[k], qhi[k], true, mask);
+	uint32_t full = len / XT_LANES, j = 0;
+	uint64_t bits = 0;
+	for (; j < full; j++) { /* whole lanes: plain loads */
+		xt_vi m = test_lane(v, d, from + XT_LANES * j, 0, rel, qlo, qhi);
+		bits |= ((uint64_t)(m[0] & 1) | (uint64_t)(m[1] & 2)) << (XT_LANES * j);
 	}
+	if (len % XT_LANES) { /* the partial lane, once: its copy's bit cleared below */
+		xt_vi m = test_lane(v, d, from + XT_LANES * j, len % XT_LANES, rel, qlo, qhi);
+		bits |= ((uint64_t)(m[0] & 1) | (uint64_t)(m[1] & 2)) << (XT_LANES * j);
+	}
+	return len < 64 ? bits & ((1ull << len) - 1) : bits;
+}
+
+/* test_bits with rel (and, for 2-D, d) constant: the per-dimension query
+ * splats leave the lane loop, which unrolls (2-D: 4 loads, 4 compares). */
+static uint64_t node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
+			  const double *qlo, const double *qhi)
+{
+	if (d == 2) {
+		if (rel == 0)
+			return test_bits(v, 2, from, len, 0, qlo, qhi);
+		return rel == 1 ? test_bits(v, 2, from, len, 1, qlo, qhi)
+				: test_bits(v, 2, from, len, 2, qlo, qhi);
+	}
+	if (rel == 0)
+		return test_bits(v, d, from, len, 0, qlo, qhi);
+	return rel == 1 ? test_bits(v, d, from, len, 1, qlo, qhi)
+			: test_bits(v, d, from, len, 2, qlo, qhi);
 }
 
 static int visit(const wq *q, strata_node_id id, uint32_t level)
@@ -82,29 +111,24 @@ static int visit(const wq *q, strata_node_id id, uint32_t level)
 	/* Directory boxes: "contains" needs a child box containing q; the
 	 * other predicates need one that meets q. */
 	int rel = level ? (q->pred == STRATA_XT_CONTAINS ? 1 : 0) : (int)q->pred;
-	xt_vi mask[CHUNK / XT_LANES];
-	for (uint32_t from = 0; from < v.h->count; from += CHUNK) {
-		uint32_t len = v.h->count - from < CHUNK ? v.h->count - from : CHUNK;
-		test_chunk(&v, q->d, from, len, rel, q->qlo, q->qhi, mask);
-		for (uint32_t base = 0; base < len; base += 64) {
-			uint64_t bits = 0; /* one bit per entry: then only the hits are visited */
-			for (uint32_t j = 0; j < 64 / XT_LANES && base + XT_LANES * j < len; j++)
-				bits |= (uint64_t)(mask[base / XT_LANES + j][0] & 1) << (XT_LANES * j) |
-					(uint64_t)(mask[base / XT_LANES + j][1] & 1) << (XT_LANES * j + 1);
-			if (len - base < 64)
-				bits &= (1ull << (len - base)) - 1;
-			for (; bits; bits &= bits - 1) {
-				uint32_t i = from + base + (uint32_t)__builtin_ctzll(bits);
-				if (level) {
-					rc = visit(q, v.ids[i], level - 1);
-				} else {
-					xt_box b;
-					xt_box_get(&v, q->d, i, &b);
-					rc = q->fn(q->ctx, v.ids[i], b.lo, b.hi);
-				}
-				if (rc)
-					return rc;
+	for (uint32_t from = 0; from < v.h->count; from += 64) {
+		uint32_t len = v.h->count - from < 64 ? v.h->count - from : 64;
+		uint64_t bits = node_bits(&v, q->d, from, len, rel, q->qlo, q->qhi);
+		for (; bits; bits &= bits - 1) {
+			uint32_t i = from + (uint32_t)__builtin_ctzll(bits);
+			if (level) {
+				rc = visit(q, v.ids[i], level - 1);
+			} else if (q->d == 2) { /* the box gathered inline: 4 loads */
+				uint32_t cap = v.h->cap;
+				double lo[2] = {v.lo[i], v.lo[cap + i]}, hi[2] = {v.hi[i], v.hi[cap + i]};
+				rc = q->fn(q->ctx, v.ids[i], lo, hi);
+			} else {
+				xt_box b;
+				xt_box_get(&v, q->d, i, &b);
+				rc = q->fn(q->ctx, v.ids[i], b.lo, b.hi);
 			}
+			if (rc)
+				return rc;
 		}
 	}
 	return 0;
