@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define BENCH_NAME_MAX 64
-#define BENCH_MAX_FIGS 128
+#define BENCH_MAX_FIGS 256
 #define BENCH_MAX_RATIOS 16
 #define BENCH_MAX_TARGETS 16
 #define BENCH_MAX_NOTES 24
