@@ -9,21 +9,9 @@
 set -euo pipefail
 
 case_name=$1 strata=$2
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-kv.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-out=$tmp/stdout err=$tmp/stderr
-
-fail() {
-	printf 'kv %s: FAIL: %s\n--- stdout:\n%s\n--- stderr:\n%s\n' "$case_name" "$1" \
-		"$(cat "$out" 2>/dev/null)" "$(cat "$err" 2>/dev/null)" >&2
-	exit 1
-}
-run() {
-	local want=$1 status=0
-	shift
-	"$strata" "$@" >"$out" 2>"$err" || status=$?
-	[[ $status -eq $want ]] || fail "strata $* exited $status, expected $want"
-}
+case_label=kv
+# shellcheck source=case_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/case_lib.sh"
 stdout_is() { [[ $(cat "$out") == "$1" ]] || fail "stdout is not '$1'"; }
 stdout_has() { grep -Eq -- "$1" "$out" || fail "stdout lacks /$1/"; }
 stderr_has() { grep -Eq -- "$1" "$err" || fail "stderr lacks /$1/"; }
