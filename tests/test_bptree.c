@@ -907,12 +907,7 @@ static void rmtree(const char *d)
 
 static strata_store *open_durable(const char *dir)
 {
-	strata_options o;
-	strata_options_init(&o);
-	o.mode = STRATA_DURABLE;
-	o.path = dir;
-	o.flags = STRATA_OPEN_CREATE;
-	o.wal_file_size = 1u << 20;
+	strata_options o = test_durable_options(dir, false);
 	o.durability = STRATA_ASYNC;
 	return test_open(&o);
 }
@@ -1003,12 +998,7 @@ static void crash_commit_ops(uint32_t k, strata_txn *t, model *m, int *rc)
 /* The child: commits until killed, reporting each acknowledged commit. */
 static void crash_child(const char *dir, int fd)
 {
-	strata_options o;
-	strata_options_init(&o);
-	o.mode = STRATA_DURABLE;
-	o.path = dir;
-	o.flags = STRATA_OPEN_CREATE;
-	o.wal_file_size = 1u << 20;
+	strata_options o = test_durable_options(dir, false);
 	strata_store *s;
 	strata_txn *t;
 	int rc = strata_open(&o, &s);

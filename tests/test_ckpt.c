@@ -22,15 +22,7 @@ TestSuite(ckpt, .fini = test_leak_check);
 
 static strata_options opts(void)
 {
-	strata_options o;
-	strata_options_init(&o);
-	o.mode = STRATA_DURABLE;
-	o.path = "db";
-	o.flags = STRATA_OPEN_CREATE;
-	o.wal_file_size = 1u << 20;
-	o.async_interval_ms = 3600u * 1000;
-	o.checkpoint_interval_ms = 0;
-	o.checkpoint_wal_bytes = UINT64_MAX;
+	strata_options o = test_durable_options("db", true);
 	o.ot_shards_initial = 1; /* every node in shard 0: chunks fill up */
 	return o;
 }

@@ -37,16 +37,7 @@ static const char *const root_names[NROOTS] = {"r0", "r1", "r2"};
  * (no timed syncs or checkpoints), so the I/O steps of a run repeat. */
 static strata_options opts(void)
 {
-	strata_options o;
-	strata_options_init(&o);
-	o.mode = STRATA_DURABLE;
-	o.path = "db";
-	o.flags = STRATA_OPEN_CREATE;
-	o.wal_file_size = 1u << 20;
-	o.async_interval_ms = 3600u * 1000;
-	o.checkpoint_interval_ms = 0;
-	o.checkpoint_wal_bytes = UINT64_MAX;
-	return o;
+	return test_durable_options("db", true);
 }
 
 static int open_sim(io_env *env, strata_store **s)

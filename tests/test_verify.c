@@ -33,16 +33,7 @@ typedef struct nodes {
 
 static strata_options durable_opts(void)
 {
-	strata_options o;
-	strata_options_init(&o);
-	o.mode = STRATA_DURABLE;
-	o.path = "db";
-	o.flags = STRATA_OPEN_CREATE;
-	o.wal_file_size = 1u << 20;
-	o.async_interval_ms = 3600u * 1000; /* the coordinator stays asleep */
-	o.checkpoint_interval_ms = 0;
-	o.checkpoint_wal_bytes = UINT64_MAX;
-	return o;
+	return test_durable_options("db", true); /* the coordinator stays asleep */
 }
 
 static io_env *fresh_env(void)

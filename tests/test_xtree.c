@@ -725,13 +725,8 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 static strata_store *open_durable(const char *dir)
 {
-	strata_options o;
-	strata_options_init(&o);
-	o.mode = STRATA_DURABLE;
-	o.path = dir;
-	o.flags = STRATA_OPEN_CREATE;
+	strata_options o = test_durable_options(dir, false);
 	o.durability = STRATA_ASYNC;
-	o.wal_file_size = 1u << 20;
 	return test_open(&o);
 }
 
@@ -802,12 +797,7 @@ Test(xtree_diff, durable_16d_clustered_reopen)
  * flight, whole, and the tree passes the checker. */
 static void crash_child(const char *dir, int fd)
 {
-	strata_options o;
-	strata_options_init(&o);
-	o.mode = STRATA_DURABLE;
-	o.path = dir;
-	o.flags = STRATA_OPEN_CREATE;
-	o.wal_file_size = 1u << 20;
+	strata_options o = test_durable_options(dir, false);
 	strata_store *s;
 	const char *name = "k";
 	strata_txn *t;

@@ -48,6 +48,22 @@ uint64_t test_fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+strata_options test_durable_options(const char *path, bool idle)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.mode = STRATA_DURABLE;
+	o.path = path;
+	o.flags = STRATA_OPEN_CREATE;
+	o.wal_file_size = 1u << 20;
+	if (idle) {
+		o.async_interval_ms = 3600u * 1000;
+		o.checkpoint_interval_ms = 0;
+		o.checkpoint_wal_bytes = UINT64_MAX;
+	}
+	return o;
+}
+
 strata_store *test_open(const strata_options *opts)
 {
 	strata_store *s = NULL;

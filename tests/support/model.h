@@ -4,6 +4,7 @@
  * complained and about what). */
 #ifndef STRATA_TEST_MODEL_H
 #define STRATA_TEST_MODEL_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,11 @@ uint64_t test_fnv(uint64_t h, const void *p, size_t n);
  * (LeakSanitizer's own exit-time report in a Criterion worker does not fail
  * the test, so each test checks before its process ends.) No-op elsewhere. */
 void test_leak_check(void);
+
+/* Options for a DURABLE store in `path`: created if missing, 1 MiB WAL
+ * files. idle: the coordinator never wakes on its own (no timed sync, no
+ * checkpoint by time or WAL size), so the I/O steps of a run repeat. */
+strata_options test_durable_options(const char *path, bool idle);
 
 /* Opens a store with the given options (NULL: defaults) or fails the test. */
 strata_store *test_open(const strata_options *opts);
