@@ -759,14 +759,14 @@ Test(xtree, durable_survives_close_and_reopen)
 
 /* The differential workload on a DURABLE store, closed and reopened
  * (recovery: checkpoint + WAL replay) every few batches. */
-static void durable_workload(uint32_t d, bool clustered, uint64_t seed, size_t target)
+static void durable_workload(uint32_t d, bool clustered, bool grid, uint64_t seed, size_t target)
 {
 	char dir[] = "/tmp/strata-xt-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 	strata_store *s = open_durable(dir);
 	create(s, "d", d, NULL);
 	gen g;
-	gen_init(&g, d, seed, clustered, false);
+	gen_init(&g, d, seed, clustered, grid);
 	model m = {.d = d};
 	uint64_t next = 1;
 	for (int round = 1; m.n < target; round++) {
@@ -786,10 +786,20 @@ static void durable_workload(uint32_t d, bool clustered, uint64_t seed, size_t t
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-Test(xtree_diff, durable_2d_reopen) { durable_workload(2, false, 2002, 2000 * (size_t)scale()); }
+/* 1-D on the integer grid: many equal kNN distances across reopens. */
+Test(xtree_diff, durable_1d_grid_reopen)
+{
+	durable_workload(1, false, true, 1001, 2000 * (size_t)scale());
+}
+Test(xtree_diff, durable_2d_reopen) { durable_workload(2, false, false, 2002, 2000 * (size_t)scale()); }
 Test(xtree_diff, durable_16d_clustered_reopen)
 {
-	durable_workload(16, true, 1616, 1000 * (size_t)scale());
+	durable_workload(16, true, false, 1616, 1000 * (size_t)scale());
+}
+/* 32-D: 32 KiB nodes, the largest the substrate writes for this index. */
+Test(xtree_diff, durable_32d_reopen)
+{
+	durable_workload(32, false, false, 3232, 800 * (size_t)scale());
 }
 
 /* A process killed (SIGKILL) while it commits X-tree batches SYNC: the
