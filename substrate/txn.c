@@ -40,6 +40,7 @@ struct strata_txn {
 	size_t nroots, roots_cap, nlocked;
 	txn_root *roots;
 	idvec reserved, retired;
+	idvec dropped; /* own nodes replaced by strata_txn_rewrite: freed at commit */
 	uint64_t retired_bytes;
 	strata_durability durability;
 	uint64_t wal_end; /* DURABLE: where this commit's frames end in the WAL */
@@ -86,6 +87,7 @@ static void txn_release(strata_txn *t)
 		pin_release(&s->pins, t->pin);
 	idvec_free(&t->reserved);
 	idvec_free(&t->retired);
+	idvec_free(&t->dropped);
 	strata_mem_free(t->roots, sizeof *t->roots * t->roots_cap);
 	strata_mem_free(t, sizeof *t);
 	atomic_fetch_sub_explicit(&s->txns_open, 1, memory_order_relaxed);
@@ -306,6 +308,39 @@ int strata_txn_write(strata_txn *t, strata_node_id id, strata_node_id *new_id, v
 	return 0;
 }
 
+int strata_txn_rewrite(strata_txn *t, strata_node_id id, uint32_t new_size, strata_node_id *new_id,
+		       void **data, const void **old_data, uint32_t *old_size)
+{
+	if (!t || !new_id || !data || !old_data)
+		return STRATA_EINVAL;
+	if (new_size > STRATA_NODE_MAX)
+		return STRATA_ETOOBIG;
+	txn_view v;
+	int rc = txn_lookup(t, id, &v);
+	if (rc)
+		return rc;
+	uint32_t size = new_size ? new_size : v.size;
+	if (v.own) { /* replaced, not freed: the caller reads it while filling the new one */
+		if ((rc = idvec_push(&t->dropped, id)))
+			return rc;
+		if ((rc = alloc_node(t, size, v.kind, new_id, data, false))) {
+			t->dropped.n--;
+			return rc;
+		}
+	} else {
+		if ((rc = retire_claim(t, id, v.e, v.size)))
+			return rc;
+		if ((rc = alloc_node(t, size, v.kind, new_id, data, false))) {
+			retire_unclaim(t, v.e, v.size);
+			return rc;
+		}
+	}
+	*old_data = v.data;
+	if (old_size)
+		*old_size = v.size;
+	return 0;
+}
+
 int strata_txn_free(strata_txn *t, strata_node_id id)
 {
 	if (!t)
@@ -380,13 +415,27 @@ static bool root_needs_version(const txn_root *tr)
 	return tr->set || !atomic_load_explicit(&tr->r->head, memory_order_relaxed);
 }
 
-/* Reserved entries still owned (not freed inside the transaction). */
+/* Reserved entries still owned (not freed inside the transaction).
+ * ot_entry_of checks the tag: a handle freed inside the transaction and
+ * issued to it again is owned by the newer NodeID only. */
 static ot_entry *owned_entry(strata_txn *t, strata_node_id id)
 {
 	ot_entry *e = ot_entry_of(&t->s->ot, id);
 	if (e && atomic_load_explicit(&e->birth, memory_order_relaxed) == t->marker)
 		return e;
 	return NULL;
+}
+
+/* Own nodes that strata_txn_rewrite replaced: the caller may have read them
+ * up to now, so they are freed only when the transaction ends. */
+static void free_dropped(strata_txn *t)
+{
+	for (size_t i = 0; i < t->dropped.n; i++) {
+		ot_entry *e = owned_entry(t, t->dropped.v[i]);
+		if (e)
+			store_free_node(t->s, t->dropped.v[i], e);
+	}
+	t->dropped.n = 0;
 }
 
 static void stamp_nodes(strata_txn *t, uint64_t E)
@@ -550,6 +599,7 @@ int strata_txn_commit(strata_txn *t, uint64_t *epoch)
 	if (!t)
 		return STRATA_EINVAL;
 	strata_store *s = t->s;
+	free_dropped(t);
 	if (!txn_changed(t)) {
 		if (epoch)
 			*epoch = t->base;

@@ -218,6 +218,56 @@ Test(durable, state_survives_close_and_reopen)
 	io_sim_free(env);
 }
 
+/* A transaction that frees one of its own nodes and is issued the same
+ * handle again, then replaces that node with strata_txn_rewrite, must log
+ * only the last NodeID: recovery refuses a second image of a live handle
+ * as corruption. */
+Test(durable, reissued_and_rewritten_nodes_replay)
+{
+	io_env *env = fresh_env();
+	strata_store *s;
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	const char *name = "r0";
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &name, 1, STRATA_TXN_SYNC, &t), 0);
+	strata_node_id a, b, c;
+	void *p;
+	const void *old;
+	cr_assert_eq(strata_txn_alloc(t, 100, 1, &a, &p), 0);
+	cr_assert_eq(strata_txn_free(t, a), 0);
+	cr_assert_eq(strata_txn_alloc(t, 100, 2, &b, &p), 0);
+	cr_assert(STRATA_NODEID_INDEX(a) == STRATA_NODEID_INDEX(b) && a != b,
+		  "the freed handle is reissued under a new tag");
+	memset(p, 0x5a, 100);
+	cr_assert_eq(strata_txn_rewrite(t, b, 120, &c, &p, &old, NULL), 0);
+	memcpy(p, old, 100);
+	memset((uint8_t *)p + 100, 0xa5, 20);
+	cr_assert_eq(strata_txn_set_root(t, name, c), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	io_sim_crash_after(env, io_sim_steps(env));
+	strata_close(s); /* no final checkpoint: recovery replays the WAL */
+	io_sim_power_loss(env, IO_SIM_DROP_ALL, 1);
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_node_id got;
+	const void *d;
+	uint32_t n;
+	cr_assert_eq(strata_snapshot_root(snap, name, &got), 0);
+	cr_assert_eq(got, c);
+	cr_assert_eq(strata_resolve(snap, c, &d, &n), 0);
+	cr_assert(n == 120 && ((const uint8_t *)d)[99] == 0x5a && ((const uint8_t *)d)[119] == 0xa5);
+	cr_assert_eq(strata_resolve(snap, a, &d, &n), STRATA_ESTALE);
+	cr_assert_eq(strata_resolve(snap, b, &d, &n), STRATA_ESTALE);
+	strata_snapshot_close(snap);
+	strata_store_stats st;
+	cr_assert_eq(strata_stats(s, &st), 0);
+	cr_assert_eq(st.nodes_live, 1);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
 /* ---- exhaustive power loss --------------------------------------------------------- */
 static void crash_campaign(uint32_t n, uint32_t ckpt_at, unsigned *checked)
 {

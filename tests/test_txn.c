@@ -243,6 +243,99 @@ Test(txn, copy_on_write_semantics)
 	test_close(s);
 }
 
+/* strata_txn_rewrite: the new version is built from the old bytes, which
+ * stay readable (a committed node's for old snapshots too). */
+Test(txn, rewrite_builds_a_new_version_from_the_old)
+{
+	strata_store *s = test_open(NULL);
+	strata_node_id x = commit_root(s, "r", 200, 7);
+	strata_snapshot *old;
+	cr_assert_eq(strata_snapshot_open(s, &old), 0);
+
+	strata_txn *t = begin1(s, "r");
+	strata_node_id x2, x3;
+	void *p, *p3;
+	const void *src, *src3;
+	uint32_t osize = 0;
+	cr_assert_eq(strata_txn_rewrite(t, x, 500, &x2, &p, &src, &osize), 0);
+	cr_assert_neq(x2, x);
+	cr_assert_eq(osize, 200);
+	cr_assert(all_bytes(src, 200, 7), "the old bytes are handed over intact");
+	memcpy(p, src, 200);
+	memset((char *)p + 200, 8, 300);
+	/* An own node is replaced too; its bytes stay readable until the end. */
+	cr_assert_eq(strata_txn_rewrite(t, x2, 0, &x3, &p3, &src3, &osize), 0);
+	cr_assert_neq(x3, x2);
+	cr_assert_eq(src3, p, "the own node's bytes are the source");
+	cr_assert_eq(osize, 500);
+	memcpy(p3, src3, 500);
+	cr_assert(all_bytes(src3, 200, 7), "the replaced own node is not freed before commit");
+	uint32_t size;
+	uint8_t kind;
+	const void *d;
+	cr_assert_eq(strata_txn_read(t, x3, &d, &size, &kind), 0);
+	cr_assert_eq(size, 500);
+	cr_assert_eq(kind, 7, "the kind is kept");
+	cr_assert_eq(strata_txn_rewrite(t, x, 0, &x2, &p, &src, NULL), STRATA_ENOTVISIBLE,
+		     "the claimed original is gone for its rewriter");
+	cr_assert_eq(strata_txn_rewrite(t, x3, STRATA_NODE_MAX + 1, &x2, &p, &src, NULL),
+		     STRATA_ETOOBIG);
+	cr_assert_eq(strata_txn_rewrite(t, x3, 0, &x2, &p, NULL, NULL), STRATA_EINVAL);
+	cr_assert_eq(strata_txn_set_root(t, "r", x3), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+
+	cr_assert_eq(strata_resolve(old, x, &d, &size), 0);
+	cr_assert(size == 200 && all_bytes(d, 200, 7), "old snapshots keep the old version");
+	strata_snapshot_close(old);
+	strata_reclaim(s);
+	cr_assert_eq(stats_of(s).nodes_live, 1, "only the last version lives");
+	cr_assert_eq(stats_of(s).nodes_retired, 0);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	strata_snapshot *now;
+	cr_assert_eq(strata_snapshot_open(s, &now), 0);
+	cr_assert_eq(strata_resolve(now, x3, &d, &size), 0);
+	cr_assert_eq(size, 500);
+	cr_assert(all_bytes(d, 200, 7) && all_bytes((const char *)d + 200, 300, 8));
+	cr_assert_eq(strata_resolve(now, x2, &d, NULL), STRATA_ESTALE, "the replaced own node is freed");
+	strata_snapshot_close(now);
+
+	/* Abort: the original stays live, the rewrites vanish. */
+	t = begin1(s, "r");
+	cr_assert_eq(strata_txn_rewrite(t, x3, 0, &x2, &p, &src, NULL), 0);
+	cr_assert_eq(strata_txn_rewrite(t, x2, 64, &x, &p3, &src3, NULL), 0);
+	strata_txn_abort(t);
+	cr_assert_eq(stats_of(s).nodes_live, 1);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_snapshot_open(s, &now), 0);
+	strata_node_id got;
+	cr_assert_eq(strata_snapshot_root(now, "r", &got), 0);
+	cr_assert_eq(got, x3);
+	cr_assert_eq(strata_resolve(now, x3, &d, &size), 0);
+	cr_assert(size == 500 && all_bytes((const char *)d + 200, 300, 8));
+	strata_snapshot_close(now);
+	test_close(s);
+}
+
+/* A handle freed inside a transaction may be issued to it again; only the
+ * newer NodeID is born at commit (the older one must not be counted twice). */
+Test(txn, handle_freed_and_reissued_in_one_txn)
+{
+	strata_store *s = test_open(NULL);
+	strata_txn *t = begin1(s, "r");
+	strata_node_id a = alloc_fill(t, 100, 1);
+	cr_assert_eq(strata_txn_free(t, a), 0);
+	strata_node_id b = alloc_fill(t, 100, 2);
+	cr_assert(STRATA_NODEID_SHARD(a) == STRATA_NODEID_SHARD(b) &&
+		  STRATA_NODEID_INDEX(a) == STRATA_NODEID_INDEX(b) && a != b,
+		  "the freed handle is reissued under a new tag");
+	cr_assert_eq(strata_txn_set_root(t, "r", b), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	cr_assert_eq(stats_of(s).nodes_live, 1);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	expect_root(s, "r", b, 100, 2);
+	test_close(s);
+}
+
 Test(txn, commit_without_changes_publishes_no_epoch)
 {
 	strata_store *s = test_open(NULL);

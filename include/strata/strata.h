@@ -248,6 +248,24 @@ STRATA_API int strata_txn_alloc(strata_txn *txn, uint32_t size, uint8_t kind, st
 STRATA_API int strata_txn_write(strata_txn *txn, strata_node_id id, strata_node_id *new_id,
 				void **data, uint32_t *size);
 
+/* Copy-on-write without the copy: claims node `id` like strata_txn_write
+ * but hands back a fresh, uninitialised node of `new_size` bytes (0: the
+ * old size; the kind is kept) in *new_id / *data, and the old version's
+ * bytes in *old_data (and *old_size, optional), so the caller builds the new
+ * version in one pass (insert while copying, split, resize). Every byte of
+ * *data is the caller's to write: nothing is copied or zeroed.
+ * A committed node is retired as of this commit, as with strata_txn_write.
+ * A node born in this transaction is replaced too (never returned in
+ * place, so the two never overlap) and freed when the transaction ends.
+ * *old_data stays valid until commit/abort; *data likewise. Use *new_id from
+ * now on: `id` must not be written again in this transaction.
+ * Errors: STRATA_EINVAL, STRATA_ETOOBIG, STRATA_ESTALE, STRATA_ENOTVISIBLE,
+ *         STRATA_EBUSY (another open transaction already retired it),
+ *         STRATA_ENOMEM, STRATA_EFULL. */
+STRATA_API int strata_txn_rewrite(strata_txn *txn, strata_node_id id, uint32_t new_size,
+				  strata_node_id *new_id, void **data, const void **old_data,
+				  uint32_t *old_size);
+
 /* Reads node `id` as this transaction sees it (its own changes included).
  * *data is valid until commit/abort. size, kind optional.
  * Errors: STRATA_ESTALE, STRATA_ENOTVISIBLE, STRATA_EINVAL. */
