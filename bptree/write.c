@@ -12,8 +12,12 @@
  * split in two, or borrow from / merge with a sibling, and hands the
  * changed parent entry list to the level above, up to the top, which grows
  * a new level when it splits and collapses when a branch top keeps one
- * child. Node bytes are always built into scratch buffers first, because
- * entry lists point into the nodes being rebuilt.
+ * child. Node bytes are built into scratch buffers first when the entry
+ * list points into the node being rebuilt; a leaf that must be rebuilt for
+ * an insert (split, compaction) is instead claimed with strata_txn_rewrite,
+ * whose fresh node is built straight from the old version's bytes, and a
+ * split's right half is always built straight into its new node. A split
+ * inserts its separator into the parent in place when the parent has room.
  */
 #include <stdlib.h>
 
@@ -30,6 +34,10 @@ typedef struct bpt_w {
 	strata_node_id id[BPT_MAX_HEIGHT];
 	uint8_t *node[BPT_MAX_HEIGHT];
 	unsigned idx[BPT_MAX_HEIGHT];
+	/* node[l] is not where level l's entry list points (the list came
+	 * from the old version strata_txn_rewrite handed back): build into
+	 * node[l] directly, no scratch copy. */
+	bool direct[BPT_MAX_HEIGHT];
 	bool found;
 	/* Slow-path workspace (one allocation, made on first need). */
 	void *ws;
@@ -97,8 +105,19 @@ static int w_descend(bpt_w *w, const uint8_t *key, size_t klen)
 	return 0;
 }
 
-/* Makes meta and the whole path writable, repointing parents. */
-static int w_cow(bpt_w *w)
+/* Points level l's parent (or the meta's top) at node[l]'s new NodeID. */
+static void w_repoint(bpt_w *w, unsigned l, strata_node_id nid)
+{
+	if (l == w->m.height - 1)
+		w->m.top = nid;
+	else
+		st64(w->node[l + 1] + n_slot(w->node[l + 1], w->idx[l + 1]), nid);
+	w->id[l] = nid;
+}
+
+/* Makes meta and the path from the top down to level `low` writable,
+ * repointing parents (low 1: the caller claims the leaf itself). */
+static int w_cow(bpt_w *w, unsigned low)
 {
 	void *p;
 	strata_node_id nid;
@@ -109,16 +128,11 @@ static int w_cow(bpt_w *w)
 		return rc;
 	w->meta_id = nid;
 	w->meta = p;
-	for (int l = (int)w->m.height - 1; l >= 0; l--) {
+	for (int l = (int)w->m.height - 1; l >= (int)low; l--) {
 		if ((rc = strata_txn_write(w->txn, w->id[l], &nid, &p, NULL)))
 			return rc;
-		if (nid != w->id[l]) {
-			if (l == (int)w->m.height - 1)
-				w->m.top = nid;
-			else
-				st64(w->node[l + 1] + n_slot(w->node[l + 1], w->idx[l + 1]), nid);
-			w->id[l] = nid;
-		}
+		if (nid != w->id[l])
+			w_repoint(w, (unsigned)l, nid);
 		w->node[l] = p;
 	}
 	return 0;
@@ -142,11 +156,37 @@ static unsigned kind_of(unsigned level)
 
 static int w_place(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr);
 
-/* Rewrites node[l] to hold e[0..cnt) (which fit). */
+/* Builds node[l] from e[0..cnt) (which fit): straight into it when the
+ * list does not point into it, else through scratch. */
 static void w_rewrite(bpt_w *w, unsigned l, const bpt_ent *e, unsigned cnt)
 {
+	if (w->direct[l]) {
+		bpt_build(w->node[l], w->ns, kind_of(l), l, e, cnt);
+		return;
+	}
 	bpt_build(w->scratch[0], w->ns, kind_of(l), l, e, cnt);
 	memcpy(w->node[l], w->scratch[0], w->ns);
+}
+
+/* The separator between e[j-1] and e[j] kept in level l's arena slot:
+ * the shortest one between two leaves, the right piece's first key
+ * between two branches (its length returned, *sep set). */
+static uint32_t w_sep(bpt_w *w, unsigned l, const bpt_ent *e, unsigned j, const uint8_t **sep)
+{
+	uint8_t *s = w->sep + (size_t)l * w->m.key_max;
+	uint32_t slen = l ? e[j].klen
+			  : bpt_sep_len(e[j - 1].key, e[j - 1].klen, e[j].key, e[j].klen);
+	memcpy(s, e[j].key, slen);
+	*sep = s;
+	return slen;
+}
+
+/* Builds the two halves of a split: e[0..j) into node[l] (via w_rewrite),
+ * e[j..cnt) straight into the new node rp, which nothing points into. */
+static void w_halves(bpt_w *w, unsigned l, const bpt_ent *e, unsigned cnt, unsigned j, void *rp)
+{
+	bpt_build(rp, w->ns, kind_of(l), l, e + j, cnt - j);
+	w_rewrite(w, l, e, j);
 }
 
 /* Builds e[0..j) and e[j..cnt) into the scratch buffers and keeps the
@@ -156,18 +196,42 @@ static void w_rewrite(bpt_w *w, unsigned l, const bpt_ent *e, unsigned cnt)
 static uint32_t w_pieces(bpt_w *w, unsigned l, const bpt_ent *e, unsigned cnt, unsigned j,
 			 const uint8_t **sep)
 {
-	uint8_t *s = w->sep + (size_t)l * w->m.key_max;
-	uint32_t slen = l ? e[j].klen
-			  : bpt_sep_len(e[j - 1].key, e[j - 1].klen, e[j].key, e[j].klen);
-	memcpy(s, e[j].key, slen);
+	uint32_t slen = w_sep(w, l, e, j, sep);
 	bpt_build(w->scratch[0], w->ns, kind_of(l), l, e, j);
 	bpt_build(w->scratch[1], w->ns, kind_of(l), l, e + j, cnt - j);
-	*sep = s;
 	return slen;
 }
 
-/* node[l] (not the top) overflows: split it, insert the right half into the
- * parent's list. */
+/* Whether e fits into node n (a leaf, or a branch at a slot >= 1) in
+ * place: the gap between slots and cells holds its footprint and its key
+ * starts with the node's prefix (else the node is rebuilt with a shorter
+ * one). */
+static bool fits_in_place(const uint8_t *n, const bpt_ent *e, bool leaf)
+{
+	unsigned cnt = n_count(n), p = n_pfx(n);
+	if (n_heap(n) - (BPT_HDR + BPT_SLOT * cnt) < ent_size(e, leaf))
+		return false;
+	if (!p)
+		return true;
+	const uint8_t *pk = leaf ? lc_key(leaf_cell(n, 0)) : bc_key(br_cell(n, 1));
+	return e->klen >= p && memcmp(e->key, pk, p) == 0;
+}
+
+/* Inserts e at slot i of n, which fits_in_place said has room for it. */
+static void insert_in_place(uint8_t *n, unsigned i, const bpt_ent *e, bool leaf)
+{
+	unsigned cnt = n_count(n);
+	uint32_t heap = n_heap(n) - (ent_size(e, leaf) - BPT_SLOT);
+	bpt_put_cell(n + heap, e, leaf);
+	memmove(n + BPT_HDR + BPT_SLOT * (i + 1), n + BPT_HDR + BPT_SLOT * i, BPT_SLOT * (cnt - i));
+	n_set_slot(n, i, heap, bpt_hint(e->key, e->klen, n_pfx(n)));
+	st16(n + 4, (uint16_t)(cnt + 1));
+	st16(n + 6, (uint16_t)heap);
+}
+
+/* node[l] (not the top) overflows: split it, and put the right half's
+ * entry into the parent: in place when it fits (the common case: no
+ * parent rebuild), else through the parent's entry list. */
 static int w_split(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
 {
 	bool leaf = l == 0;
@@ -176,21 +240,26 @@ static int w_split(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
 		return STRATA_ECORRUPT;
 	uint64_t c0 = bpt_ent_total(e, j, leaf), c1 = bpt_ent_total(e + j, cnt - j, leaf);
 	const uint8_t *sep;
-	uint32_t slen = w_pieces(w, l, e, cnt, j, &sep);
+	uint32_t slen = w_sep(w, l, e, j, &sep);
 	strata_node_id nid;
 	void *p;
 	int rc = strata_txn_alloc(w->txn, w->ns, (uint8_t)kind_of(l), &nid, &p);
 	if (rc)
 		return rc;
-	memcpy(w->node[l], w->scratch[0], w->ns);
-	memcpy(p, w->scratch[1], w->ns);
+	w_halves(w, l, e, cnt, j, p);
+	bpt_ent r = {.key = sep, .klen = slen, .child = nid, .count = c1};
 	uint8_t *par = w->node[l + 1];
 	unsigned pi = w->idx[l + 1], pc = n_count(par);
+	if (fits_in_place(par, &r, false)) {
+		st64(par + n_slot(par, pi) + 8, c0); /* its child is node[l] already */
+		insert_in_place(par, pi + 1, &r, false);
+		return 0;
+	}
 	bpt_ent *pe = w->ents[!arr];
 	bpt_gather(par, pe);
 	pe[pi].count = c0;
 	memmove(pe + pi + 2, pe + pi + 1, (pc - pi - 1) * sizeof *pe);
-	pe[pi + 1] = (bpt_ent){.key = sep, .klen = slen, .child = nid, .count = c1};
+	pe[pi + 1] = r;
 	return w_place(w, l + 1, pe, pc + 1, !arr);
 }
 
@@ -206,14 +275,13 @@ static int w_grow(bpt_w *w, bpt_ent *e, unsigned cnt)
 		return STRATA_EFULL;
 	uint64_t c0 = bpt_ent_total(e, j, leaf), c1 = bpt_ent_total(e + j, cnt - j, leaf);
 	const uint8_t *sep;
-	uint32_t slen = w_pieces(w, l, e, cnt, j, &sep);
+	uint32_t slen = w_sep(w, l, e, j, &sep);
 	strata_node_id rid, tid;
 	void *rp, *tp;
 	int rc = strata_txn_alloc(w->txn, w->ns, (uint8_t)kind_of(l), &rid, &rp);
 	if (rc || (rc = strata_txn_alloc(w->txn, w->ns, STRATA_BPT_KIND_BRANCH, &tid, &tp)))
 		return rc;
-	memcpy(w->node[l], w->scratch[0], w->ns);
-	memcpy(rp, w->scratch[1], w->ns);
+	w_halves(w, l, e, cnt, j, rp);
 	bpt_ent t[2] = {{.child = w->id[l], .count = c0},
 			{.key = sep, .klen = slen, .child = rid, .count = c1}};
 	bpt_build(tp, w->ns, STRATA_BPT_KIND_BRANCH, l + 1, t, 2);
@@ -360,33 +428,10 @@ static void leaf_remove(uint8_t *n, unsigned i)
 		st16(n + 10, 0); /* no key left to hold the prefix */
 }
 
-/* Inserts e at slot i in place if the gap between slots and cells has
- * room and e's key shares the node's prefix; false if not. */
-static bool leaf_fast_insert(uint8_t *n, unsigned i, const bpt_ent *e)
+/* Gathers leaf n's entries into ents[0], with e inserted at idx[0] if e
+ * is not NULL; returns the count. */
+static unsigned leaf_list(bpt_w *w, const uint8_t *n, const bpt_ent *e)
 {
-	unsigned cnt = n_count(n), p = n_pfx(n);
-	uint32_t need = ent_size(e, true);
-	if (n_heap(n) - (BPT_HDR + BPT_SLOT * cnt) < need)
-		return false;
-	if (p && (e->klen < p || memcmp(e->key, lc_key(leaf_cell(n, 0)), p) != 0))
-		return false; /* rebuilt with a shorter prefix */
-	uint32_t heap = n_heap(n) - (need - BPT_SLOT);
-	bpt_put_cell(n + heap, e, true);
-	memmove(n + BPT_HDR + BPT_SLOT * (i + 1), n + BPT_HDR + BPT_SLOT * i, BPT_SLOT * (cnt - i));
-	n_set_slot(n, i, heap, bpt_hint(e->key, e->klen, p));
-	st16(n + 4, (uint16_t)(cnt + 1));
-	st16(n + 6, (uint16_t)heap);
-	return true;
-}
-
-/* Rebuilds the leaf through w_place (compaction, split or rebalance),
- * inserting e at idx[0] on the way if e is not NULL. */
-static int leaf_rebuild(bpt_w *w, const bpt_ent *e)
-{
-	int rc = w_ws(w);
-	if (rc)
-		return rc;
-	uint8_t *n = w->node[0];
 	unsigned i = w->idx[0], cnt = n_count(n);
 	bpt_ent *el = w->ents[0];
 	bpt_gather(n, el);
@@ -395,7 +440,37 @@ static int leaf_rebuild(bpt_w *w, const bpt_ent *e)
 		el[i] = *e;
 		cnt++;
 	}
-	return w_place(w, 0, el, cnt, 0);
+	return cnt;
+}
+
+/* Rebuilds the (writable) leaf through w_place (compaction, split or
+ * rebalance), inserting e at idx[0] on the way if e is not NULL. */
+static int leaf_rebuild(bpt_w *w, const bpt_ent *e)
+{
+	int rc = w_ws(w);
+	if (rc)
+		return rc;
+	return w_place(w, 0, w->ents[0], leaf_list(w, w->node[0], e), 0);
+}
+
+/* Inserts e into a leaf that has no room for it in place (split, or
+ * compaction), before the leaf was made writable: strata_txn_rewrite
+ * claims it without copying, and the new version (or a split's left half)
+ * is built straight from the old bytes. The parent is writable. */
+static int leaf_claim_insert(bpt_w *w, const bpt_ent *e)
+{
+	int rc = w_ws(w);
+	if (rc)
+		return rc;
+	strata_node_id nid;
+	void *p;
+	const void *old;
+	if ((rc = strata_txn_rewrite(w->txn, w->id[0], 0, &nid, &p, &old, NULL)))
+		return rc;
+	w_repoint(w, 0, nid);
+	w->node[0] = p;
+	w->direct[0] = true;
+	return w_place(w, 0, w->ents[0], leaf_list(w, old, e), 0);
 }
 
 static bool leaf_short(const bpt_w *w)
@@ -418,8 +493,9 @@ static int leaf_replace(bpt_w *w, const bpt_ent *e)
 		return 0;
 	}
 	leaf_remove(n, w->idx[0]);
-	if (!leaf_fast_insert(n, w->idx[0], e))
+	if (!fits_in_place(n, e, true))
 		return leaf_rebuild(w, e);
+	insert_in_place(n, w->idx[0], e, true);
 	return leaf_short(w) ? leaf_rebuild(w, NULL) : 0; /* a smaller value */
 }
 
@@ -500,14 +576,19 @@ int strata_bpt_put(strata_txn *txn, const char *name, const void *key, size_t kl
 	bpt_ent e = {.key = key, .klen = (uint32_t)klen, .val = val, .vlen = (uint32_t)vlen};
 	if (!bpt_inline(w.ns, klen, vlen) && (rc = put_overflow(&w, val, vlen, &e, ref)))
 		goto out;
-	if ((rc = w_cow(&w)))
+	/* A new key that does not fit the leaf in place: the leaf is claimed
+	 * by leaf_claim_insert, not copied first. */
+	bool claim = !w.found && !fits_in_place(w.node[0], &e, true);
+	if ((rc = w_cow(&w, claim ? 1 : 0)))
 		goto out;
 	if (w.found) {
 		rc = leaf_replace(&w, &e);
 	} else {
 		w_delta(&w, 1);
-		if (!leaf_fast_insert(w.node[0], w.idx[0], &e))
-			rc = leaf_rebuild(&w, &e);
+		if (claim)
+			rc = leaf_claim_insert(&w, &e);
+		else
+			insert_in_place(w.node[0], w.idx[0], &e, true);
 	}
 	bpt_meta_encode(w.meta, &w.m);
 out:
@@ -527,7 +608,7 @@ int strata_bpt_del(strata_txn *txn, const char *name, const void *key, size_t kl
 		rc = STRATA_ENOTFOUND;
 		goto out;
 	}
-	if ((rc = w_cow(&w)))
+	if ((rc = w_cow(&w, 0)))
 		goto out;
 	uint8_t *n = w.node[0];
 	const uint8_t *cell = leaf_cell(n, w.idx[0]);
