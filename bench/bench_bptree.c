@@ -16,8 +16,11 @@
  *   insert_N_*      random new keys, 1000 puts per commit, ns/put: Strata
  *                   IN_MEMORY vs LMDB MDB_NOSYNC (neither syncs), and
  *                   Strata DURABLE SYNC vs LMDB synced (one sync per 1000);
- *   mixed_N_*       gets/s of 1 and 2 reader threads while one writer
- *                   commits batches of 1000 inserts (Strata IN_MEMORY).
+ *   mixed_N_Rr_*    R = 1, 2 reader threads doing random gets while one
+ *                   writer commits 1000 inserts 5 times a second (a fixed,
+ *                   throttled rate): gets/s of all readers (wall), and
+ *                   _cpu: gets per reader CPU second; Strata IN_MEMORY vs
+ *                   LMDB MDB_NOSYNC; the ratios give the 2r/1r scaling.
  * Inserts grow the trees run after run (each run adds its keys).
  */
 #include <errno.h>
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -221,99 +225,225 @@ static uint64_t sx_insert(void *arg, uint64_t ops)
 	return ns;
 }
 
-/* ---- the mixed workload: readers while a writer commits --------------------- */
+/* ---- the mixed workload: readers while a writer commits ---------------------
+ * Built for a small machine (this one has 2 vCPUs): the writer commits
+ * batches of BATCH inserts at a fixed rate (MIXED_COMMITS_PER_S), sleeping
+ * in between, so it takes a small, measured share of one CPU instead of
+ * competing with the readers for both; 1 then 2 reader threads do random
+ * gets of loaded keys, a fresh snapshot (LMDB: read txn) per 1000 gets.
+ * Per run: the readers' gets/s over wall time, and their gets per CPU
+ * second (CLOCK_THREAD_CPUTIME_ID): wall throughput can only scale if a
+ * second CPU is free, gets per CPU second shows whether readers slow each
+ * other down (shared cache lines, locks) whatever the neighbours do.
+ * LMDB does the same with its own writer and readers, in the same run. */
 #define MIXED_KEYS 2000000u /* the writer's fresh keys; it wraps around (overwrites) */
+#define MIXED_COMMITS_PER_S 5u
+#define MIXED_READ_KEYS 64000u /* each reader cycles through its own key numbers (a multiple of 1000) */
+
+typedef struct mixed_side {
+	const char *who; /* "strata" or "lmdb" */
+	void *ctx;       /* sx or lmdb_kv */
+	/* one commit of BATCH inserts of keys[0..BATCH) */
+	void (*write)(void *ctx, const uint64_t *keys);
+	/* ops gets of keys[0..ops) in one snapshot; a sum of value bytes */
+	uint64_t (*read)(void *ctx, const uint64_t *keys, uint64_t ops);
+} mixed_side;
 
 typedef struct mixed {
-	sx *x;
-	const uint64_t *keys; /* MIXED_KEYS key numbers for the writer */
+	const mixed_side *side;
+	const uint64_t *wkeys; /* MIXED_KEYS key numbers for the writer */
+	uint64_t n;            /* loaded keys: readers read i * STRIDE, i < n */
 	atomic_bool stop;
-	atomic_uint_fast64_t gets;
+	uint64_t commits, writer_cpu_ns; /* written by the writer, read after join */
 } mixed;
 
-typedef struct mixed_reader_arg {
+typedef struct mixed_reader {
 	mixed *m;
 	uint64_t seed;
-} mixed_reader_arg;
+	uint64_t gets, cpu_ns; /* results */
+} mixed_reader;
 
-static void *mixed_reader(void *arg)
+static uint64_t thread_cpu_ns(void)
 {
-	mixed_reader_arg *a = arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *mixed_reader_main(void *arg)
+{
+	mixed_reader *a = arg;
 	mixed *m = a->m;
-	uint64_t seed = a->seed, n = 0;
-	uint8_t key[KLEN];
-	while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
-		strata_snapshot *snap;
-		BENCH_CHECK(strata_snapshot_open(m->x->st, &snap), "snapshot_open");
-		for (int i = 0; i < 1000; i++) {
-			const void *v;
-			size_t vl;
-			key_of((rng(&seed) % m->x->n) * STRIDE, key);
-			BENCH_CHECK(strata_bpt_get(snap, TREE, key, KLEN, &v, &vl), "bpt_get");
-			n++;
-		}
-		strata_snapshot_close(snap);
+	uint64_t *keys = bench_xmalloc(MIXED_READ_KEYS * sizeof *keys), seed = a->seed, sum = 0;
+	for (unsigned i = 0; i < MIXED_READ_KEYS; i++)
+		keys[i] = (rng(&seed) % m->n) * STRIDE;
+	uint64_t c0 = thread_cpu_ns(), n = 0;
+	for (unsigned at = 0; !atomic_load_explicit(&m->stop, memory_order_relaxed);
+	     at = (at + 1000) % MIXED_READ_KEYS) {
+		sum += m->side->read(m->side->ctx, keys + at, 1000);
+		n += 1000;
 	}
-	atomic_fetch_add(&m->gets, n);
+	a->cpu_ns = thread_cpu_ns() - c0;
+	a->gets = n;
+	bench_sink += sum;
+	free(keys);
 	return NULL;
 }
 
-static void *mixed_writer(void *arg)
+static void *mixed_writer_main(void *arg)
 {
 	mixed *m = arg;
-	for (uint64_t at = 0; !atomic_load_explicit(&m->stop, memory_order_relaxed);
-	     at = (at + BATCH) % (MIXED_KEYS - MIXED_KEYS % BATCH)) {
-		m->x->idx = m->keys + at;
-		sx_insert(m->x, BATCH);
+	const uint64_t period = 1000000000u / MIXED_COMMITS_PER_S;
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	uint64_t c0 = thread_cpu_ns(), at = 0;
+	while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
+		m->side->write(m->side->ctx, m->wkeys + at);
+		at = (at + BATCH) % (MIXED_KEYS - MIXED_KEYS % BATCH);
+		m->commits++;
+		next.tv_nsec += (long)period; /* a fixed schedule: late commits do not drift it */
+		while (next.tv_nsec >= 1000000000) {
+			next.tv_nsec -= 1000000000;
+			next.tv_sec++;
+		}
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
 	}
+	m->writer_cpu_ns = thread_cpu_ns() - c0;
 	return NULL;
 }
 
-/* Reader gets/s over run_ns with `readers` threads and one writer. */
-static double mixed_once(sx *x, const uint64_t *keys, unsigned readers, uint64_t run_ns)
+typedef struct mixed_result {
+	double gets_per_s;     /* all readers together, over wall time */
+	double gets_per_cpu_s; /* per reader CPU second */
+	double writer_share;   /* writer CPU time / wall time */
+	double commits_per_s;
+} mixed_result;
+
+static mixed_result mixed_once(const mixed_side *side, const uint64_t *wkeys, uint64_t n,
+			       unsigned readers, uint64_t run_ns)
 {
-	mixed m = {.x = x, .keys = keys};
-	mixed_reader_arg args[2];
+	mixed m = {.side = side, .wkeys = wkeys, .n = n};
+	mixed_reader r[2];
 	pthread_t th[2], w;
-	if (pthread_create(&w, NULL, mixed_writer, &m))
+	if (pthread_create(&w, NULL, mixed_writer_main, &m))
 		bench_check(-EAGAIN, "pthread_create");
 	for (unsigned i = 0; i < readers; i++) {
-		args[i] = (mixed_reader_arg){&m, 0x5eed + i};
-		if (pthread_create(&th[i], NULL, mixed_reader, &args[i]))
+		r[i] = (mixed_reader){.m = &m, .seed = 0x5eed + i};
+		if (pthread_create(&th[i], NULL, mixed_reader_main, &r[i]))
 			bench_check(-EAGAIN, "pthread_create");
 	}
 	uint64_t t0 = bench_now_ns();
 	usleep((useconds_t)(run_ns / 1000));
 	atomic_store(&m.stop, true);
-	for (unsigned i = 0; i < readers; i++)
+	uint64_t gets = 0, cpu = 0;
+	for (unsigned i = 0; i < readers; i++) {
 		pthread_join(th[i], NULL);
-	uint64_t t1 = bench_now_ns();
+		gets += r[i].gets;
+		cpu += r[i].cpu_ns;
+	}
 	pthread_join(w, NULL);
-	return (double)atomic_load(&m.gets) * 1e9 / (double)(t1 - t0);
+	double wall = (double)(bench_now_ns() - t0);
+	return (mixed_result){.gets_per_s = (double)gets * 1e9 / wall,
+			      .gets_per_cpu_s = cpu ? (double)gets * 1e9 / (double)cpu : 0,
+			      .writer_share = (double)m.writer_cpu_ns / wall,
+			      .commits_per_s = (double)m.commits * 1e9 / wall};
 }
 
-static void fig_mixed(bench_session *s, sx *x, uint64_t n, const char *label)
+static void sx_mixed_write(void *ctx, const uint64_t *keys)
 {
-	char name[2][BENCH_NAME_MAX];
-	bool want[2];
-	for (unsigned r = 0; r < 2; r++) {
-		snprintf(name[r], sizeof name[r], "mixed_%s_%ur_1w", label, r + 1);
-		want[r] = wants(s, name[r]);
+	sx *x = ctx;
+	x->idx = keys;
+	sx_insert(x, BATCH);
+}
+
+static uint64_t sx_mixed_read(void *ctx, const uint64_t *keys, uint64_t ops)
+{
+	sx *x = ctx;
+	uint8_t key[KLEN];
+	uint64_t sum = 0;
+	strata_snapshot *snap;
+	BENCH_CHECK(strata_snapshot_open(x->st, &snap), "snapshot_open");
+	for (uint64_t i = 0; i < ops; i++) {
+		const void *v;
+		size_t vl;
+		key_of(keys[i], key);
+		BENCH_CHECK(strata_bpt_get(snap, TREE, key, KLEN, &v, &vl), "bpt_get");
+		sum += ((const uint8_t *)v)[0];
 	}
-	if (!want[0] && !want[1])
+	strata_snapshot_close(snap);
+	return sum;
+}
+
+static void lm_mixed_write(void *ctx, const uint64_t *keys)
+{
+	lmdb_kv_set_indexes(ctx, keys);
+	lmdb_kv_insert(ctx, BATCH);
+}
+
+static uint64_t lm_mixed_read(void *ctx, const uint64_t *keys, uint64_t ops)
+{
+	return lmdb_kv_get_at(ctx, keys, ops);
+}
+
+static double median_of(double *v, int n)
+{
+	for (int i = 1; i < n; i++) /* insertion sort: n <= 64 */
+		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Figures mixed_N_{1r,2r}_{who} (gets/s) and ..._cpu (gets per reader CPU
+ * second) for one side; a note with the writer's rate and CPU share. */
+static void fig_mixed_side(bench_session *s, const mixed_side *side, uint64_t n,
+			   const char *label)
+{
+	char name[2][2][BENCH_NAME_MAX];
+	bool any = false;
+	for (unsigned r = 0; r < 2; r++) {
+		snprintf(name[r][0], BENCH_NAME_MAX, "mixed_%s_%ur_%s", label, r + 1, side->who);
+		snprintf(name[r][1], BENCH_NAME_MAX, "mixed_%s_%ur_%s_cpu", label, r + 1, side->who);
+		any |= wants(s, name[r][0]) | wants(s, name[r][1]);
+	}
+	if (!any)
 		return;
 	int runs = s->opts.runs < 64 ? s->opts.runs : 64;
-	double v[2][64];
-	uint64_t *keys = key_numbers(MIXED_KEYS, n, true, 99);
+	double v[2][2][64], share[128], rate[128];
+	uint64_t *wkeys = key_numbers(MIXED_KEYS, n, true, 99);
 	for (int k = 0; k < runs; k++)
-		for (unsigned r = 0; r < 2; r++)
-			if (want[r])
-				v[r][k] = mixed_once(x, keys, r + 1,
-						     s->opts.quick ? 100000000u : 500000000u);
-	for (unsigned r = 0; r < 2; r++)
-		if (want[r])
-			bench_record(s, name[r], "gets/s", NULL, v[r], runs);
-	free(keys);
+		for (unsigned r = 0; r < 2; r++) {
+			mixed_result res = mixed_once(side, wkeys, n, r + 1,
+						      s->opts.quick ? 200000000u : 1000000000u);
+			v[r][0][k] = res.gets_per_s;
+			v[r][1][k] = res.gets_per_cpu_s;
+			share[2 * k + (int)r] = res.writer_share;
+			rate[2 * k + (int)r] = res.commits_per_s;
+		}
+	for (unsigned r = 0; r < 2; r++) {
+		bench_record(s, name[r][0], "gets/s", side->who, v[r][0], runs);
+		bench_record(s, name[r][1], "gets/cpu-s", side->who, v[r][1], runs);
+	}
+	bench_add_ratio(s, name[1][0], name[0][0]);
+	double load[3] = {0, 0, 0};
+	if (getloadavg(load, 3) < 1) /* the note says so rather than omitting it */
+		load[0] = -1;
+	bench_note(s, "mixed %s %s: writer %.1f commits/s of %u puts (target %u/s), %.1f %% of one "
+		      "CPU (medians); load average %.2f after",
+		   label, side->who, median_of(rate, 2 * runs), BATCH, MIXED_COMMITS_PER_S,
+		   100 * median_of(share, 2 * runs), load[0]);
+	free(wkeys);
+}
+
+static void fig_mixed(bench_session *s, sx *x, lmdb_kv *lm, uint64_t n, const char *label)
+{
+	mixed_side sides[2] = {{"strata", x, sx_mixed_write, sx_mixed_read},
+			       {"lmdb", lm, lm_mixed_write, lm_mixed_read}};
+	for (unsigned i = 0; i < (lm ? 2u : 1u); i++)
+		fig_mixed_side(s, &sides[i], n, label);
 }
 
 /* ---- one size: every figure ---------------------------------------------------- */
@@ -477,15 +607,18 @@ static void run_size(bench_session *s, size_run *z)
 	uint64_t gets = bench_ops(s, 1000000, 100000), scans = bench_ops(s, 20000, 2000);
 	uint64_t ins = bench_ops(s, 100000, 20000);
 	/* Which loaded trees the figures STRATA_BPT_FIGS allows need. */
-	static const char *const what[] = {"get", "scan", "insert", "mixed"};
-	static const char *const who[] = {"strata", "lmdb", "1r_1w", "2r_1w"};
+	static const char *const what[] = {"get", "scan", "insert"};
+	static const char *const who[] = {"strata", "lmdb", "strata_cpu", "lmdb_cpu"};
 	bool need_sx = s->opts.list, need_lm = s->opts.list;
-	for (size_t i = 0; i < 4; i++)
-		for (size_t j = i < 3 ? 0 : 2; j < (i < 3 ? 2u : 4u); j++) {
+	for (size_t i = 0; i < 5; i++) /* get, scan, insert, mixed 1r, mixed 2r */
+		for (size_t j = 0; j < (i < 3 ? 2u : 4u); j++) {
 			char a[BENCH_NAME_MAX];
-			fig_name(a, what[i], z, who[j]);
+			if (i < 3)
+				fig_name(a, what[i], z, who[j]);
+			else
+				snprintf(a, sizeof a, "mixed_%s_%zur_%s", z->label, i - 2, who[j]);
 			need_sx |= figs_allow(a);
-			need_lm |= j == 1 && figs_allow(a);
+			need_lm |= (j & 1) && figs_allow(a);
 		}
 	if (need_sx) {
 		sx m = {.st = mem_store(), .n = z->n};
@@ -496,8 +629,8 @@ static void run_size(bench_session *s, size_run *z)
 		fig_pair(s, z, "get", &m, lm, "lmdb", sx_get, lmdb_kv_get, gets, false);
 		fig_pair(s, z, "scan", &m, lm, "lmdb", sx_scan, lmdb_kv_scan, scans, false);
 		fig_pair(s, z, "insert", &m, lm, "lmdb", sx_insert, lmdb_kv_insert, ins, true);
+		fig_mixed(s, &m, lm, z->n, z->label);
 		lmdb_kv_close(lm);
-		fig_mixed(s, &m, z->n, z->label);
 		bench_check(strata_close(m.st), "strata_close");
 	}
 	if (have_lmdb)
@@ -520,7 +653,8 @@ int bench_bptree(bench_session *s)
 		      "insert: random new keys, 1000 per commit; strata IN_MEMORY vs lmdb "
 		      "MDB_NOSYNC, strata_sync (DURABLE SYNC) vs lmdb_sync");
 	bench_note(s, "targets (issue 5): get <= lmdb; insert rate >= 1.5x lmdb (ratio <= 0.67); "
-		      "load >= 5M keys/s (<= 200 ns/key); mixed gets/s grow with readers");
+		      "load >= 5M keys/s (<= 200 ns/key); mixed gets/s grow with readers "
+		      "(2r/1r; gets/cpu-s equal means readers do not slow each other)");
 	bench_add_target(s, s->opts.quick ? "load_100k_strata" : "load_1M_strata", 200.0);
 	return 0;
 }

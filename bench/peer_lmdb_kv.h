@@ -32,5 +32,9 @@ uint64_t lmdb_kv_get(void *arg, uint64_t ops);    /* one read txn, ops gets */
 uint64_t lmdb_kv_insert(void *arg, uint64_t ops); /* puts, 1000 per commit;
 						      then idx += ops */
 uint64_t lmdb_kv_scan(void *arg, uint64_t ops);   /* ops scans of 100 keys */
+/* ops gets of the key numbers idx[0..ops) in one read txn, from any thread
+ * (the mixed workload's readers; each passes its own idx); returns a sum
+ * of value bytes so the reads cannot be dropped. */
+uint64_t lmdb_kv_get_at(lmdb_kv *p, const uint64_t *idx, uint64_t ops);
 
 #endif /* STRATA_BENCH_PEER_LMDB_KV_H */
