@@ -47,6 +47,15 @@ typedef struct tally {
 	uint64_t used[STRATA_NUM_CLASSES];
 } tally;
 
+/* A cache node belongs to its entry: same NodeID and size, not unlinked. */
+static void check_cached(check_ctx *c, strata_node_id id, uint64_t loc, uint32_t size)
+{
+	const cnode *n = (const cnode *)(uintptr_t)(loc & ~LOC_BITS);
+	if (n->id != id || n->size != size || n->state > 1 || !n->image)
+		problem(c, "node %#" PRIx64 ": its cache node names %#" PRIx64 " (%u bytes, state %u)",
+			id, n->id, n->size, n->state);
+}
+
 static void check_entry(strata_store *s, check_ctx *c, uint32_t sh, uint32_t i, uint64_t cur,
 			tally *t)
 {
@@ -87,12 +96,14 @@ static void check_entry(strata_store *s, check_ctx *c, uint32_t sh, uint32_t i, 
 		t->large++;
 	else
 		t->used[cls]++;
-	uintptr_t loc = (uintptr_t)entry_data(e);
-	if ((loc & 1) && cls == STRATA_CLASS_LARGE)
+	uint64_t loc = atomic_load_explicit(&e->loc, memory_order_relaxed);
+	if ((loc & LAZY_BIT) && cls == STRATA_CLASS_LARGE)
 		return; /* DURABLE, not loaded: an offset in the checkpoint file */
-	if (!seg_slot_in_use(&s->seg, (void *)(loc & ~(uintptr_t)1), size))
+	if LOC_CACHED(loc) /* bounded cache: the cache lock is held */
+		check_cached(c, id, loc, size);
+	if (!seg_slot_in_use(&s->seg, loc_slot(loc), size))
 		problem(c, "node %#" PRIx64 ": memory %p is not an allocated slot of its class", id,
-			(void *)loc);
+			loc_slot(loc));
 }
 
 static void check_shard(strata_store *s, check_ctx *c, uint32_t sh, uint64_t cur, tally *t)
@@ -165,8 +176,15 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 	pthread_mutex_lock(&s->rec.run);
 	pthread_mutex_lock(&s->commit_lock);
 	uint64_t cur = atomic_load(&s->epoch_current);
+	/* The cache lock keeps cache nodes from being evicted and freed under
+	 * us (it is a leaf: nothing below takes another lock). */
+	bool cached = s->dur && s->dur->cache.cap;
+	if (cached)
+		pthread_mutex_lock(&s->dur->cache.lock);
 	for (uint32_t sh = 0; sh < s->ot.shards_max; sh++)
 		check_shard(s, &c, sh, cur, &t);
+	if (cached)
+		pthread_mutex_unlock(&s->dur->cache.lock);
 	if (s->dur) { /* slots in limbo are used, by no entry */
 		pthread_mutex_lock(&s->dur->limbo_lock);
 		for (size_t i = 0; i < s->dur->nlimbo; i++)

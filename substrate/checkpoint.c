@@ -291,14 +291,19 @@ static int write_image(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uin
 	uint32_t *cell = durable_crc_cell(c->d, id, true);
 	if (!cell)
 		return STRATA_ENOMEM;
-	const void *p = (const void *)(uintptr_t)(v->loc & ~LAZY_BIT);
-	if (v->birth > c->prev) {
+	/* A node on disk (LAZY) is in `data` already, whatever its birth: a
+	 * bounded cache may have evicted it after an earlier write. */
+	if (v->birth > c->prev && !(v->loc & LAZY_BIT)) {
 		uint32_t size = OT_INFO_SIZE(v->info);
-		*cell = strata_crc32c(0, p, size);
-		uint64_t at = (uint64_t)seg_no_of(p) * SEG_SIZE + seg_offset_of(p);
-		int rc = io_pwrite(c->d->data, p, size, at);
+		const void *img = loc_image(v->loc);
+		const void *slot = loc_slot(v->loc);
+		*cell = strata_crc32c(0, img, size);
+		uint64_t at = (uint64_t)seg_no_of(slot) * SEG_SIZE + seg_offset_of(slot);
+		int rc = io_pwrite(c->d->data, img, size, at);
 		if (rc)
 			return rc;
+		if LOC_CACHED(v->loc) /* in `data` now: evictable */
+			cache_clean(c->s, v->loc);
 	}
 	*crc = *cell;
 	return 0;
@@ -316,7 +321,7 @@ static int put_visible(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uin
 		c->cur->large_bytes += size;
 		rc = large_image(c, id, v->loc, size, &crc);
 	} else {
-		const void *p = (const void *)(uintptr_t)(v->loc & ~LAZY_BIT);
+		const void *p = loc_slot(v->loc);
 		put64(rec, (uint64_t)seg_no_of(p) << SEG_SHIFT | seg_offset_of(p));
 		rc = mark_slot(c, seg_no_of(p), seg_offset_of(p), size);
 		if (!rc)
@@ -603,8 +608,11 @@ static int alloc_maps(ck_ctx *c)
 		c->nwords += c->classes[i] < STRATA_NUM_CLASSES ? seg_used_words(c->classes[i]) : 0;
 	}
 	uint64_t nch = 0;
-	for (uint32_t sh = 0; sh < ot->shards_max; sh++)
+	for (uint32_t sh = 0; sh < ot->shards_max; sh++) { /* writers issue meanwhile */
+		pthread_mutex_lock(&ot->shards[sh].lock);
 		nch += (ot->shards[sh].next_index + (uint64_t)OT_CHUNK - 1) / OT_CHUNK;
+		pthread_mutex_unlock(&ot->shards[sh].lock);
+	}
 	nch += ot->shards_max; /* shards issue into new chunks while we write */
 	c->bm = strata_mem_calloc(c->nwords + 1, sizeof(uint64_t));
 	c->chunks_cap = (uint32_t)nch;

@@ -76,6 +76,13 @@ uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create)
 	return chunk ? &chunk[STRATA_NODEID_INDEX(id) & (OT_CHUNK - 1)] : NULL;
 }
 
+/* Bounded cache: dirty images cannot be evicted, so a checkpoint is due
+ * once they fill half of it. */
+static bool cache_dirty_high(durable *d)
+{
+	return d->cache.cap && atomic_load_explicit(&d->cache.dirty, memory_order_relaxed) > d->cache.cap / 2;
+}
+
 /* ---- lazy loading ------------------------------------------------------------------ */
 static int load_image(strata_store *s, strata_node_id id, uint64_t loc, uint32_t size, void **out)
 {
@@ -104,6 +111,10 @@ static int load_image(strata_store *s, strata_node_id id, uint64_t loc, uint32_t
 int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **data)
 {
 	uint64_t loc = atomic_load_explicit(&e->loc, memory_order_acquire);
+	if LOC_CACHED(loc) { /* bounded cache: a hit */
+		*data = cache_hit(s, loc);
+		return 0;
+	}
 	if (!(loc & LAZY_BIT)) {
 		*data = (const void *)(uintptr_t)loc;
 		return 0;
@@ -116,18 +127,50 @@ int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **d
 		pthread_rwlock_rdlock(&s->dur->file_lock);
 	loc = atomic_load_explicit(&e->loc, memory_order_acquire);
 	int rc = 0;
-	if (loc & LAZY_BIT) {
+	const void *img = NULL;
+	if LOC_CACHED(loc) { /* loaded by another reader meanwhile */
+		img = cache_hit(s, loc);
+	} else if (!(loc & LAZY_BIT)) {
+		img = (const void *)(uintptr_t)loc;
+	} else if (!large && s->dur->cache.cap) {
+		rc = cache_load(s, e, id, loc, size, &img);
+	} else {
 		void *p;
 		if (!(rc = load_image(s, id, loc, size, &p))) {
-			loc = (uint64_t)(uintptr_t)p;
-			atomic_store_explicit(&e->loc, loc, memory_order_release);
+			atomic_store_explicit(&e->loc, (uint64_t)(uintptr_t)p, memory_order_release);
+			img = p;
 		}
 	}
 	if (large)
 		pthread_rwlock_unlock(&s->dur->file_lock);
 	pthread_mutex_unlock(lk);
-	*data = (const void *)(uintptr_t)loc;
+	*data = img;
 	return rc;
+}
+
+/* A new node's memory: its slot in segment memory, or (bounded cache, small
+ * nodes) its slot for `data` plus a dirty cache image. *loc is what the
+ * entry holds; *image (optional) where to write the bytes. Unzeroed. */
+int durable_new_image(strata_store *s, uint32_t size, uint64_t *loc, void **image)
+{
+	void *p = seg_alloc_node_raw(&s->seg, size);
+	if (!p)
+		return STRATA_ENOMEM;
+	if (!s->dur->cache.cap || seg_class_of(size) == STRATA_CLASS_LARGE) {
+		*loc = (uint64_t)(uintptr_t)p;
+		if (image)
+			*image = p;
+		return 0;
+	}
+	void *img;
+	int rc = cache_new_dirty(s, p, size, loc, &img);
+	if (rc) {
+		seg_free_node(&s->seg, p, size);
+		return rc;
+	}
+	if (image)
+		*image = img;
+	return 0;
 }
 
 /* ---- limbo --------------------------------------------------------------------------- */
@@ -276,7 +319,7 @@ int durable_finish_commit(strata_store *s, uint64_t E, uint64_t end_lsn, strata_
 	}
 	/* ASYNC: the coordinator syncs within async_ms anyway; a crossed
 	 * checkpoint threshold should not wait for its next round. */
-	if (!rc && (atomic_load(&d->dirty) >= d->ckpt_dirty ||
+	if (!rc && (atomic_load(&d->dirty) >= d->ckpt_dirty || cache_dirty_high(d) ||
 		    wal_end(d->wal) - d->ckpt_lsn >= d->ckpt_wal_bytes)) {
 		pthread_mutex_lock(&d->wake_lock);
 		d->kicked = true;
@@ -386,6 +429,8 @@ int durable_checkpoint(strata_store *s)
 	pthread_mutex_lock(&s->dur->ckpt_lock);
 	int rc = checkpoint_locked(s, false);
 	pthread_mutex_unlock(&s->dur->ckpt_lock);
+	if (s->dur->cache.cap) /* what it cleaned may go now */
+		cache_trim(s);
 	return rc;
 }
 
@@ -401,7 +446,8 @@ static bool ckpt_due(strata_store *s)
 {
 	durable *d = s->dur;
 	uint64_t wal_bytes = wal_end(d->wal) - d->ckpt_lsn;
-	if (wal_bytes >= d->ckpt_wal_bytes || atomic_load(&d->dirty) >= d->ckpt_dirty)
+	if (wal_bytes >= d->ckpt_wal_bytes || atomic_load(&d->dirty) >= d->ckpt_dirty ||
+	    cache_dirty_high(d))
 		return true;
 	sb_state sb;
 	sb_load(&d->sbc, &sb); /* d->sb belongs to the checkpointer */
@@ -432,6 +478,8 @@ static void *coordinator(void *arg)
 			durable_poison(s, rc);
 		if (!rc && ckpt_due(s))
 			durable_checkpoint(s);
+		else if (d->cache.cap) /* what grace allows now */
+			cache_trim(s);
 		pthread_mutex_lock(&d->wake_lock);
 	}
 	pthread_mutex_unlock(&d->wake_lock);
@@ -470,15 +518,17 @@ static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 	if (OT_META_STATE(m) == OT_LIVE || OT_META_STATE(m) == OT_RESERVED)
 		return STRATA_ECORRUPT; /* reused without being retired first */
 	if (OT_META_STATE(m) == OT_RETIRED) { /* reclaimed, then reused */
-		durable_free_slot(s, (void *)(uintptr_t)GET(e->loc), OT_INFO_SIZE(GET(e->info)),
-				  GET(e->birth));
+		durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e),
+				  OT_INFO_SIZE(GET(e->info)), GET(e->birth));
 		count_add(&s->nodes_retired, -1);
 	}
-	void *p = seg_alloc_node_raw(&s->seg, n.size); /* overwritten in whole */
-	if (!p)
-		return STRATA_ENOMEM;
-	memcpy(p, n.bytes, n.size);
-	SET(e->loc, (uint64_t)(uintptr_t)p);
+	uint64_t loc;
+	if ((rc = durable_new_image(s, n.size, &loc, NULL)))
+		return rc;
+	memcpy(loc_image(loc), n.bytes, n.size); /* overwritten in whole */
+	if LOC_CACHED(loc)
+		cache_set_id(loc, n.id);
+	SET(e->loc, loc);
 	SET(e->birth, E);
 	SET(e->retire, EPOCH_INF);
 	SET(e->info, OT_INFO(n.size, n.kind));
@@ -565,7 +615,7 @@ static int after_replay(strata_store *s)
 			uint32_t m = atomic_load(&e->meta);
 			if (OT_META_STATE(m) != OT_RETIRED)
 				continue;
-			durable_free_slot(s, (void *)(uintptr_t)atomic_load(&e->loc),
+			durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e),
 					  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth));
 			atomic_store(&e->meta, OT_META(OT_META_TAG(m), OT_FREE));
 			atomic_fetch_sub(&s->nodes_retired, 1);
@@ -719,6 +769,8 @@ static int durable_new(const strata_options *o, io_env *env, durable **out)
 	for (int i = 0; i < LOAD_LOCKS; i++)
 		pthread_mutex_init(&d->load_locks[i], NULL);
 	pthread_rwlock_init(&d->file_lock, NULL);
+	if (cache_init(&d->cache, o->cache_bytes))
+		return STRATA_ENOMEM;
 	d->default_durability = o->durability;
 	d->async_ms = o->async_interval_ms ? o->async_interval_ms : 10;
 	d->ckpt_ms = o->checkpoint_interval_ms;
@@ -734,6 +786,7 @@ static int durable_init(strata_store *s, const strata_options *o, io_env *env)
 	int rc = durable_new(o, env, &d);
 	s->dur = d; /* durable_free cleans up after a failure */
 	seg_set_durable(&s->seg);
+	s->seg.headers_only = o->cache_bytes != 0;
 	return rc;
 }
 
@@ -864,6 +917,24 @@ static void free_crc_cells(durable *d, const otable *ot)
 	strata_mem_zunmap(d->crc_dirs, sizeof(*d->crc_dirs) * OT_DIR * OT_MAX_SHARDS);
 }
 
+/* Dirty cache nodes are reachable only from their entries. */
+static void free_dirty_images(durable *d, const otable *ot)
+{
+	for (uint32_t sh = 0; ot && d->cache.cap && sh < ot->shards_max; sh++) {
+		for (uint32_t i = 0; i < ot->shards[sh].next_index; i++) {
+			ot_entry *e = ot_entry_peek(ot, sh, i);
+			if (!e) {
+				i |= OT_CHUNK - 1;
+				continue;
+			}
+			uint64_t loc = atomic_load_explicit(&e->loc, memory_order_relaxed);
+			if (LOC_CACHED(loc) &&
+			    OT_META_STATE(atomic_load_explicit(&e->meta, memory_order_relaxed)) != OT_FREE)
+				cache_free_dirty(&d->cache, loc);
+		}
+	}
+}
+
 /* ot: the store's object table (NULL: d was never attached to a store,
  * so it made no CRC cells). */
 static void durable_release(durable *d, const otable *ot)
@@ -871,6 +942,8 @@ static void durable_release(durable *d, const otable *ot)
 	if (!d)
 		return;
 	stop_thread(d);
+	free_dirty_images(d, ot);
+	cache_destroy(&d->cache);
 	wal_close(d->wal);
 	io_close(d->data);
 	io_close(d->ckpt);
@@ -931,6 +1004,8 @@ int make_durable_env(strata_store *s, const char *dir, io_env *env)
 	strata_options o = s->opts;
 	o.mode = STRATA_DURABLE;
 	o.path = dir;
+	/* Its nodes live in segment memory: no bound until it is reopened. */
+	o.cache_bytes = 0;
 	uint64_t F = o.wal_file_size;
 	if (F < WAL_MIN_FILE || (F & (F - 1)))
 		return STRATA_EINVAL;

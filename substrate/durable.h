@@ -26,7 +26,42 @@
 #include "wal.h"
 
 #define LOAD_LOCKS 64
-#define LAZY_BIT 1ull /* in ot_entry.loc: image not loaded yet */
+#define LAZY_BIT 1ull   /* in ot_entry.loc: image not loaded yet */
+#define CACHED_BIT 2ull /* in ot_entry.loc: a cache node (bounded cache, cache.c) */
+#define LOC_BITS 3ull
+/* Only with LAZY_BIT clear: a large image on disk is (offset << 1) | 1,
+ * and its offset may be odd. */
+#define LOC_CACHED(loc) (((loc) & LOC_BITS) == CACHED_BIT)
+
+/* cache.c: an image in the bounded cache (see cache.c for the states). */
+typedef struct cnode {
+	void *image;
+	strata_node_id id;
+	uint64_t slot; /* its place in `data` (a segment memory address) */
+	uint64_t gen;  /* GONE: the pin generation it was unlinked at */
+	uint32_t size;
+	_Atomic uint8_t ref; /* hit since the hand last looked */
+	uint8_t state, queue;
+} cnode;
+
+#define CACHE_STRIPES 16
+typedef struct ncache {
+	uint64_t cap; /* cache_bytes; 0: no bound (images stay in their slots) */
+	pthread_mutex_t lock; /* queues, grace, cnode states; a leaf lock */
+	cnode **a1; /* probation FIFO (a ring) */
+	size_t a1_head, a1_n, a1_cap;
+	uint64_t a1_bytes;
+	cnode **am; /* main CLOCK ring */
+	size_t am_n, am_cap, am_hand;
+	cnode **grace; /* unlinked, waiting for older pins to go */
+	size_t grace_n, grace_cap;
+	_Atomic uint64_t used, dirty, grace_bytes;
+	_Atomic uint64_t misses, evictions, bytes_read;
+	struct {
+		_Atomic uint64_t n;
+		char pad[56]; /* one line each (durable is not 64-aligned: padding, not _Alignas) */
+	} hits[CACHE_STRIPES];
+} ncache;
 
 typedef struct pub_entry {
 	uint64_t epoch;
@@ -78,8 +113,9 @@ typedef struct durable {
 	limbo_item *limbo;
 	size_t nlimbo, limbo_cap;
 
-	/* lazy loading */
+	/* lazy loading, and the bounded cache (cache.cap > 0) */
 	pthread_mutex_t load_locks[LOAD_LOCKS];
+	ncache cache;
 	_Atomic(uint32_t *) *crc_dirs; /* per entry CRC32C of its image, like ot.dirs */
 
 	/* the coordinator thread */
@@ -115,12 +151,47 @@ int durable_finish_commit(strata_store *s, uint64_t E, uint64_t end_lsn, strata_
 
 /* A node's image, loading it on first use (resolve's slow path). */
 int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **data);
+/* Memory for a new node (bounded cache: a slot plus a dirty cache image). */
+int durable_new_image(strata_store *s, uint32_t size, uint64_t *loc, void **image);
 /* Frees a node's slot, through limbo if the durable checkpoint has it. */
 void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth);
 /* CRC cell of an entry (create: allocate its chunk). NULL if absent. */
 uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create);
 
 void durable_poison(strata_store *s, int err);
+
+/* cache.c */
+int cache_init(ncache *c, uint64_t cap);
+void cache_destroy(ncache *c);
+void cache_free_dirty(ncache *c, uint64_t loc);
+/* A new node's image (its slot allocated): DIRTY until a checkpoint writes
+ * it. *loc: the entry's location; set the NodeID with cache_set_id. */
+int cache_new_dirty(strata_store *s, void *slot, uint32_t size, uint64_t *loc, void **image);
+void cache_set_id(uint64_t loc, strata_node_id id);
+int cache_load(strata_store *s, ot_entry *e, strata_node_id id, uint64_t loc, uint32_t size,
+	       const void **out);
+const void *cache_hit(strata_store *s, uint64_t loc);
+void *cache_image(uint64_t loc);
+uint64_t cache_slot(uint64_t loc);
+void cache_clean(strata_store *s, uint64_t loc);
+uint64_t cache_drop(strata_store *s, ot_entry *e);
+void cache_trim(strata_store *s);
+void cache_stats(const ncache *c, strata_store_stats *st);
+
+/* An entry's image in memory (loc not LAZY), and its slot (small nodes). */
+static inline void *loc_image(uint64_t loc)
+{
+	return LOC_CACHED(loc) ? cache_image(loc) : (void *)(uintptr_t)(loc & ~LOC_BITS);
+}
+static inline void *loc_slot(uint64_t loc)
+{
+	return (void *)(uintptr_t)(LOC_CACHED(loc) ? cache_slot(loc) : loc & ~LOC_BITS);
+}
+/* The location to free for entry e (drops its cnode in a bounded cache). */
+static inline uint64_t durable_loc_for_free(strata_store *s, ot_entry *e)
+{
+	return s->dur->cache.cap ? cache_drop(s, e) : atomic_load(&e->loc);
+}
 int durable_checkpoint(strata_store *s);
 
 /* checkpoint.c */

@@ -68,6 +68,9 @@ typedef struct seg_alloc {
 	 * data file. Segments are numbered as they are made and never released
 	 * (an emptied one is reused for its class), so numbers stay stable. */
 	bool durable;
+	/* Bounded cache: no image is ever written to segment memory, only
+	 * the header is touched; a huge page would make it 2 MiB resident. */
+	bool headers_only;
 	pthread_mutex_t nos_lock;
 	struct segment **by_no; /* segment number -> segment */
 	_Atomic uint32_t nsegs;
@@ -245,6 +248,7 @@ static inline strata_node_id ot_make_id(uint32_t shard, uint32_t index, uint32_t
 struct strata_snapshot {
 	_Atomic uint64_t pin;
 	uint64_t epoch;
+	_Atomic uint64_t cgen; /* pin_table.gen when pinned (the cache's grace) */
 	/* Copy of otable.dirs: resolve reads nothing but this cache line,
 	 * the directory slot and the entry. */
 	_Atomic(ot_entry *) *dirs;
@@ -257,6 +261,9 @@ typedef struct pin_table {
 	struct strata_snapshot *slots;
 	uint32_t nslots;
 	_Atomic uint32_t hwm; /* slots at or above hwm were never claimed */
+	/* Bumped by every unlinking of a cached image (cache.c): an image
+	 * unlinked at g may be held by slots pinned with cgen <= g. */
+	_Atomic uint64_t gen;
 } pin_table;
 
 int pin_init(pin_table *pt, strata_store *store, const otable *ot, uint32_t nslots);
@@ -264,6 +271,9 @@ void pin_destroy(pin_table *pt);
 /* Claims a slot and pins the current epoch (see pin.c for why it is safe). */
 struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *epoch_current);
 void pin_release(pin_table *pt, struct strata_snapshot *s);
+/* min(gen + 1, cgen of every pinned slot): images unlinked below it are
+ * unreachable. */
+uint64_t pin_oldest_gen(pin_table *pt);
 /* min(current epoch, every pinned epoch). */
 uint64_t pin_oldest(pin_table *pt, _Atomic uint64_t *epoch_current);
 /* Slots in use (snapshots + transactions). A scan: no shared counter is

@@ -17,6 +17,14 @@
  * after the scan in the single total order, so the reader's verifying load
  * comes after the reclaimer's load of h, and s == cur >= h. Then no node the
  * reader can see (retire > s >= h >= m) is freed.
+ *
+ * The cache generation (cgen) follows the same pattern: the slot's cgen is
+ * stored before the pin's CAS, so a scanner that sees the pin sees it. An
+ * evictor unlinks an image, then bumps `gen` (seq_cst), then scans: a
+ * reader that read gen after the bump reads the entry after the unlink and
+ * cannot reach the image; one that read it before has cgen <= the image's
+ * generation, and is either seen by the scan or pins after it (and then
+ * also reads the entry after the unlink).
  */
 #include <string.h>
 
@@ -63,6 +71,7 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur)
 		if (atomic_load_explicit(&s->pin, memory_order_relaxed))
 			continue;
 		uint64_t e = atomic_load(cur);
+		atomic_store_explicit(&s->cgen, atomic_load(&pt->gen), memory_order_relaxed);
 		uint64_t zero = 0;
 		if (!atomic_compare_exchange_strong(&s->pin, &zero, e))
 			continue;
@@ -90,6 +99,20 @@ uint32_t pin_count(pin_table *pt)
 	for (uint32_t i = 0; i < h; i++)
 		n += atomic_load_explicit(&pt->slots[i].pin, memory_order_acquire) != 0;
 	return n;
+}
+
+uint64_t pin_oldest_gen(pin_table *pt)
+{
+	uint64_t m = atomic_load(&pt->gen) + 1;
+	uint32_t h = atomic_load(&pt->hwm);
+	for (uint32_t i = 0; i < h; i++) {
+		if (!atomic_load(&pt->slots[i].pin))
+			continue;
+		uint64_t g = atomic_load_explicit(&pt->slots[i].cgen, memory_order_relaxed);
+		if (g < m)
+			m = g;
+	}
+	return m;
 }
 
 uint64_t pin_oldest(pin_table *pt, _Atomic uint64_t *cur)

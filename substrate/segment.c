@@ -198,7 +198,7 @@ static segment *seg_new(seg_alloc *a, seg_class *c, unsigned cls, bool huge)
 	if (!g)
 		return NULL;
 #ifdef MADV_HUGEPAGE
-	if (huge)
+	if (huge && !a->headers_only)
 		(void)madvise(g, SEG_SIZE, MADV_HUGEPAGE); /* a hint: failure changes nothing */
 #endif
 	memset(g, 0, sizeof *g);

@@ -76,7 +76,7 @@ static inline int read_visible(const strata_snapshot *snap, strata_node_id id, e
 		return OT_META_STATE(m) == OT_FREE ? STRATA_ESTALE : STRATA_ENOTVISIBLE;
 	out->info = atomic_load_explicit(&e->info, memory_order_relaxed);
 	out->data = (const void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
-	if (STRATA_UNLIKELY((uintptr_t)out->data & LAZY_BIT)) /* DURABLE, first use */
+	if (STRATA_UNLIKELY((uintptr_t)out->data & LOC_BITS)) /* DURABLE: first use, or cached */
 		return durable_load(snap->store, e, id, &out->data);
 	return 0;
 }

@@ -178,7 +178,7 @@ void store_free_node(strata_store *s, strata_node_id id, ot_entry *e)
 {
 	uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
 	if (s->dur)
-		durable_free_slot(s, entry_data(e), size,
+		durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e), size,
 				  atomic_load_explicit(&e->birth, memory_order_relaxed));
 	else
 		seg_free_node(&s->seg, entry_data(e), size);
@@ -227,6 +227,9 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 		st->segment_bytes += cs->segments * SEG_SIZE;
 		requested += cs->bytes_requested;
 	}
+	struct durable *d = s->dur;
+	if (d)
+		cache_stats(&d->cache, st);
 	uint64_t held = st->segment_bytes + st->large_bytes;
 	st->fragmentation = held ? 1.0 - (double)requested / (double)held : 0.0;
 	return 0;

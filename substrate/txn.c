@@ -201,12 +201,42 @@ static int txn_lookup(const strata_txn *t, strata_node_id id, txn_view *v)
 	v->data = data;
 	v->size = OT_INFO_SIZE(info);
 	v->kind = OT_INFO_KIND(info);
-	if (STRATA_UNLIKELY((uintptr_t)data & 1)) { /* DURABLE: image not loaded yet */
+	if (STRATA_UNLIKELY((uintptr_t)data & LOC_BITS)) { /* DURABLE: not loaded yet, or cached */
 		const void *p;
 		int rc = durable_load(t->s, e, id, &p);
 		v->data = (void *)(uintptr_t)p;
 		return rc;
 	}
+	return 0;
+}
+
+/* Bounded cache: the image is a dirty cache node, the slot only a place in
+ * `data` (durable_new_image). */
+static int alloc_cached(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id *id,
+			void **data, bool zero)
+{
+	strata_store *s = t->s;
+	uint64_t loc;
+	void *img;
+	int rc = durable_new_image(s, size, &loc, &img);
+	if (rc)
+		return rc;
+	if ((rc = ot_alloc(&s->ot, t->marker, loc, OT_INFO(size, kind), id))) {
+		durable_free_slot(s, (void *)(uintptr_t)(LOC_CACHED(loc) ? cache_slot(loc) | LAZY_BIT : loc),
+				  size, t->marker);
+		if LOC_CACHED(loc)
+			cache_free_dirty(&s->dur->cache, loc);
+		return rc;
+	}
+	if LOC_CACHED(loc)
+		cache_set_id(loc, *id);
+	if ((rc = idvec_push(&t->reserved, *id))) {
+		store_free_node(s, *id, ot_entry_of(&s->ot, *id));
+		return rc;
+	}
+	if (zero)
+		memset(img, 0, size);
+	*data = img;
 	return 0;
 }
 
@@ -217,6 +247,9 @@ static int alloc_node(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id
 		      bool zero)
 {
 	strata_store *s = t->s;
+	durable *d = s->dur;
+	if (d && d->cache.cap)
+		return alloc_cached(t, size, kind, id, data, zero);
 	void *p = zero ? seg_alloc_node(&s->seg, size) : seg_alloc_node_raw(&s->seg, size);
 	if (!p)
 		return STRATA_ENOMEM;
@@ -548,7 +581,8 @@ static int build_recs(strata_txn *t, wal_rec **out, size_t *n)
 			continue;
 		uint32_t info = atomic_load_explicit(&e->info, memory_order_relaxed);
 		r[k++] = (wal_rec){.type = WAL_NODE, .kind = OT_INFO_KIND(info), .id = t->reserved.v[i],
-				   .bytes = entry_data(e), .len = OT_INFO_SIZE(info)};
+				   .bytes = loc_image(atomic_load_explicit(&e->loc, memory_order_relaxed)),
+				   .len = OT_INFO_SIZE(info)};
 	}
 	for (size_t i = 0; i < t->retired.n; i++)
 		r[k++] = (wal_rec){.type = WAL_RETIRE, .id = t->retired.v[i]};

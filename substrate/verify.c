@@ -59,7 +59,7 @@ static void image_place(uint64_t loc, uint32_t size, char *buf, size_t n)
 		snprintf(buf, n, "checkpoint file offset %" PRIu64, loc >> 1);
 		return;
 	}
-	const void *p = (const void *)(uintptr_t)(loc & ~LAZY_BIT);
+	const void *p = loc_slot(loc);
 	snprintf(buf, n, "data offset %" PRIu64,
 		 (uint64_t)seg_no_of(p) * SEG_SIZE + seg_offset_of(p));
 }
@@ -116,7 +116,7 @@ static void verify_entry(verify_ctx *v, uint32_t sh, uint32_t i)
 	if (v->d && (loc & LAZY_BIT))
 		verify_lazy(v, e, id, loc, size);
 	else
-		verify_loaded(v, e, id, (const void *)(uintptr_t)loc, size);
+		verify_loaded(v, e, id, loc_image(loc), size);
 }
 
 /* Entries [from, to) of a shard. DURABLE: under the checkpoint lock, as
@@ -180,9 +180,15 @@ int strata_verify_images(strata_store *s, strata_report_fn report, void *ctx, ui
 	if (!s)
 		return STRATA_EINVAL;
 	verify_ctx v = {.s = s, .d = s->dur, .report = report, .ctx = ctx};
+	/* A pin keeps the cache nodes we read from being freed (cache.c). */
+	strata_snapshot *pin;
+	int rc = strata_snapshot_open(s, &pin);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&s->rec.run);
 	verify_shards(&v);
 	pthread_mutex_unlock(&s->rec.run);
+	strata_snapshot_close(pin);
 	verify_roots(&v);
 	if (checked)
 		*checked = v.checked;

@@ -143,6 +143,18 @@ typedef struct strata_options {
 					    work); default 1000000. A commit that crosses
 					    a threshold wakes the checkpointer at once, so
 					    checkpoints keep pace with the write rate. */
+	uint64_t cache_bytes;        /* bound on node images in memory; 0 (default): none,
+					an image read stays in memory until close.
+					With a bound, images are read on demand into a
+					cache (2Q: a probation FIFO, then CLOCK) and
+					evicted when unused; images written since the
+					last checkpoint cannot be evicted, and a
+					checkpoint starts when they fill half of it. A
+					snapshot keeps every image it may hold until it
+					closes. Nodes above 64 KiB are not cached (they
+					stay in memory once read). A store made durable
+					live (strata_make_durable) has no bound until it
+					is reopened. See design/ARCHITECTURE.md. */
 } strata_options;
 
 enum strata_open_flags {
@@ -382,12 +394,22 @@ typedef struct strata_store_stats {
 	uint64_t aborts;
 	uint64_t large_objects;
 	uint64_t large_bytes;
-	uint64_t segment_bytes;  /* memory held in segments */
+	uint64_t segment_bytes;  /* memory held in segments (with cache_bytes set they
+				  * are address space only: images live in the cache) */
 	uint64_t chunks_on_disk; /* DURABLE: object-table chunks not loaded yet (an open
 				  * reads none; each loads on first use) */
 	uint64_t chunks_loaded;  /* chunks loaded that way since open */
 	double fragmentation;    /* 1 - bytes_requested / segment_bytes (0 when empty) */
 	strata_class_stats classes[STRATA_NUM_CLASSES];
+	/* ---- bounded cache (DURABLE, cache_bytes > 0; else all 0) ---- */
+	uint64_t cache_bytes_max;   /* the option */
+	uint64_t cache_bytes;       /* node images in the cache (dirty and waiting included) */
+	uint64_t cache_dirty_bytes; /* written since the last checkpoint: not evictable */
+	uint64_t cache_grace_bytes; /* unlinked, kept for snapshots that may hold them */
+	uint64_t cache_hits;        /* resolves served from the cache */
+	uint64_t cache_misses;      /* images read from `data` */
+	uint64_t cache_evictions;
+	uint64_t cache_bytes_read;
 } strata_store_stats;
 
 /* Fills *st. Counters are read without stopping writers: each is exact, the
