@@ -422,3 +422,23 @@ void cache_stats(const ncache *c, strata_store_stats *st)
 	for (int i = 0; i < CACHE_STRIPES; i++)
 		st->cache_hits += atomic_load_explicit(&c->hits[i].n, memory_order_relaxed);
 }
+
+uint64_t store_grace_bytes(strata_store *s)
+{
+	durable *d = s->dur;
+	return d && d->cache.cap ? atomic_load_explicit(&d->cache.grace_bytes, memory_order_relaxed) : 0;
+}
+
+uint64_t store_grace_held(strata_store *s, struct strata_snapshot *p)
+{
+	durable *d = s->dur;
+	if (!d || !d->cache.cap)
+		return 0;
+	uint64_t g = atomic_load_explicit(&p->cgen, memory_order_relaxed), sum = 0;
+	pthread_mutex_lock(&d->cache.lock);
+	for (size_t i = 0; i < d->cache.grace_n; i++)
+		if (d->cache.grace[i]->gen >= g)
+			sum += d->cache.grace[i]->size;
+	pthread_mutex_unlock(&d->cache.lock);
+	return sum;
+}

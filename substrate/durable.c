@@ -341,7 +341,7 @@ static int ckpt_begin(strata_store *s, uint64_t *C, uint64_t *L, struct strata_s
 	*C = atomic_load(&s->epoch_current);
 	*L = d->pq_n ? d->pq[d->pq_head].start_lsn : wal_end(d->wal);
 	atomic_store(&d->dirty, 0); /* approximately: queued commits count again later */
-	*pin = pin_acquire(&s->pins, &s->epoch_current);
+	*pin = pin_acquire(&s->pins, &s->epoch_current, PIN_CHECKPOINT);
 	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_unlock(&s->commit_lock);
 	return *pin ? 0 : STRATA_EFULL;

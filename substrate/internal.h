@@ -254,8 +254,17 @@ struct strata_snapshot {
 	_Atomic(ot_entry *) *dirs;
 	strata_store *store;
 	uint32_t index;
-	bool is_txn;
+	_Atomic uint8_t kind; /* PIN_SNAPSHOT, PIN_TXN, PIN_CHECKPOINT: set before the pin */
+	/* Set by reclamation when the snapshot passed a cap; its next call
+	 * gives up the pin and returns STRATA_ESNAPSHOT_TOO_OLD (snapshot.c). */
+	_Atomic uint8_t expire;
+	_Atomic uint64_t opened_ns; /* CLOCK_MONOTONIC_COARSE at open */
 } __attribute__((aligned(CACHELINE)));
+
+enum { PIN_SNAPSHOT = 0, PIN_TXN = 1, PIN_CHECKPOINT = 2 };
+/* An expired snapshot's pin: not free (its slot stays its own until close),
+ * and above every epoch, so it holds nothing back. */
+#define PIN_EXPIRED UINT64_MAX
 
 typedef struct pin_table {
 	struct strata_snapshot *slots;
@@ -269,7 +278,10 @@ typedef struct pin_table {
 int pin_init(pin_table *pt, strata_store *store, const otable *ot, uint32_t nslots);
 void pin_destroy(pin_table *pt);
 /* Claims a slot and pins the current epoch (see pin.c for why it is safe). */
-struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *epoch_current);
+struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *epoch_current, uint8_t kind);
+/* Gives up the pin of an expired snapshot (its slot stays claimed). */
+void pin_expire(struct strata_snapshot *s);
+uint64_t pin_now_ns(void);
 void pin_release(pin_table *pt, struct strata_snapshot *s);
 /* min(gen + 1, cgen of every pinned slot): images unlinked below it are
  * unreachable. */
@@ -336,6 +348,10 @@ int reclaim_init(reclaimer *r);
 void reclaim_destroy(strata_store *s);
 void reclaim_enqueue(reclaimer *r, reclaim_batch *b);
 int64_t reclaim_run(strata_store *s, bool wait);
+/* Bounded cache (cache.c; 0 without one): images waiting for grace, all of
+ * them, and those a pinned slot may still hold. */
+uint64_t store_grace_bytes(strata_store *s);
+uint64_t store_grace_held(strata_store *s, struct strata_snapshot *p);
 /* Retired nodes/bytes queued whose epoch is above `oldest`: what pins hold. */
 void reclaim_held_back(reclaimer *r, uint64_t oldest, uint64_t *nodes, uint64_t *bytes);
 
@@ -355,6 +371,7 @@ struct strata_store {
 	struct durable *_Atomic dur;
 	_Atomic uint64_t nodes_live, nodes_retired;
 	_Atomic uint64_t commits, aborts, commits_since_reclaim;
+	_Atomic uint64_t snapshots_expired;
 	_Atomic uint32_t txns_open;
 };
 

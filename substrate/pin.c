@@ -27,6 +27,7 @@
  * also reads the entry after the unlink).
  */
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -61,7 +62,14 @@ static void raise_hwm(pin_table *pt, uint32_t i)
 		;
 }
 
-struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur)
+uint64_t pin_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* a few ns: no system call */
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur, uint8_t kind)
 {
 	uint32_t n = pt->nslots;
 	uint32_t start = tl_slot_hint < n ? tl_slot_hint : 0;
@@ -72,6 +80,9 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur)
 			continue;
 		uint64_t e = atomic_load(cur);
 		atomic_store_explicit(&s->cgen, atomic_load(&pt->gen), memory_order_relaxed);
+		atomic_store_explicit(&s->expire, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->opened_ns, pin_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&s->kind, kind, memory_order_relaxed); /* published by the CAS */
 		uint64_t zero = 0;
 		if (!atomic_compare_exchange_strong(&s->pin, &zero, e))
 			continue;
@@ -85,6 +96,12 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur)
 		return s;
 	}
 	return NULL;
+}
+
+void pin_expire(struct strata_snapshot *s)
+{
+	atomic_store_explicit(&s->cgen, UINT64_MAX, memory_order_relaxed);
+	atomic_store_explicit(&s->pin, PIN_EXPIRED, memory_order_release);
 }
 
 void pin_release(pin_table *pt, struct strata_snapshot *s)

@@ -9,6 +9,8 @@
  * Only one reclamation runs at a time (`run`); writers never wait for it
  * unless they ask to (strata_reclaim).
  */
+#include <stdlib.h>
+
 #include "internal.h"
 
 int reclaim_init(reclaimer *r)
@@ -75,6 +77,41 @@ static reclaim_batch *take_ready(reclaimer *r, uint64_t oldest)
 	return first;
 }
 
+/* Bytes of batches retired after epoch e: what a reader at e keeps. */
+static uint64_t retained_after(reclaimer *r, uint64_t e, uint64_t *nodes)
+{
+	uint64_t n, b;
+	reclaim_held_back(r, e, &n, &b);
+	if (nodes)
+		*nodes = n;
+	return b;
+}
+
+/* Marks snapshots past a cap (strata_options.snapshot_max_*). They give
+ * up their pins themselves, at their next call: see snapshot.c. */
+static void expire_check(strata_store *s)
+{
+	uint64_t max_age = s->opts.snapshot_max_age_ms, max_bytes = s->opts.snapshot_max_retained_bytes;
+	if (!max_age && !max_bytes)
+		return;
+	uint64_t now = pin_now_ns();
+	bool heavy = max_bytes && atomic_load_explicit(&s->rec.pending_bytes, memory_order_relaxed) +
+					  store_grace_bytes(s) > max_bytes;
+	uint32_t h = atomic_load(&s->pins.hwm);
+	for (uint32_t i = 0; i < h; i++) {
+		struct strata_snapshot *p = &s->pins.slots[i];
+		uint64_t e = atomic_load(&p->pin);
+		if (!e || e == PIN_EXPIRED || atomic_load_explicit(&p->kind, memory_order_relaxed) != PIN_SNAPSHOT ||
+		    atomic_load_explicit(&p->expire, memory_order_relaxed))
+			continue;
+		uint64_t age = now - atomic_load_explicit(&p->opened_ns, memory_order_relaxed);
+		bool old = max_age && age / 1000000u >= max_age;
+		bool fat = heavy && retained_after(&s->rec, e, NULL) + store_grace_held(s, p) > max_bytes;
+		if (old || fat)
+			atomic_store_explicit(&p->expire, 1, memory_order_relaxed);
+	}
+}
+
 int64_t reclaim_run(strata_store *s, bool wait)
 {
 	reclaimer *r = &s->rec;
@@ -82,6 +119,7 @@ int64_t reclaim_run(strata_store *s, bool wait)
 		pthread_mutex_lock(&r->run);
 	else if (pthread_mutex_trylock(&r->run))
 		return 0;
+	expire_check(s);
 	uint64_t oldest = pin_oldest(&s->pins, &s->epoch_current);
 	int64_t freed = 0;
 	reclaim_batch *b = take_ready(r, oldest);
@@ -108,6 +146,44 @@ int64_t reclaim_run(strata_store *s, bool wait)
 	atomic_fetch_add_explicit(&r->runs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&r->run);
 	return freed;
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const strata_snapshot_info *)a)->epoch, y = ((const strata_snapshot_info *)b)->epoch;
+	return x < y ? -1 : x > y;
+}
+
+int strata_snapshot_list(strata_store *s, strata_snapshot_info *out, size_t max, size_t *n)
+{
+	if (!s || !n || (max && !out))
+		return STRATA_EINVAL;
+	uint64_t now = pin_now_ns();
+	size_t k = 0;
+	uint32_t h = atomic_load(&s->pins.hwm);
+	for (uint32_t i = 0; i < h; i++) {
+		struct strata_snapshot *p = &s->pins.slots[i];
+		uint64_t e = atomic_load(&p->pin);
+		if (!e)
+			continue;
+		if (k < max) {
+			strata_snapshot_info *o = &out[k];
+			bool gone = e == PIN_EXPIRED;
+			o->epoch = p->epoch;
+			o->age_ms = (now - atomic_load_explicit(&p->opened_ns, memory_order_relaxed)) / 1000000u;
+			o->retained_bytes = gone ? 0 : retained_after(&s->rec, e, &o->retained_nodes);
+			if (gone)
+				o->retained_nodes = 0;
+			o->cache_bytes_held = gone ? 0 : store_grace_held(s, p);
+			o->kind = atomic_load_explicit(&p->kind, memory_order_relaxed);
+			o->expired = gone || atomic_load_explicit(&p->expire, memory_order_relaxed);
+		}
+		k++;
+	}
+	if (k && max)
+		qsort(out, k < max ? k : max, sizeof *out, info_cmp);
+	*n = k;
+	return 0;
 }
 
 /* At close: nothing is pinned, free the queue's memory (node memory goes

@@ -29,12 +29,11 @@ int strata_snapshot_open(strata_store *s, strata_snapshot **out)
 {
 	if (!s || !out)
 		return STRATA_EINVAL;
-	strata_snapshot *snap = pin_acquire(&s->pins, &s->epoch_current);
+	strata_snapshot *snap = pin_acquire(&s->pins, &s->epoch_current, PIN_SNAPSHOT);
 	if (!snap) {
 		*out = NULL;
 		return STRATA_EFULL;
 	}
-	snap->is_txn = false;
 	*out = snap;
 	return 0;
 }
@@ -58,9 +57,24 @@ typedef struct entry_read {
 
 static int read_faulted(const strata_snapshot *snap, strata_node_id id, entry_read *out);
 
+/* A cap passed (reclaim.c asked): give the pin up now, while the caller is
+ * inside the library and holds no pointer it is still reading (a snapshot
+ * is used by one thread at a time). Every later call fails the same way. */
+static __attribute__((noinline)) int snapshot_expired(const strata_snapshot *snap)
+{
+	strata_snapshot *s = (strata_snapshot *)snap; /* the slot is the caller's */
+	if (atomic_load_explicit(&s->pin, memory_order_relaxed) != PIN_EXPIRED) {
+		pin_expire(s);
+		atomic_fetch_add_explicit(&s->store->snapshots_expired, 1, memory_order_relaxed);
+	}
+	return STRATA_ESNAPSHOT_TOO_OLD;
+}
+
 /* Reads the entry for `id` consistently and applies visibility at epoch e. */
 static inline int read_visible(const strata_snapshot *snap, strata_node_id id, entry_read *out)
 {
+	if (STRATA_UNLIKELY(atomic_load_explicit(&snap->expire, memory_order_relaxed)))
+		return snapshot_expired(snap);
 	ot_entry *chunk = atomic_load_explicit(&snap->dirs[ot_dir_slot(id)], memory_order_acquire);
 	if (STRATA_UNLIKELY(!chunk)) /* never issued, or on disk (DURABLE open) */
 		return read_faulted(snap, id, out);
@@ -130,6 +144,8 @@ int strata_snapshot_root(const strata_snapshot *snap, const char *name, strata_n
 {
 	if (!snap || !id)
 		return STRATA_EINVAL;
+	if (STRATA_UNLIKELY(atomic_load_explicit(&snap->expire, memory_order_relaxed)))
+		return snapshot_expired(snap);
 	size_t len;
 	int rc = catalog_name_ok(name, &len);
 	if (rc)

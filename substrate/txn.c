@@ -152,9 +152,8 @@ int strata_txn_begin(strata_store *s, const char *const *names, size_t n, unsign
 	if ((rc = collect_roots(t, names, n)) || (rc = lock_roots(t, flags)))
 		goto err;
 	rc = STRATA_EFULL;
-	if (!(t->pin = pin_acquire(&s->pins, &s->epoch_current)))
+	if (!(t->pin = pin_acquire(&s->pins, &s->epoch_current, PIN_TXN)))
 		goto err;
-	t->pin->is_txn = true;
 	t->base = t->pin->epoch;
 	t->marker = EPOCH_PENDING | atomic_fetch_add_explicit(&s->next_txn, 1, memory_order_relaxed);
 	*out = t;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "support/model.h"
@@ -234,6 +235,112 @@ Test(snapshot, held_back_counts_only_what_pins_hold)
 	cr_assert_eq(strata_reclaim(s), 5);
 	strata_snapshot_close(pin);
 	cr_assert_eq(strata_reclaim(s), 1);
+	test_close(s);
+}
+
+/* ---- long readers (snapshot caps) -------------------------------------------------- */
+static size_t list_of(strata_store *s, strata_snapshot_info *out, size_t max)
+{
+	size_t n = 0;
+	cr_assert_eq(strata_snapshot_list(s, out, max, &n), 0);
+	return n;
+}
+
+Test(snapshot, list_reports_epochs_and_what_each_keeps)
+{
+	strata_store *s = test_open(NULL);
+	replace_root(s, "r", 1000, 1, NULL);
+	strata_snapshot *a = snap_open(s);
+	replace_root(s, "r", 1000, 2, NULL);
+	replace_root(s, "r", 1000, 3, NULL);
+	strata_snapshot *b = snap_open(s);
+	replace_root(s, "r", 1000, 4, NULL);
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, NULL, 0, 0, &t), 0);
+	strata_snapshot_info info[4];
+	cr_assert_eq(list_of(s, info, 4), 3);
+	cr_assert(info[0].epoch < info[1].epoch && info[1].epoch <= info[2].epoch, "oldest first");
+	cr_assert_eq(info[0].epoch, strata_snapshot_epoch(a));
+	cr_assert_eq(info[0].kind, 0);
+	cr_assert_eq(info[1].epoch, strata_snapshot_epoch(b));
+	cr_assert_eq(info[2].kind, 1, "the transaction");
+	cr_assert_eq(info[0].retained_bytes, 3000, "a sees three retired versions");
+	cr_assert_eq(info[0].retained_nodes, 3);
+	cr_assert_eq(info[1].retained_bytes, 1000);
+	cr_assert_eq(info[2].retained_bytes, 0);
+	cr_assert(!info[0].expired && !info[1].expired);
+	cr_assert_eq(list_of(s, info, 1), 3, "the count is whole when out is short");
+	cr_assert_eq(strata_snapshot_list(s, NULL, 0, NULL), STRATA_EINVAL);
+	strata_txn_abort(t);
+	strata_snapshot_close(a);
+	strata_snapshot_close(b);
+	cr_assert_eq(list_of(s, info, 4), 0);
+	test_close(s);
+}
+
+/* Past the retained-bytes cap a reader is expired: what it returned stays
+ * valid until its next call, which fails and lets go; then reclamation
+ * frees what it held. */
+Test(snapshot, a_reader_keeping_too_much_is_expired)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.snapshot_max_retained_bytes = 20000;
+	strata_store *s = test_open(&o);
+	strata_node_id first = replace_root(s, "r", 1000, 1, NULL);
+	strata_snapshot *old = snap_open(s), *young = NULL;
+	const void *p;
+	cr_assert_eq(strata_resolve(old, first, &p, NULL), 0);
+	for (int i = 0; i < 30; i++) {
+		replace_root(s, "r", 1000, 2 + i % 100, NULL);
+		if (i == 25)
+			young = snap_open(s);
+	}
+	strata_snapshot_info info[2];
+	cr_assert_eq(list_of(s, info, 2), 2);
+	cr_assert(info[0].expired, "30 KB kept against a 20 KB cap");
+	cr_assert(!info[1].expired, "the young reader keeps only 4 KB");
+	cr_assert_gt(stats_of(s).nodes_retired, 25, "nothing freed under the old reader yet");
+	for (uint32_t i = 0; i < 1000; i++)
+		cr_assert_eq(((const unsigned char *)p)[i], 1, "its bytes are intact until it calls");
+	cr_assert_eq(strata_resolve(old, first, &p, NULL), STRATA_ESNAPSHOT_TOO_OLD);
+	strata_node_id id;
+	cr_assert_eq(strata_snapshot_root(old, "r", &id), STRATA_ESNAPSHOT_TOO_OLD);
+	strata_node_info ni;
+	cr_assert_eq(strata_node_stat(old, first, &ni), STRATA_ESNAPSHOT_TOO_OLD);
+	cr_assert_eq(stats_of(s).snapshots_expired, 1);
+	strata_reclaim(s);
+	cr_assert_leq(stats_of(s).nodes_retired, 5, "only the young reader's versions remain");
+	cr_assert_eq(strata_snapshot_root(young, "r", &id), 0, "the young reader goes on");
+	expect_bytes(young, id, 1000, 2 + 25);
+	strata_snapshot_close(old);
+	strata_snapshot_close(young);
+	test_close(s);
+}
+
+Test(snapshot, an_old_reader_is_expired_transactions_never)
+{
+	strata_options o;
+	strata_options_init(&o);
+	o.snapshot_max_age_ms = 30;
+	strata_store *s = test_open(&o);
+	strata_node_id id = replace_root(s, "r", 100, 1, NULL);
+	strata_snapshot *old = snap_open(s);
+	const char *name = "other";
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &name, 1, 0, &t), 0);
+	usleep(80 * 1000);
+	strata_snapshot *fresh = snap_open(s);
+	replace_root(s, "r", 100, 2, NULL); /* reclamation runs: the check */
+	cr_assert_eq(strata_resolve(old, id, &(const void *){0}, NULL), STRATA_ESNAPSHOT_TOO_OLD);
+	expect_bytes(fresh, id, 100, 1);
+	strata_node_id x;
+	void *p;
+	cr_assert_eq(strata_txn_alloc(t, 8, 0, &x, &p), 0);
+	cr_assert_eq(strata_txn_set_root(t, name, x), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0, "a transaction is never expired");
+	strata_snapshot_close(old);
+	strata_snapshot_close(fresh);
 	test_close(s);
 }
 

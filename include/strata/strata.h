@@ -155,6 +155,20 @@ typedef struct strata_options {
 					stay in memory once read). A store made durable
 					live (strata_make_durable) has no bound until it
 					is reopened. See design/ARCHITECTURE.md. */
+	/* Caps on long readers (0: none). A snapshot older than the age, or
+	 * keeping more than the bytes alive (retired versions it can still
+	 * see, plus cached images unlinked while it was open), is expired:
+	 * its next read (strata_resolve, strata_node_stat,
+	 * strata_snapshot_root, or an index query through them) returns
+	 * STRATA_ESNAPSHOT_TOO_OLD and it stops holding anything back; every
+	 * pointer it returned before is invalid from that return on, and
+	 * every later read fails the same way: close it. A snapshot that makes
+	 * no call keeps its hold until its next call or close (its pointers
+	 * may be in use: they are never freed under it); strata_snapshot_list
+	 * shows such readers. Checked when reclamation runs (after commits).
+	 * Transactions are never expired. */
+	uint64_t snapshot_max_age_ms;
+	uint64_t snapshot_max_retained_bytes;
 } strata_options;
 
 enum strata_open_flags {
@@ -410,7 +424,27 @@ typedef struct strata_store_stats {
 	uint64_t cache_misses;      /* images read from `data` */
 	uint64_t cache_evictions;
 	uint64_t cache_bytes_read;
+	uint64_t snapshots_expired;  /* snapshots that gave up their pin (caps) */
 } strata_store_stats;
+
+/* One open snapshot or transaction (strata_snapshot_list). */
+typedef struct strata_snapshot_info {
+	uint64_t epoch;          /* the epoch it reads */
+	uint64_t age_ms;         /* since it opened (coarse clock: a few ms) */
+	uint64_t retained_bytes; /* retired node bytes it can still see, not freed
+				    because of it or an older reader */
+	uint64_t retained_nodes;
+	uint64_t cache_bytes_held; /* bounded cache: images unlinked since it opened */
+	uint8_t kind;            /* 0 snapshot, 1 write transaction, 2 checkpoint */
+	uint8_t expired;         /* 1: past a cap (it lets go at its next call) */
+} strata_snapshot_info;
+
+/* Fills out[0..max) with the open snapshots and transactions, oldest epoch
+ * first; *n gets how many there are (may exceed max). Counters are read
+ * without stopping anyone: approximately simultaneous.
+ * Errors: STRATA_EINVAL. */
+STRATA_API int strata_snapshot_list(strata_store *store, strata_snapshot_info *out, size_t max,
+				    size_t *n);
 
 /* Fills *st. Counters are read without stopping writers: each is exact, the
  * set is approximately simultaneous. */
