@@ -441,6 +441,25 @@ int strata_checkpoint(strata_store *s)
 	return s->dur ? durable_checkpoint(s) : STRATA_EINVAL;
 }
 
+void durable_space(strata_store *s, uint64_t requested, strata_store_stats *st)
+{
+	durable *d = s->dur;
+	uint64_t limbo = 0, data = 0;
+	pthread_mutex_lock(&d->limbo_lock);
+	for (size_t i = 0; i < d->nlimbo; i++)
+		limbo += d->limbo[i].size;
+	pthread_mutex_unlock(&d->limbo_lock);
+	uint64_t waiting = atomic_load(&s->rec.pending_bytes) + limbo;
+	st->live_bytes = requested > waiting ? requested - waiting : 0;
+	pthread_mutex_lock(&s->ot.lazy_lock); /* ckpt_size changes under it */
+	uint64_t ckpt = d->ckpt_size;
+	pthread_mutex_unlock(&s->ot.lazy_lock);
+	if (io_size(d->data, &data))
+		data = 0;
+	st->file_bytes = data + ckpt;
+	st->space_amplification = st->live_bytes ? (double)st->file_bytes / (double)st->live_bytes : 0;
+}
+
 /* ---- the coordinator thread ------------------------------------------------------------ */
 static bool ckpt_due(strata_store *s)
 {

@@ -159,6 +159,9 @@ void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth);
 uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create);
 
 void durable_poison(strata_store *s, int err);
+/* strata_stats: live_bytes, file_bytes, space_amplification. requested:
+ * node bytes of every allocated slot and large image. */
+void durable_space(strata_store *s, uint64_t requested, strata_store_stats *st);
 
 /* cache.c */
 int cache_init(ncache *c, uint64_t cap);

@@ -232,6 +232,8 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 		cache_stats(&d->cache, st);
 	st->snapshots_expired = atomic_load(&s->snapshots_expired);
 	uint64_t held = st->segment_bytes + st->large_bytes;
+	if (d)
+		durable_space(s, requested, st);
 	st->fragmentation = held ? 1.0 - (double)requested / (double)held : 0.0;
 	return 0;
 }

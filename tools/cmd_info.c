@@ -296,20 +296,54 @@ static int print_files(const char *dir, const sb_state *sb)
 	return rc ? CLI_FAIL : CLI_OK;
 }
 
+/* --stats: the store opened (recovered), its strata_stats figures. */
+static int print_stats(const char *dir)
+{
+	strata_store *s;
+	int rc = cli_open_store("info", dir, &s, NULL);
+	if (rc)
+		return rc;
+	strata_store_stats st;
+	char a[64], b[64];
+	if ((rc = strata_stats(s, &st))) {
+		fprintf(stderr, "strata info: %s: %s\n", dir, strata_strerror(rc));
+		cli_close_store("info", dir, s);
+		return CLI_FAIL;
+	}
+	printf("Contents\n");
+	field("nodes", "%" PRIu64 " live, %" PRIu64 " retired", st.nodes_live, st.nodes_retired);
+	field("live bytes", "%s", fmt_size(a, sizeof a, st.live_bytes));
+	field("file bytes", "%s (data file and checkpoint)", fmt_size(b, sizeof b, st.file_bytes));
+	field("amplification", "%.2f (file bytes / live bytes)", st.space_amplification);
+	field("object table", "%" PRIu64 " chunks on disk, %" PRIu64 " loaded", st.chunks_on_disk,
+	      st.chunks_loaded);
+	field("cache (this open)", "%" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64 " evictions, %s read",
+	      st.cache_hits, st.cache_misses, st.cache_evictions,
+	      fmt_size(a, sizeof a, st.cache_bytes_read));
+	return cli_close_store("info", dir, s);
+}
+
 int cmd_info(int argc, char **argv)
 {
 	const cli_command *self = cli_find("info");
-	if (argc < 2)
+	bool stats = false;
+	const char *dir = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--stats"))
+			stats = true;
+		else if (argv[i][0] == '-' || argv[i][0] == '\0' || dir)
+			return cli_usage_error(self, dir ? "too many arguments" : "bad argument '%s'", argv[i]);
+		else
+			dir = argv[i];
+	}
+	if (!dir)
 		return cli_usage_error(self, "missing DIR");
-	if (argc > 2)
-		return cli_usage_error(self, "too many arguments");
-	if (argv[1][0] == '-' || argv[1][0] == '\0')
-		return cli_usage_error(self, "bad argument '%s'", argv[1]);
 	sb_state sb;
 	sb_read_report rep;
-	int rc = cli_read_super("info", argv[1], &sb, &rep);
+	int rc = cli_read_super("info", dir, &sb, &rep);
 	if (rc)
 		return rc;
-	print_superblock(argv[1], &sb, &rep);
-	return print_files(argv[1], &sb);
+	print_superblock(dir, &sb, &rep);
+	rc = print_files(dir, &sb);
+	return rc || !stats ? rc : print_stats(dir);
 }

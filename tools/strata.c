@@ -29,7 +29,7 @@ const cli_command cli_commands[] = {
 	 "Everything printed is also written to DIR/demo-report.txt; DIR is\n"
 	 "created if needed and defaults to ./strata-demo.",
 	 cmd_demo},
-	{"info", "DIR", "describe a store directory: superblock and files",
+	{"info", "DIR [--stats]", "describe a store directory: superblock and files",
 	 "Reads DIR/SUPER without opening the store and prints the format\n"
 	 "version, which of the two slots is current and the state of each,\n"
 	 "the generation, store UUID, checkpoint (generation, epoch, size),\n"
@@ -37,7 +37,12 @@ const cli_command cli_commands[] = {
 	 "files present (size, and what each header says), the checkpoint files\n"
 	 "(ckpt.*) and the data file. Everything is opened read-only.\n"
 	 "Exits 1 if DIR is not a store (no SUPER, or not a Strata superblock),\n"
-	 "if SUPER is truncated, or if both of its slots are corrupt.",
+	 "if SUPER is truncated, or if both of its slots are corrupt.\n"
+	 "--stats also opens the store (recovering it, as check does) and\n"
+	 "prints what strata_stats reports: live and retired nodes, live bytes,\n"
+	 "file bytes (data file and checkpoint), space amplification (file /\n"
+	 "live), object-table chunks on disk and loaded, and this open's cache\n"
+	 "figures.",
 	 cmd_info},
 	{"wal", "DIR [--from LSN] [--limit N] [--frames]", "dump the commits in a store's WAL",
 	 "Replays the WAL of DIR read-only, from the superblock's WAL start LSN\n"

@@ -425,6 +425,16 @@ typedef struct strata_store_stats {
 	uint64_t cache_evictions;
 	uint64_t cache_bytes_read;
 	uint64_t snapshots_expired;  /* snapshots that gave up their pin (caps) */
+	/* Space (DURABLE; 0 IN_MEMORY). live_bytes: bytes of committed nodes
+	 * no reader needs to be retired for (allocated slots' node sizes and
+	 * large images, less retired versions waiting for readers and slots
+	 * waiting for the next checkpoint). file_bytes: the data file and the
+	 * current checkpoint file (the WAL is apart: a few preallocated files,
+	 * bounded by checkpoint_wal_bytes). space_amplification = file_bytes /
+	 * live_bytes (0 when nothing lives). */
+	uint64_t live_bytes;
+	uint64_t file_bytes;
+	double space_amplification;
 } strata_store_stats;
 
 /* One open snapshot or transaction (strata_snapshot_list). */

@@ -60,9 +60,9 @@ case_command_help() {
 	run 0 version -h
 	stdout_has '^usage: strata version$'
 	run 0 help info
-	stdout_has '^usage: strata info DIR$'
+	stdout_has '^usage: strata info DIR \[--stats\]$'
 	run 0 info --help
-	stdout_has '^usage: strata info DIR$'
+	stdout_has '^usage: strata info DIR \[--stats\]$'
 	run 0 wal --help
 	stdout_has '^usage: strata wal DIR \[--from LSN\] \[--limit N\] \[--frames\]$'
 	stdout_has 'read-only'
@@ -366,6 +366,21 @@ flip_image() {
 	flip "$1/$file" $((off + size / 2))
 }
 snapshot_dir() { (cd "$1" && ls -l --time-style=+%s && sha256sum -- *); }
+
+# info --stats opens the store and prints what strata_stats reports.
+case_info_stats() {
+	local s=$tmp/store
+	durable_store "$s"
+	run 0 info "$s" --stats
+	stdout_has '^Contents$'
+	stdout_has '^  nodes +5 live, 0 retired$'
+	stdout_has '^  live bytes +[0-9]+ B'
+	stdout_has '^  amplification +[0-9]+\.[0-9]{2} \(file bytes / live bytes\)$'
+	stdout_has '^  object table +1 chunks on disk, 0 loaded$'
+	stderr_empty
+	run 2 info "$s" --bogus
+	run 2 info "$s" "$s"
+}
 
 case_check() {
 	local s=$tmp/store
