@@ -201,6 +201,7 @@ static void gen_queries(data *Q, const data *D, size_t n, double sel, bool near,
 typedef struct xt {
 	strata_store *st;
 	strata_snapshot *snap;
+	strata_xt_handle *h; /* the tree opened once on snap: what queries use */
 	const data *q;
 	size_t next;
 	uint32_t k;
@@ -238,6 +239,19 @@ static void xt_inserts(strata_store *st, const data *D)
 		}
 	}
 	bench_check(strata_txn_commit(t, NULL), "commit");
+}
+
+/* Opens the snapshot and the query handle on it (and closes both). */
+static void xt_snap_open(xt *x)
+{
+	bench_check(strata_snapshot_open(x->st, &x->snap), "snapshot");
+	bench_check(strata_xt_handle_open(x->snap, NAME, &x->h), "strata_xt_handle_open");
+}
+
+static void xt_snap_close(xt *x)
+{
+	strata_xt_handle_close(x->h);
+	strata_snapshot_close(x->snap);
 }
 
 static uint64_t run_build(void *arg, uint64_t ops, bool bulk)
@@ -280,10 +294,10 @@ static uint64_t run_xt_window(void *arg, uint64_t ops)
 	uint32_t d = x->q->d;
 	uint64_t t0 = bench_now_ns();
 	for (uint64_t i = 0; i < ops; i++, x->next = (x->next + 1) % x->q->n)
-		BENCH_CHECK(strata_xt_query(x->snap, NAME, d, STRATA_XT_INTERSECTS,
-					    x->q->lo + x->next * d, x->q->hi + x->next * d, count_hit,
-					    &x->sum),
-			    "strata_xt_query");
+		BENCH_CHECK(strata_xt_handle_query(x->h, d, STRATA_XT_INTERSECTS,
+						   x->q->lo + x->next * d, x->q->hi + x->next * d,
+						   count_hit, &x->sum),
+			    "strata_xt_handle_query");
 	return bench_now_ns() - t0;
 }
 
@@ -293,9 +307,9 @@ static uint64_t run_xt_knn(void *arg, uint64_t ops)
 	uint32_t d = x->q->d;
 	uint64_t t0 = bench_now_ns();
 	for (uint64_t i = 0; i < ops; i++, x->next = (x->next + 1) % x->q->n)
-		BENCH_CHECK(strata_xt_knn(x->snap, NAME, d, x->q->lo + x->next * d, x->k,
-					  STRATA_XT_L2, sum_knn, x),
-			    "strata_xt_knn");
+		BENCH_CHECK(strata_xt_handle_knn(x->h, d, x->q->lo + x->next * d, x->k,
+						 STRATA_XT_L2, sum_knn, x),
+			    "strata_xt_handle_knn");
 	return bench_now_ns() - t0;
 }
 
@@ -585,7 +599,7 @@ static double window_nodes(const strata_snapshot *snap, const data *Q)
 }
 
 /* Nodes read per kNN(10): the cursor counts them. */
-static void knn_nodes(bench_session *s, const strata_snapshot *snap, const data *D,
+static void knn_nodes(bench_session *s, const strata_xt_handle *h, const data *D,
 		      const char *name)
 {
 	if (!bench_wants(s, name))
@@ -595,7 +609,7 @@ static void knn_nodes(bench_session *s, const strata_snapshot *snap, const data 
 	double v[1] = {0};
 	for (size_t i = 0; i < Q.n; i++) {
 		strata_xt_cursor *c;
-		bench_check(strata_xt_cursor_open(snap, NAME, D->d, Q.lo + i * D->d, STRATA_XT_L2, &c),
+		bench_check(strata_xt_handle_cursor(h, D->d, Q.lo + i * D->d, STRATA_XT_L2, &c),
 			    "cursor_open");
 		for (int j = 0; j < 10; j++)
 			bench_check(strata_xt_cursor_next(c, NULL, NULL, NULL, NULL), "cursor_next");
@@ -793,26 +807,44 @@ static void build_figs(bench_session *s, const set *c, const data *D)
 	s->opts.runs = runs;
 }
 
-/* Query figures of one bulk-loaded tree (IN_MEMORY or DURABLE). */
-static void str_figs(bench_session *s, strata_store *st, const data *D, const char *tag)
+/* DURABLE against IN_MEMORY: the same STR-loaded tree in both stores,
+ * queried in one paired measurement (bench_overhead: slices alternating
+ * mem, durable, durable, mem, ... in every run, at least 9 runs), so drift
+ * and neighbours on the shared host hit both sides alike and the ratio is
+ * of the same moments. Each side's warm-up pass reads every node its
+ * queries need (DURABLE loads node images on first use): steady state. */
+static void str_pair(bench_session *s, xt *mem, xt *dur, const char *fig, bench_fn fn, size_t nq)
 {
-	char name[BENCH_NAME_MAX];
-	xt x = {st};
-	bench_check(strata_snapshot_open(st, &x.snap), "snapshot");
+	char a[BENCH_NAME_MAX], b[BENCH_NAME_MAX], pct[BENCH_NAME_MAX];
+	snprintf(a, sizeof a, "%s_mem", fig);
+	snprintf(b, sizeof b, "%s_durable", fig);
+	snprintf(pct, sizeof pct, "%s_durable_extra", fig);
+	if (!bench_wants(s, pct))
+		return;
+	bench_overhead(s, pct, a, fn, mem, b, fn, dur, nq);
+	bench_add_ratio(s, b, a);
+}
+
+static void str_figs(bench_session *s, strata_store *mem_st, strata_store *dur_st, const data *D)
+{
+	xt mem = {.st = mem_st}, dur = {.st = dur_st};
+	xt_snap_open(&mem);
+	xt_snap_open(&dur);
 	data Q;
 	gen_queries(&Q, D, s->opts.quick ? 200 : 1000, 0.0001, false, 5);
-	x.q = &Q;
-	snprintf(name, sizeof name, "2d_window_0.01%%_str_%s", tag);
-	if (bench_wants(s, name))
-		bench_measure(s, name, NULL, run_xt_window, &x, Q.n);
+	mem.q = dur.q = &Q;
+	str_pair(s, &mem, &dur, "2d_window_0.01%_str", run_xt_window, Q.n);
 	for (size_t i = 0; i < Q.n * 2; i++) /* kNN at the windows' corners */
 		Q.hi[i] = Q.lo[i];
-	x.k = 10;
-	snprintf(name, sizeof name, "2d_knn10_str_%s", tag);
-	if (bench_wants(s, name))
-		bench_measure(s, name, NULL, run_xt_knn, &x, Q.n);
+	mem.k = dur.k = 10;
+	str_pair(s, &mem, &dur, "2d_knn10_str", run_xt_knn, Q.n);
+	/* Both sides ran the same queries as often: the same answers. */
+	cross_check("2d_*_str", "DURABLE", dur.sum, mem.sum, "IN_MEMORY", false);
+	if (dur.dsum != mem.dsum)
+		cross_check("2d_knn10_str distances", "DURABLE", 1, 0, "IN_MEMORY", false);
 	data_free(&Q);
-	strata_snapshot_close(x.snap);
+	xt_snap_close(&dur);
+	xt_snap_close(&mem);
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -823,10 +855,6 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 static void durable_figs(bench_session *s, const data *D)
 {
-	strata_store *mem = store_mem();
-	xt_bulk(mem, D);
-	str_figs(s, mem, D, "mem");
-	bench_check(strata_close(mem), "close");
 	const char *tmp = getenv("TMPDIR");
 	char dir[512];
 	snprintf(dir, sizeof dir, "%s/strata-bench-xt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -834,6 +862,8 @@ static void durable_figs(bench_session *s, const data *D)
 		bench_note(s, "durable figures skipped: mkdtemp: %s", strerror(errno));
 		return;
 	}
+	strata_store *mem = store_mem();
+	xt_bulk(mem, D);
 	strata_options o;
 	strata_options_init(&o);
 	o.mode = STRATA_DURABLE;
@@ -843,12 +873,12 @@ static void durable_figs(bench_session *s, const data *D)
 	bench_check(strata_open(&o, &st), "strata_open DURABLE");
 	xt_bulk(st, D);
 	bench_check(strata_close(st), "close");
+	/* Reopened: queries read the tree as recovery left it. */
 	bench_check(strata_open(&o, &st), "strata_open DURABLE (reopen)");
-	str_figs(s, st, D, "durable");
+	str_figs(s, mem, st, D);
 	bench_check(strata_close(st), "close");
+	bench_check(strata_close(mem), "close");
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	bench_add_ratio(s, "2d_window_0.01%_str_durable", "2d_window_0.01%_str_mem");
-	bench_add_ratio(s, "2d_knn10_str_durable", "2d_knn10_str_mem");
 }
 
 /* The query trees of the peers (the timed builds are in build_figs). */
@@ -940,7 +970,7 @@ static void suite_set(bench_session *s, const set *sets, size_t nsets, const set
 	sys y = {.c = c};
 	y.x.st = store_mem();
 	xt_inserts(y.x.st, &D);
-	bench_check(strata_snapshot_open(y.x.st, &y.x.snap), "snapshot");
+	xt_snap_open(&y.x);
 	y.sc.D = &D;
 	y.sc.best = bench_xmalloc(100 * sizeof(double));
 	y.sc.bid = bench_xmalloc(100 * sizeof(uint64_t));
@@ -957,9 +987,9 @@ static void suite_set(bench_session *s, const set *sets, size_t nsets, const set
 		knn_figs(s, &y, &D, ks[i]);
 	char name[BENCH_NAME_MAX];
 	snprintf(name, sizeof name, "%s_knn10_nodes", c->tag);
-	knn_nodes(s, y.x.snap, &D, name);
+	knn_nodes(s, y.x.h, &D, name);
 	peers_free(&y);
-	strata_snapshot_close(y.x.snap);
+	xt_snap_close(&y.x);
 	bench_check(strata_close(y.x.st), "close");
 	free(y.sc.best), free(y.sc.bid);
 	if (c->base)
@@ -978,9 +1008,9 @@ static void suite_hd(bench_session *s, uint32_t d, bool clustered, size_t n)
 	data D, Q;
 	gen(&D, d, n, clustered, 0, 100 + d);
 	gen_queries(&Q, &D, s->opts.quick ? 50 : 200, 0, clustered, 200 + d);
-	xt x = {store_mem(), NULL, &Q, 0, 10, 0};
+	xt x = {.st = store_mem(), .q = &Q, .k = 10};
 	xt_bulk(x.st, &D);
-	bench_check(strata_snapshot_open(x.st, &x.snap), "snapshot");
+	xt_snap_open(&x);
 	scan sc = {.D = &D, .q = &Q, .k = 10, .best = bench_xmalloc(10 * sizeof(double)),
 		   .bid = bench_xmalloc(10 * sizeof(uint64_t))};
 	knn_check(name, "xtree", pass_xt_knn(&x, Q.n), pass_scan_knn(&sc, Q.n), "the scan", true);
@@ -988,8 +1018,8 @@ static void suite_hd(bench_session *s, uint32_t d, bool clustered, size_t n)
 	bench_measure(s, sname, "scan", run_scan_knn, &sc, Q.n / 2);
 	bench_add_ratio(s, name, sname);
 	snprintf(name, sizeof name, "%ud_%s_knn10_nodes", d, clustered ? "clustered" : "uniform");
-	knn_nodes(s, x.snap, &D, name);
-	strata_snapshot_close(x.snap);
+	knn_nodes(s, x.h, &D, name);
+	xt_snap_close(&x);
 	bench_check(strata_close(x.st), "close");
 	free(sc.best), free(sc.bid);
 	data_free(&D), data_free(&Q);

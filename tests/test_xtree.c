@@ -233,8 +233,10 @@ static void check_tree(strata_store *s, const char *name, uint64_t count)
 	strata_snapshot_close(snap);
 }
 
-/* Every query kind against the model. */
-static void compare_window(const strata_snapshot *snap, const char *name, const model *m, gen *g)
+/* Every query kind against the model; through the query handle h when
+ * it is not NULL, else by name. */
+static void compare_window(const strata_snapshot *snap, const strata_xt_handle *h,
+			   const char *name, const model *m, gen *g)
 {
 	double lo[MAXD], hi[MAXD];
 	gen_box(g, lo, hi);
@@ -245,7 +247,8 @@ static void compare_window(const strata_snapshot *snap, const char *name, const 
 		}
 	for (int p = 0; p < 3; p++) {
 		ids got = {0}, want = {0};
-		int rc = strata_xt_query(snap, name, m->d, (strata_xt_pred)p, lo, hi, on_hit, &got);
+		int rc = h ? strata_xt_handle_query(h, m->d, (strata_xt_pred)p, lo, hi, on_hit, &got)
+			   : strata_xt_query(snap, name, m->d, (strata_xt_pred)p, lo, hi, on_hit, &got);
 		cr_assert_eq(rc, 0, "query: %s", strata_strerror(rc));
 		for (size_t i = 0; i < m->n; i++)
 			if (pred_ok(m, &m->e[i], (strata_xt_pred)p, lo, hi))
@@ -262,14 +265,16 @@ static void compare_window(const strata_snapshot *snap, const char *name, const 
 	}
 }
 
-static void compare_knn(const strata_snapshot *snap, const char *name, const model *m, gen *g)
+static void compare_knn(const strata_snapshot *snap, const strata_xt_handle *h, const char *name,
+			const model *m, gen *g)
 {
 	double pt[MAXD], hi[MAXD];
 	gen_box(g, pt, hi);
 	uint32_t k = 1 + (uint32_t)rng_below(&g->r, 40);
 	strata_xt_metric mt = (strata_xt_metric)rng_below(&g->r, 3);
 	ids got = {0};
-	int rc = strata_xt_knn(snap, name, m->d, pt, k, mt, on_knn, &got);
+	int rc = h ? strata_xt_handle_knn(h, m->d, pt, k, mt, on_knn, &got)
+		   : strata_xt_knn(snap, name, m->d, pt, k, mt, on_knn, &got);
 	cr_assert_eq(rc, 0, "knn: %s", strata_strerror(rc));
 	hit *all = malloc((m->n + 1) * sizeof *all);
 	for (size_t i = 0; i < m->n; i++)
@@ -289,11 +294,15 @@ static void compare_knn(const strata_snapshot *snap, const char *name, const mod
 static void compare_all(strata_store *s, const char *name, const model *m, gen *g, int queries)
 {
 	strata_snapshot *snap;
+	strata_xt_handle *h;
 	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
-	for (int q = 0; q < queries; q++) {
-		compare_window(snap, name, m, g);
-		compare_knn(snap, name, m, g);
+	cr_assert_eq(strata_xt_handle_open(snap, name, &h), 0);
+	cr_assert_eq(strata_xt_handle_count(h), m->n);
+	for (int q = 0; q < queries; q++) { /* by name and through the handle in turn */
+		compare_window(snap, q % 2 ? h : NULL, name, m, g);
+		compare_knn(snap, q % 2 ? NULL : h, name, m, g);
 	}
+	strata_xt_handle_close(h);
 	strata_snapshot_close(snap);
 }
 
@@ -612,6 +621,95 @@ Test(xtree, bad_input_is_refused_and_changes_nothing)
 	strata_snapshot_close(snap);
 	cr_assert_eq(tree_hash(s, "t"), before);
 	check_tree(s, "t", 300);
+	test_close(s);
+}
+
+/* Query handles: errors, the snapshot's epoch and nothing later, a cursor
+ * outliving its handle, and the snapshot closed before the handle. */
+Test(xtree, query_handle_lifetime_and_errors)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "t", 2, NULL);
+	strata_txn *t = begin(s, "t");
+	for (uint64_t i = 0; i < 100; i++)
+		cr_assert_eq(strata_xt_insert(t, "t", 2, (double[]){(double)i, 0}, NULL, i), 0);
+	commit(t);
+	const char *names[] = {"raw", "empty"};
+	cr_assert_eq(strata_txn_begin(s, names, 2, 0, &t), 0);
+	strata_node_id raw;
+	void *p;
+	cr_assert_eq(strata_txn_alloc(t, 64, 0x41, &raw, &p), 0);
+	cr_assert_eq(strata_txn_set_root(t, "raw", raw), 0);
+	cr_assert_eq(strata_txn_set_root(t, "empty", STRATA_NODE_NULL), 0);
+	commit(t);
+
+	strata_snapshot *snap;
+	strata_xt_handle *h = (strata_xt_handle *)&names; /* not NULL: open must clear it */
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_xt_handle_open(snap, "nope", &h), STRATA_ENOTFOUND);
+	cr_assert_eq(strata_xt_handle_open(snap, "raw", &h), STRATA_EWRONGINDEX);
+	cr_assert_eq(strata_xt_handle_open(snap, "empty", &h), STRATA_EWRONGINDEX);
+	cr_assert_eq(strata_xt_handle_open(snap, "t", NULL), STRATA_EINVAL);
+	cr_assert_eq(strata_xt_handle_open(NULL, "t", &h), STRATA_EINVAL);
+	cr_assert_null(h, "no handle after a failed open");
+	cr_assert_eq(strata_xt_handle_open(snap, "t", &h), 0);
+	cr_assert_eq(strata_xt_handle_dims(h), 2);
+
+	/* Bad arguments: as by name. */
+	ids got = {0};
+	double a[2] = {5, 0}, b[2] = {4, 1}, nan2[2] = {NAN, 0};
+	cr_assert_eq(strata_xt_handle_query(NULL, 2, STRATA_XT_INTERSECTS, a, NULL, on_hit, &got),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_handle_query(h, 3, STRATA_XT_INTERSECTS, a, NULL, on_hit, &got),
+		     STRATA_EDIMS);
+	cr_assert_eq(strata_xt_handle_query(h, 2, (strata_xt_pred)9, a, NULL, on_hit, &got),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_handle_query(h, 2, STRATA_XT_WITHIN, a, b, on_hit, &got),
+		     STRATA_ECOORD);
+	cr_assert_eq(strata_xt_handle_knn(h, 2, a, 0, STRATA_XT_L2, on_knn, &got), STRATA_EINVAL);
+	cr_assert_eq(strata_xt_handle_knn(h, 2, nan2, 1, STRATA_XT_L2, on_knn, &got),
+		     STRATA_ECOORD);
+	cr_assert_eq(strata_xt_handle_knn(NULL, 2, a, 1, STRATA_XT_L2, on_knn, &got),
+		     STRATA_EINVAL);
+	strata_xt_cursor *c = NULL;
+	cr_assert_eq(strata_xt_handle_cursor(h, 2, a, (strata_xt_metric)4, &c), STRATA_EINVAL);
+	cr_assert_eq(got.n, 0);
+
+	/* A later commit is not seen through the handle (nor its snapshot). */
+	t = begin(s, "t");
+	for (uint64_t i = 100; i < 150; i++)
+		cr_assert_eq(strata_xt_insert(t, "t", 2, (double[]){(double)i, 0}, NULL, i), 0);
+	commit(t);
+	cr_assert_eq(strata_xt_handle_count(h), 100);
+	double all_lo[2] = {-1, -1}, all_hi[2] = {1000, 1};
+	cr_assert_eq(strata_xt_handle_query(h, 2, STRATA_XT_INTERSECTS, all_lo, all_hi, on_hit, &got),
+		     0);
+	cr_assert_eq(got.n, 100);
+	ids_free(&got);
+
+	/* A cursor opened through the handle outlives it. */
+	cr_assert_eq(strata_xt_handle_cursor(h, 2, a, STRATA_XT_L2, &c), 0);
+	strata_xt_handle_close(h);
+	uint64_t id;
+	double dist;
+	cr_assert_eq(strata_xt_cursor_next(c, &id, &dist, NULL, NULL), 0);
+	cr_assert(id == 5 && dist == 0, "nearest to (5, 0): id %llu at %g", (unsigned long long)id,
+		  dist);
+	cr_assert_eq(strata_xt_cursor_next(c, &id, &dist, NULL, NULL), 0);
+	cr_assert(id == 4 && dist == 1, "then id 4 at 1 (ties by id): id %llu at %g",
+		  (unsigned long long)id, dist);
+	strata_xt_cursor_close(c);
+
+	/* The snapshot closed first: closing the handle afterwards is fine. */
+	cr_assert_eq(strata_xt_handle_open(snap, "t", &h), 0);
+	strata_snapshot_close(snap);
+	strata_xt_handle_close(h);
+	strata_xt_handle_close(NULL);
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_xt_handle_open(snap, "t", &h), 0);
+	cr_assert_eq(strata_xt_handle_count(h), 150, "a new snapshot's handle sees the commit");
+	strata_xt_handle_close(h);
+	strata_snapshot_close(snap);
 	test_close(s);
 }
 

@@ -231,8 +231,8 @@ static int print_knn(void *ctx, uint64_t id, double dist, const double *lo, cons
 }
 
 /* Window query: box holds 2*dims values, or dims for a point. */
-int xt_run_query(const xargs *a, const strata_snapshot *snap, uint32_t d, const double *box,
-		     int n, strata_xt_pred pred)
+int xt_run_query(const xargs *a, const strata_xt_handle *h, uint32_t d, const double *box, int n,
+		 strata_xt_pred pred)
 {
 	if (n != (int)d && n != 2 * (int)d) {
 		fprintf(stderr, "strata xt %s: a box needs %u or %u coordinates, got %d\n", a->sub,
@@ -240,8 +240,7 @@ int xt_run_query(const xargs *a, const strata_snapshot *snap, uint32_t d, const 
 		return CLI_FAIL;
 	}
 	xids x = {0};
-	int rc = strata_xt_query(snap, a->name, d, pred, box, n == (int)d ? NULL : box + d, collect,
-				 &x);
+	int rc = strata_xt_handle_query(h, d, pred, box, n == (int)d ? NULL : box + d, collect, &x);
 	if (rc) {
 		free(x.v);
 		return xt_fail(a, "query", rc);
@@ -254,14 +253,14 @@ int xt_run_query(const xargs *a, const strata_snapshot *snap, uint32_t d, const 
 	return CLI_OK;
 }
 
-int xt_run_knn(const xargs *a, const strata_snapshot *snap, uint32_t d, const double *pt,
-		   int n, uint32_t k, strata_xt_metric mt)
+int xt_run_knn(const xargs *a, const strata_xt_handle *h, uint32_t d, const double *pt, int n,
+	       uint32_t k, strata_xt_metric mt)
 {
 	if (n != (int)d) {
 		fprintf(stderr, "strata xt %s: a point needs %u coordinates, got %d\n", a->sub, d, n);
 		return CLI_FAIL;
 	}
-	int rc = strata_xt_knn(snap, a->name, d, pt, k, mt, print_knn, NULL);
+	int rc = strata_xt_handle_knn(h, d, pt, k, mt, print_knn, NULL);
 	return rc ? xt_fail(a, "knn", rc) : CLI_OK;
 }
 
@@ -303,7 +302,13 @@ static int do_query(const xargs *a, const strata_snapshot *snap, uint32_t d)
 {
 	double box[2 * XT_MAXD];
 	int n = xt_parse_doubles(a->box, ',', box, 2 * XT_MAXD);
-	return xt_run_query(a, snap, d, box, n, a->pred);
+	strata_xt_handle *h;
+	int rc = strata_xt_handle_open(snap, a->name, &h);
+	if (rc)
+		return xt_fail(a, a->name, rc);
+	int st = xt_run_query(a, h, d, box, n, a->pred);
+	strata_xt_handle_close(h);
+	return st;
 }
 
 static int do_knn(const xargs *a, const strata_snapshot *snap, uint32_t d)
@@ -312,7 +317,13 @@ static int do_knn(const xargs *a, const strata_snapshot *snap, uint32_t d)
 	strata_xt_metric mt = STRATA_XT_L2;
 	parse_metric(a->metric, &mt);
 	int n = xt_parse_doubles(a->point, ',', pt, XT_MAXD);
-	return xt_run_knn(a, snap, d, pt, n, a->k, mt);
+	strata_xt_handle *h;
+	int rc = strata_xt_handle_open(snap, a->name, &h);
+	if (rc)
+		return xt_fail(a, a->name, rc);
+	int st = xt_run_knn(a, h, d, pt, n, a->k, mt);
+	strata_xt_handle_close(h);
+	return st;
 }
 
 static int do_stats(const xargs *a, const strata_snapshot *snap, uint32_t d)

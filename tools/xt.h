@@ -28,10 +28,11 @@ int xt_fail(const xargs *a, const char *what, int rc);
 int xt_ensure_tree(const xargs *a, strata_store *s, uint32_t dims, bool must_be_new);
 /* Up to max doubles separated by sep (' ': blanks); -1 on a bad number. */
 int xt_parse_doubles(const char *s, char sep, double *out, int max);
-/* Prints a window query's ids ascending / a kNN's `id distance` lines. */
-int xt_run_query(const xargs *a, const strata_snapshot *snap, uint32_t d, const double *box,
-		 int n, strata_xt_pred pred);
-int xt_run_knn(const xargs *a, const strata_snapshot *snap, uint32_t d, const double *pt, int n,
+/* Prints a window query's ids ascending / a kNN's `id distance` lines;
+ * h: tree a->name opened on a snapshot (strata_xt_handle_open). */
+int xt_run_query(const xargs *a, const strata_xt_handle *h, uint32_t d, const double *box, int n,
+		 strata_xt_pred pred);
+int xt_run_knn(const xargs *a, const strata_xt_handle *h, uint32_t d, const double *pt, int n,
 	       uint32_t k, strata_xt_metric mt);
 /* The handler (cmd_xt.c; also declared in cli.h with the others). */
 int cmd_xt(int argc, char **argv);

@@ -166,6 +166,10 @@ typedef struct batch {
 	strata_txn *t;
 	uint32_t d;
 	uint64_t line;
+	/* The last commit's tree, opened at the first query after it and
+	 * kept for the queries that follow until the next commit. */
+	strata_snapshot *snap;
+	strata_xt_handle *h;
 } batch;
 
 static int b_error(batch *b, const char *msg, int rc)
@@ -175,10 +179,20 @@ static int b_error(batch *b, const char *msg, int rc)
 	return CLI_FAIL;
 }
 
+/* Drops the query handle: a commit makes it out of date. */
+static void b_unread(batch *b)
+{
+	strata_xt_handle_close(b->h);
+	strata_snapshot_close(b->snap);
+	b->h = NULL;
+	b->snap = NULL;
+}
+
 static int b_commit(batch *b)
 {
 	if (!b->t)
 		return CLI_OK;
+	b_unread(b);
 	int rc = strata_txn_commit(b->t, NULL);
 	b->t = NULL;
 	return rc ? b_error(b, "commit", rc) : CLI_OK;
@@ -211,18 +225,20 @@ static int b_query(batch *b, char op, const char *rest)
 	int n = xt_parse_doubles(rest, ' ', c, 2 * XT_MAXD + 1);
 	if (b->d == 0)
 		return b_error(b, "query before the tree exists", 0);
-	strata_snapshot *snap;
-	int rc = strata_snapshot_open(b->s, &snap);
-	if (rc)
-		return b_error(b, "snapshot", rc);
+	if (!b->h) {
+		int rc = strata_snapshot_open(b->s, &b->snap);
+		if (!rc && (rc = strata_xt_handle_open(b->snap, b->a->name, &b->h)))
+			b_unread(b);
+		if (rc)
+			return b_error(b, "opening the tree", rc);
+	}
 	int st;
 	if (op == 'q')
-		st = xt_run_query(b->a, snap, b->d, c, n, STRATA_XT_INTERSECTS);
+		st = xt_run_query(b->a, b->h, b->d, c, n, STRATA_XT_INTERSECTS);
 	else if (n < 1 || c[0] < 1 || c[0] > UINT32_MAX)
 		st = b_error(b, "k needs K >= 1", 0);
 	else
-		st = xt_run_knn(b->a, snap, b->d, c + 1, n - 1, (uint32_t)c[0], STRATA_XT_L2);
-	strata_snapshot_close(snap);
+		st = xt_run_knn(b->a, b->h, b->d, c + 1, n - 1, (uint32_t)c[0], STRATA_XT_L2);
 	if (!st)
 		printf("--\n");
 	return st;
@@ -260,7 +276,7 @@ int xt_cmd_batch(const xargs *a, strata_store *s)
 		return CLI_FAIL;
 	}
 	uint64_t count;
-	batch b = {a, s, NULL, dims_of(a, s, &count), 0};
+	batch b = {a, s, NULL, dims_of(a, s, &count), 0, NULL, NULL};
 	if (!b.d && a->dims) {
 		if (xt_ensure_tree(a, s, a->dims, false))
 			return CLI_FAIL;
@@ -274,6 +290,7 @@ int xt_cmd_batch(const xargs *a, strata_store *s)
 	}
 	if (f != stdin)
 		fclose(f);
+	b_unread(&b);
 	if (st) {
 		strata_txn_abort(b.t);
 		return st;

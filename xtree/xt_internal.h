@@ -25,6 +25,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "strata/xtree.h"
 
@@ -111,6 +114,16 @@ static inline xt_vd xt_min(xt_vd a, xt_vd b)
 {
 	xt_vi m = a < b;
 	return (xt_vd)((m & (xt_vi)a) | (~m & (xt_vi)b));
+}
+
+/* Both lanes' square roots, correctly rounded like sqrt() (sqrtpd). */
+static inline xt_vd xt_sqrt(xt_vd a)
+{
+#if defined(__SSE2__)
+	return (xt_vd)_mm_sqrt_pd((__m128d)a);
+#else
+	return (xt_vd){__builtin_sqrt(a[0]), __builtin_sqrt(a[1])};
+#endif
 }
 
 /* A partial last lane: the entries past len are filled with a copy of
@@ -210,12 +223,37 @@ typedef struct xt_split {
 int xt_split_leaf(const xt_meta *m, const xt_ents *e, xt_split *s);
 int xt_split_dir(const xt_meta *m, const xt_ents *e, xt_split *s);
 
-/* ---- reading (xt_read.c) ---- */
+/* ---- reading (xt_meta.c) ---- */
 typedef struct xt_rd {
 	const strata_snapshot *snap;
 	const xt_meta *m;
 } xt_rd;
 int xt_rd_open(const strata_snapshot *snap, const char *name, xt_rd *rd);
-int xt_rd_node(const xt_rd *rd, strata_node_id id, xt_view *v, uint32_t *size);
+
+/* A tree opened once for many queries (xtree.h): nothing but the reader. */
+struct strata_xt_handle {
+	xt_rd rd;
+};
+
+/* Resolves node `id` and checks that its header fits its bytes: count <=
+ * cap and cap entries within the node. Inline, and a multiplication
+ * rather than xt_cap_of's division: it runs for every node a query reads. */
+static inline int xt_rd_node(const xt_rd *rd, strata_node_id id, xt_view *v, uint32_t *size)
+{
+	const void *p;
+	uint32_t sz;
+	int rc = strata_resolve(rd->snap, id, &p, &sz);
+	if (rc)
+		return rc;
+	const xt_hdr *h = p;
+	uint32_t d = rd->m->dims;
+	if (sz < XT_HDR_SIZE || h->count > h->cap ||
+	    (uint64_t)h->cap * xt_entry_bytes(d, h->level == 0) > sz - XT_HDR_SIZE)
+		return STRATA_ECORRUPT;
+	*v = xt_view_of(p, d);
+	if (size)
+		*size = sz;
+	return 0;
+}
 
 #endif

@@ -1,9 +1,12 @@
 /*
  * xt_meta.c — creating a tree (the meta node and its resolved options),
- * opening one for reading through a snapshot, and the small read-only
- * entry points (count, dims). A root that is empty or holds another kind of
- * node is STRATA_EWRONGINDEX, before anything else is looked at.
+ * opening one for reading through a snapshot (by name on each call, or once
+ * as a query handle), and the small read-only entry points (count, dims).
+ * A root that is empty or holds another kind of node is STRATA_EWRONGINDEX,
+ * before anything else is looked at.
  */
+#include <stdlib.h>
+
 #include "xt_internal.h"
 
 static uint32_t default_node_size(uint32_t d)
@@ -103,21 +106,37 @@ int xt_rd_open(const strata_snapshot *snap, const char *name, xt_rd *rd)
 	return 0;
 }
 
-int xt_rd_node(const xt_rd *rd, strata_node_id id, xt_view *v, uint32_t *size)
+STRATA_API int strata_xt_handle_open(const strata_snapshot *snap, const char *name,
+				     strata_xt_handle **out)
 {
-	const void *p;
-	uint32_t sz;
-	int rc = strata_resolve(rd->snap, id, &p, &sz);
+	if (!out)
+		return STRATA_EINVAL;
+	*out = NULL;
+	xt_rd rd;
+	int rc = xt_rd_open(snap, name, &rd);
 	if (rc)
 		return rc;
-	const xt_hdr *h = p;
-	if (sz < XT_HDR_SIZE || h->cap > xt_cap_of(sz, rd->m->dims, h->level == 0) ||
-	    h->count > h->cap)
-		return STRATA_ECORRUPT;
-	*v = xt_view_of(p, rd->m->dims);
-	if (size)
-		*size = sz;
+	strata_xt_handle *h = malloc(sizeof *h);
+	if (!h)
+		return STRATA_ENOMEM;
+	h->rd = rd;
+	*out = h;
 	return 0;
+}
+
+STRATA_API void strata_xt_handle_close(strata_xt_handle *h)
+{
+	free(h); /* the snapshot is not touched: it may be closed already */
+}
+
+STRATA_API uint32_t strata_xt_handle_dims(const strata_xt_handle *h)
+{
+	return h ? h->rd.m->dims : 0;
+}
+
+STRATA_API uint64_t strata_xt_handle_count(const strata_xt_handle *h)
+{
+	return h ? h->rd.m->count : 0;
 }
 
 STRATA_API int strata_xt_is_tree(const strata_snapshot *snap, strata_node_id id)

@@ -100,6 +100,78 @@ static uint64_t node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t 
 			: test_bits(v, d, from, len, 2, qlo, qhi);
 }
 
+static int visit_node(const wq *q, const xt_view *v, uint32_t level);
+
+/* Touches the lines of a node about to be read (up to 2 KiB of it), so the
+ * loads of several children overlap instead of each query step waiting for
+ * its own cache misses. */
+static inline void prefetch_node(const void *p, uint32_t size)
+{
+	uint32_t n = size < 2048 ? size : 2048;
+	for (uint32_t at = 0; at < n; at += 64)
+		__builtin_prefetch((const char *)p + at);
+}
+
+/* The children of directory node v that passed (bits, entries from +
+ * i): all resolved and prefetched first, then visited in turn. */
+static int visit_children(const wq *q, const xt_view *v, uint32_t level, uint32_t from,
+			  uint64_t bits)
+{
+	xt_view kids[64];
+	uint32_t n = 0, size;
+	for (; bits; bits &= bits - 1) {
+		uint32_t i = from + (uint32_t)__builtin_ctzll(bits);
+		int rc = xt_rd_node(q->rd, v->ids[i], &kids[n], &size);
+		if (rc)
+			return rc;
+		if (kids[n].h->level != level - 1)
+			return STRATA_ECORRUPT;
+		prefetch_node(kids[n++].h, size);
+	}
+	for (uint32_t j = 0; j < n; j++) {
+		int rc = visit_node(q, &kids[j], level - 1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The hits among leaf entries (bits, entries from + i) go to the callback. */
+static int report_hits(const wq *q, const xt_view *v, uint32_t from, uint64_t bits)
+{
+	for (; bits; bits &= bits - 1) {
+		uint32_t i = from + (uint32_t)__builtin_ctzll(bits);
+		int rc;
+		if (q->d == 2) { /* the box gathered inline: 4 loads */
+			uint32_t cap = v->h->cap;
+			double lo[2] = {v->lo[i], v->lo[cap + i]}, hi[2] = {v->hi[i], v->hi[cap + i]};
+			rc = q->fn(q->ctx, v->ids[i], lo, hi);
+		} else {
+			xt_box b;
+			xt_box_get(v, q->d, i, &b);
+			rc = q->fn(q->ctx, v->ids[i], b.lo, b.hi);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int visit_node(const wq *q, const xt_view *v, uint32_t level)
+{
+	/* Directory boxes: "contains" needs a child box containing q; the
+	 * other predicates need one that meets q. */
+	int rel = level ? (q->pred == STRATA_XT_CONTAINS ? 1 : 0) : (int)q->pred;
+	for (uint32_t from = 0; from < v->h->count; from += 64) {
+		uint32_t len = v->h->count - from < 64 ? v->h->count - from : 64;
+		uint64_t bits = node_bits(v, q->d, from, len, rel, q->qlo, q->qhi);
+		int rc = level ? visit_children(q, v, level, from, bits) : report_hits(q, v, from, bits);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int visit(const wq *q, strata_node_id id, uint32_t level)
 {
 	xt_view v;
@@ -108,39 +180,14 @@ static int visit(const wq *q, strata_node_id id, uint32_t level)
 		return rc;
 	if (v.h->level != level)
 		return STRATA_ECORRUPT;
-	/* Directory boxes: "contains" needs a child box containing q; the
-	 * other predicates need one that meets q. */
-	int rel = level ? (q->pred == STRATA_XT_CONTAINS ? 1 : 0) : (int)q->pred;
-	for (uint32_t from = 0; from < v.h->count; from += 64) {
-		uint32_t len = v.h->count - from < 64 ? v.h->count - from : 64;
-		uint64_t bits = node_bits(&v, q->d, from, len, rel, q->qlo, q->qhi);
-		for (; bits; bits &= bits - 1) {
-			uint32_t i = from + (uint32_t)__builtin_ctzll(bits);
-			if (level) {
-				rc = visit(q, v.ids[i], level - 1);
-			} else if (q->d == 2) { /* the box gathered inline: 4 loads */
-				uint32_t cap = v.h->cap;
-				double lo[2] = {v.lo[i], v.lo[cap + i]}, hi[2] = {v.hi[i], v.hi[cap + i]};
-				rc = q->fn(q->ctx, v.ids[i], lo, hi);
-			} else {
-				xt_box b;
-				xt_box_get(&v, q->d, i, &b);
-				rc = q->fn(q->ctx, v.ids[i], b.lo, b.hi);
-			}
-			if (rc)
-				return rc;
-		}
-	}
-	return 0;
+	return visit_node(q, &v, level);
 }
 
-/* Opens the tree for a query: its root, its dims, the query's box. */
-static int open_query(const strata_snapshot *snap, const char *name, uint32_t dims, bool bad_arg,
-		      const double *min, const double *max, xt_rd *rd)
+/* A query's own arguments against the opened tree: its dims, then the
+ * other arguments, then the box (the order the errors were documented in). */
+static int check_args(const xt_rd *rd, uint32_t dims, bool bad_arg, const double *min,
+		      const double *max)
 {
-	int rc = xt_rd_open(snap, name, rd);
-	if (rc)
-		return rc;
 	if (dims != rd->m->dims)
 		return STRATA_EDIMS;
 	if (bad_arg)
@@ -148,19 +195,33 @@ static int open_query(const strata_snapshot *snap, const char *name, uint32_t di
 	return xt_validate_box(dims, min, max);
 }
 
+static int query_rd(const xt_rd *rd, uint32_t dims, strata_xt_pred pred, const double *min,
+		    const double *max, strata_xt_hit_fn fn, void *ctx)
+{
+	bool bad = !fn || pred < STRATA_XT_INTERSECTS || pred > STRATA_XT_WITHIN;
+	int rc = check_args(rd, dims, bad, min, max);
+	if (rc)
+		return rc;
+	if (rd->m->height == 0)
+		return 0;
+	wq q = {rd, dims, pred, min, max ? max : min, fn, ctx};
+	return visit(&q, rd->m->top, rd->m->height - 1);
+}
+
 STRATA_API int strata_xt_query(const strata_snapshot *snap, const char *name, uint32_t dims,
 			       strata_xt_pred pred, const double *min, const double *max,
 			       strata_xt_hit_fn fn, void *ctx)
 {
 	xt_rd rd;
-	bool bad = !fn || pred < STRATA_XT_INTERSECTS || pred > STRATA_XT_WITHIN;
-	int rc = open_query(snap, name, dims, bad, min, max, &rd);
-	if (rc)
-		return rc;
-	if (rd.m->height == 0)
-		return 0;
-	wq q = {&rd, dims, pred, min, max ? max : min, fn, ctx};
-	return visit(&q, rd.m->top, rd.m->height - 1);
+	int rc = xt_rd_open(snap, name, &rd);
+	return rc ? rc : query_rd(&rd, dims, pred, min, max, fn, ctx);
+}
+
+STRATA_API int strata_xt_handle_query(const strata_xt_handle *h, uint32_t dims,
+				      strata_xt_pred pred, const double *min, const double *max,
+				      strata_xt_hit_fn fn, void *ctx)
+{
+	return h ? query_rd(&h->rd, dims, pred, min, max, fn, ctx) : STRATA_EINVAL;
 }
 
 /* ---- best-first kNN ---------------------------------------------------------- */
@@ -276,32 +337,53 @@ static hitem heap_pop(strata_xt_cursor *c)
 	return top;
 }
 
-/* Distances (squared for L2) from the query point to entries [from,
- * from+len) of v. The gap max(lo - x, x - hi, 0) is the same double as
- * xt_mindist's, so both agree exactly. */
+/* Distances from the query point to entries [from, from + len) of v, one
+ * vector of two entries at a time with every dimension in the inner loop
+ * (the sum stays in a register). The gap max(lo - x, x - hi, 0) and the
+ * order of the sum are xt_mindist's, and sqrtpd rounds as sqrt does, so both
+ * agree exactly. A partial last lane repeats the last entry (ignored).
+ * Inlined with metric (and for 2-D and 3-D, d) constant. */
+static inline __attribute__((always_inline)) void
+dist_lanes(const xt_view *v, uint32_t d, const double *pt, const int metric, uint32_t from,
+	   uint32_t len, xt_vd *out)
+{
+	uint32_t cap = v->h->cap, nv = (len + XT_LANES - 1) / XT_LANES, full = len / XT_LANES;
+	const xt_vd zero = xt_splat(0);
+	for (uint32_t j = 0; j < nv; j++) {
+		uint32_t at = from + XT_LANES * j, rest = len - XT_LANES * j;
+		xt_vd acc = zero;
+		for (uint32_t k = 0; k < d; k++) {
+			const double *lo = v->lo + (size_t)k * cap + at, *hi = v->hi + (size_t)k * cap + at;
+			xt_vd l = j < full ? xt_load(lo) : xt_load_tail(lo, rest);
+			xt_vd h = j < full ? xt_load(hi) : xt_load_tail(hi, rest);
+			xt_vd x = xt_splat(pt[k]);
+			xt_vd g = xt_max(xt_max(l - x, x - h), zero);
+			if (metric == STRATA_XT_L2)
+				acc += g * g;
+			else if (metric == STRATA_XT_L1)
+				acc += g;
+			else
+				acc = xt_max(acc, g);
+		}
+		out[j] = metric == STRATA_XT_L2 ? xt_sqrt(acc) : acc;
+	}
+}
+
 static void distances(const strata_xt_cursor *c, const xt_view *v, uint32_t from, uint32_t len,
 		      xt_vd *out)
 {
-	uint32_t d = c->rd.m->dims, cap = v->h->cap, nv = (len + XT_LANES - 1) / XT_LANES;
-	uint32_t full = len / XT_LANES;
-	const xt_vd zero = xt_splat(0);
-	for (uint32_t j = 0; j < nv; j++)
-		out[j] = zero;
-	for (uint32_t k = 0; k < d; k++) {
-		const double *lo = v->lo + (size_t)k * cap + from, *hi = v->hi + (size_t)k * cap + from;
-		const xt_vd x = xt_splat(c->pt[k]);
-		for (uint32_t j = 0; j < nv; j++) {
-			uint32_t at = XT_LANES * j, rest = len - at;
-			xt_vd l = j < full ? xt_load(lo + at) : xt_load_tail(lo + at, rest);
-			xt_vd h = j < full ? xt_load(hi + at) : xt_load_tail(hi + at, rest);
-			xt_vd g = xt_max(xt_max(l - x, x - h), zero);
-			if (c->metric == STRATA_XT_L2)
-				out[j] += g * g;
-			else if (c->metric == STRATA_XT_L1)
-				out[j] += g;
-			else
-				out[j] = xt_max(out[j], g);
-		}
+	uint32_t d = c->rd.m->dims;
+	if (c->metric == STRATA_XT_L2) {
+		if (d == 2)
+			dist_lanes(v, 2, c->pt, STRATA_XT_L2, from, len, out);
+		else if (d == 3)
+			dist_lanes(v, 3, c->pt, STRATA_XT_L2, from, len, out);
+		else
+			dist_lanes(v, d, c->pt, STRATA_XT_L2, from, len, out);
+	} else if (c->metric == STRATA_XT_L1) {
+		dist_lanes(v, d, c->pt, STRATA_XT_L1, from, len, out);
+	} else {
+		dist_lanes(v, d, c->pt, STRATA_XT_LINF, from, len, out);
 	}
 }
 
@@ -318,14 +400,16 @@ static int expand(strata_xt_cursor *c, strata_node_id id, uint32_t level)
 	for (uint32_t from = 0; from < v.h->count; from += CHUNK) {
 		uint32_t len = v.h->count - from < CHUNK ? v.h->count - from : CHUNK;
 		distances(c, &v, from, len, dv);
+		/* A leaf's distances update the k best first: its entries past
+		 * the k-th are then never queued (they could not be results). */
+		if (c->k && level == 0)
+			for (uint32_t j = 0; j < len; j++)
+				best_add(c, dv[j / XT_LANES][j % XT_LANES]);
+		double lim = bound(c);
 		for (uint32_t j = 0; j < len; j++) {
 			double dist = dv[j / XT_LANES][j % XT_LANES];
-			if (c->metric == STRATA_XT_L2)
-				dist = sqrt(dist);
-			if (dist > bound(c))
+			if (dist > lim)
 				continue;
-			if (c->k && level == 0)
-				best_add(c, dist);
 			hitem it = {dist, v.ids[from + j], v.h, from + j,
 				    level ? (int32_t)level - 1 : -1};
 			if ((rc = heap_push(c, &it)))
@@ -335,19 +419,17 @@ static int expand(strata_xt_cursor *c, strata_node_id id, uint32_t level)
 	return 0;
 }
 
-static int cursor_open(const strata_snapshot *snap, const char *name, uint32_t dims,
-		       const double *point, strata_xt_metric metric, uint32_t k,
-		       strata_xt_cursor **out)
+static int cursor_open(const xt_rd *rd, uint32_t dims, const double *point,
+		       strata_xt_metric metric, uint32_t k, strata_xt_cursor **out)
 {
-	xt_rd rd;
 	bool bad = !out || metric < STRATA_XT_L2 || metric > STRATA_XT_LINF;
-	int rc = open_query(snap, name, dims, bad, point, NULL, &rd);
+	int rc = check_args(rd, dims, bad, point, NULL);
 	if (rc)
 		return rc;
 	strata_xt_cursor *c = malloc(sizeof *c); /* not calloc: the arrays need no zeroes */
 	if (!c)
 		return STRATA_ENOMEM;
-	c->rd = rd;
+	c->rd = *rd;
 	c->metric = metric;
 	c->heap = c->heap0;
 	c->n = 0;
@@ -361,8 +443,8 @@ static int cursor_open(const strata_snapshot *snap, const char *name, uint32_t d
 		return STRATA_ENOMEM;
 	}
 	memcpy(c->pt, point, dims * sizeof(double));
-	if (rd.m->height) {
-		hitem root = {0, rd.m->top, NULL, 0, (int32_t)rd.m->height - 1};
+	if (rd->m->height) {
+		hitem root = {0, rd->m->top, NULL, 0, (int32_t)rd->m->height - 1};
 		if ((rc = heap_push(c, &root))) {
 			strata_xt_cursor_close(c);
 			return rc;
@@ -376,7 +458,16 @@ STRATA_API int strata_xt_cursor_open(const strata_snapshot *snap, const char *na
 				     const double *point, strata_xt_metric metric,
 				     strata_xt_cursor **out)
 {
-	return cursor_open(snap, name, dims, point, metric, 0, out);
+	xt_rd rd;
+	int rc = xt_rd_open(snap, name, &rd);
+	return rc ? rc : cursor_open(&rd, dims, point, metric, 0, out);
+}
+
+STRATA_API int strata_xt_handle_cursor(const strata_xt_handle *h, uint32_t dims,
+				       const double *point, strata_xt_metric metric,
+				       strata_xt_cursor **out)
+{
+	return h ? cursor_open(&h->rd, dims, point, metric, 0, out) : STRATA_EINVAL;
 }
 
 STRATA_API int strata_xt_cursor_next(strata_xt_cursor *c, uint64_t *id, double *dist,
@@ -423,14 +514,14 @@ STRATA_API void strata_xt_cursor_close(strata_xt_cursor *c)
 	free(c);
 }
 
-STRATA_API int strata_xt_knn(const strata_snapshot *snap, const char *name, uint32_t dims,
-			     const double *point, uint32_t k, strata_xt_metric metric,
-			     strata_xt_knn_fn fn, void *ctx)
+/* The callback form: a cursor that knows it is asked for k results. */
+static int knn_rd(const xt_rd *rd, uint32_t dims, const double *point, uint32_t k,
+		  strata_xt_metric metric, strata_xt_knn_fn fn, void *ctx)
 {
 	if (k == 0 || !fn)
 		return STRATA_EINVAL;
 	strata_xt_cursor *c;
-	int rc = cursor_open(snap, name, dims, point, metric, k, &c);
+	int rc = cursor_open(rd, dims, point, metric, k, &c);
 	if (rc)
 		return rc;
 	for (uint32_t j = 0; j < k && !rc; j++) {
@@ -447,4 +538,20 @@ STRATA_API int strata_xt_knn(const strata_snapshot *snap, const char *name, uint
 	}
 	strata_xt_cursor_close(c);
 	return rc;
+}
+
+STRATA_API int strata_xt_knn(const strata_snapshot *snap, const char *name, uint32_t dims,
+			     const double *point, uint32_t k, strata_xt_metric metric,
+			     strata_xt_knn_fn fn, void *ctx)
+{
+	xt_rd rd;
+	int rc = xt_rd_open(snap, name, &rd);
+	return rc ? rc : knn_rd(&rd, dims, point, k, metric, fn, ctx);
+}
+
+STRATA_API int strata_xt_handle_knn(const strata_xt_handle *h, uint32_t dims, const double *point,
+				    uint32_t k, strata_xt_metric metric, strata_xt_knn_fn fn,
+				    void *ctx)
+{
+	return h ? knn_rd(&h->rd, dims, point, k, metric, fn, ctx) : STRATA_EINVAL;
 }

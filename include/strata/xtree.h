@@ -176,6 +176,51 @@ STRATA_API uint64_t strata_xt_cursor_nodes(const strata_xt_cursor *cur);
 /* NULL is accepted. */
 STRATA_API void strata_xt_cursor_close(strata_xt_cursor *cur);
 
+/* ---- query handles -----------------------------------------------------------
+ * A handle is a tree opened once as of one snapshot: the root name looked
+ * up, the meta node resolved and checked, so each query through it starts
+ * at the top node. The by-name functions above open the tree on every call
+ * (a catalog lookup of the name and the meta node: about 390 instructions,
+ * more than a small window query's own work); they are thin wrappers over
+ * these.
+ *
+ * Lifetime (as LMDB states its pointer rules):
+ *  - A handle borrows its snapshot. It is valid until strata_xt_handle_close()
+ *    or strata_snapshot_close() of that snapshot, whichever comes first. After
+ *    the snapshot is closed, the only valid call on the handle is
+ *    strata_xt_handle_close() (which never touches the snapshot), so closing
+ *    the two in either order is fine.
+ *  - It sees the tree exactly as of the snapshot's epoch, never a later
+ *    commit: for newer data open a new snapshot and a new handle.
+ *  - It is used by one thread at a time, like its snapshot (it only reads,
+ *    but the snapshot's rule applies to everything that borrows it).
+ *  - A cursor opened through a handle borrows the snapshot, not the handle:
+ *    the handle may be closed while the cursor stays open.
+ *  - Boxes passed to callbacks are valid during the call only, as above. */
+typedef struct strata_xt_handle strata_xt_handle;
+
+/* Errors: STRATA_ENOTFOUND, STRATA_EWRONGINDEX, STRATA_ESTALE (as by name),
+ *         STRATA_ENOMEM. */
+STRATA_API int strata_xt_handle_open(const strata_snapshot *snap, const char *name,
+				     strata_xt_handle **out);
+/* NULL is accepted. */
+STRATA_API void strata_xt_handle_close(strata_xt_handle *h);
+/* The tree's dimension count and entry count as of the handle's snapshot. */
+STRATA_API uint32_t strata_xt_handle_dims(const strata_xt_handle *h);
+STRATA_API uint64_t strata_xt_handle_count(const strata_xt_handle *h);
+
+/* strata_xt_query, strata_xt_knn and strata_xt_cursor_open through a handle:
+ * the same arguments, results and errors. */
+STRATA_API int strata_xt_handle_query(const strata_xt_handle *h, uint32_t dims,
+				      strata_xt_pred pred, const double *min, const double *max,
+				      strata_xt_hit_fn fn, void *ctx);
+STRATA_API int strata_xt_handle_knn(const strata_xt_handle *h, uint32_t dims, const double *point,
+				    uint32_t k, strata_xt_metric metric, strata_xt_knn_fn fn,
+				    void *ctx);
+STRATA_API int strata_xt_handle_cursor(const strata_xt_handle *h, uint32_t dims,
+				       const double *point, strata_xt_metric metric,
+				       strata_xt_cursor **out);
+
 /* ---- the invariant checker --------------------------------------------------
  * Checks the tree as of the snapshot: node kinds, levels (all leaves at
  * level 0), every directory MBR exactly the union of its child's entries,
