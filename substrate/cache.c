@@ -318,6 +318,11 @@ uint64_t cache_slot(uint64_t loc)
 	return cn_of(loc)->slot;
 }
 
+void cache_move_slot(uint64_t loc, void *slot)
+{
+	cn_of(loc)->slot = (uint64_t)(uintptr_t)slot;
+}
+
 /* The image of a small node on disk (loc: slot | LAZY_BIT) into a new
  * cnode, checked against its CRC, then published in its entry. The caller
  * holds the entry's load lock, so no other thread loads it meanwhile. */

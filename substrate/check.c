@@ -185,11 +185,16 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 		check_shard(s, &c, sh, cur, &t);
 	if (cached)
 		pthread_mutex_unlock(&s->dur->cache.lock);
-	if (s->dur) { /* slots in limbo are used, by no entry */
-		pthread_mutex_lock(&s->dur->limbo_lock);
-		for (size_t i = 0; i < s->dur->nlimbo; i++)
-			t.used[seg_class_of(s->dur->limbo[i].size)]++;
-		pthread_mutex_unlock(&s->dur->limbo_lock);
+	if (s->dur) { /* slots in limbo, or left by compaction, are used by no entry */
+		durable *d = s->dur;
+		pthread_mutex_lock(&d->limbo_lock);
+		for (size_t i = 0; i < d->nlimbo; i++)
+			t.used[seg_class_of(d->limbo[i].size)]++;
+		for (size_t i = 0; i < d->nmoved; i++)
+			t.used[seg_class_of(d->moved[i].size)]++;
+		for (size_t i = 0; i < d->nsgrace; i++)
+			t.used[seg_class_of(d->sgrace[i].size)]++;
+		pthread_mutex_unlock(&d->limbo_lock);
 	}
 	check_counts(s, &c, &t);
 	check_roots(s, &c, cur);

@@ -219,6 +219,7 @@ static void limbo_release(strata_store *s, uint64_t C)
 	d->limbo = NULL;
 	d->nlimbo = d->limbo_cap = 0;
 	d->ckpt_epoch = C;
+	compact_moved_release(s);
 	pthread_mutex_unlock(&d->limbo_lock);
 	for (size_t i = 0; i < n; i++)
 		seg_free_node(&s->seg, l[i].p, l[i].size);
@@ -373,8 +374,9 @@ static int set_clean_flag(strata_store *s, bool clean)
 }
 
 /* Writes a checkpoint; clean: the store is closing and the WAL is empty
- * after it. Caller holds ckpt_lock. */
-static int checkpoint_locked(strata_store *s, bool clean)
+ * after it; force: even if no commit happened (compaction moved nodes).
+ * Caller holds ckpt_lock. */
+static int checkpoint_locked(strata_store *s, bool clean, bool force)
 {
 	durable *d = s->dur;
 	int rc = dur_status(d);
@@ -382,7 +384,7 @@ static int checkpoint_locked(strata_store *s, bool clean)
 	struct strata_snapshot *pin;
 	if (rc || (rc = ckpt_begin(s, &C, &L, &pin)))
 		return rc;
-	if (C == d->sb.ckpt_epoch && L == d->sb.wal_start_lsn && d->sb.ckpt_gen) {
+	if (!force && C == d->sb.ckpt_epoch && L == d->sb.wal_start_lsn && d->sb.ckpt_gen) {
 		pin_release(&s->pins, pin); /* nothing new: at close, the clean flag */
 		return clean && !(d->sb.flags & SB_FLAG_CLEAN) ? set_clean_flag(s, true) : 0;
 	}
@@ -424,13 +426,74 @@ static int checkpoint_locked(strata_store *s, bool clean)
 	return wal_recycle(d->wal, L);
 }
 
+/* A compaction round of up to `budget` bytes, then the checkpoint that
+ * records it, then what it freed (ckpt_lock held). */
+static int compact_locked(strata_store *s, uint64_t budget, uint64_t *moved)
+{
+	int rc = compact_round(s, budget, moved);
+	int crc = checkpoint_locked(s, false, *moved > 0);
+	rc = rc ? rc : crc;
+	return rc ? rc : compact_finish(s);
+}
+
+/* Background compaction: the file is big and sparse enough (options). */
+static bool compact_due(strata_store *s)
+{
+	const strata_options *o = &s->opts;
+	if (o->compact_amplification <= 0)
+		return false;
+	strata_store_stats st = {0};
+	durable_space(s, store_requested_bytes(s), &st);
+	return st.file_bytes > o->compact_min_file_bytes &&
+	       st.space_amplification > o->compact_amplification;
+}
+
 int durable_checkpoint(strata_store *s)
 {
 	pthread_mutex_lock(&s->dur->ckpt_lock);
-	int rc = checkpoint_locked(s, false);
+	int rc = checkpoint_locked(s, false, false);
 	pthread_mutex_unlock(&s->dur->ckpt_lock);
 	if (s->dur->cache.cap) /* what it cleaned may go now */
 		cache_trim(s);
+	compact_sweep(s);
+	return rc;
+}
+
+/* The coordinator's checkpoint: with a compaction round when due. */
+static int background_checkpoint(strata_store *s)
+{
+	if (!compact_due(s))
+		return durable_checkpoint(s);
+	uint64_t moved;
+	pthread_mutex_lock(&s->dur->ckpt_lock);
+	int rc = compact_locked(s, s->opts.compact_bytes_per_round, &moved);
+	pthread_mutex_unlock(&s->dur->ckpt_lock);
+	if (s->dur->cache.cap)
+		cache_trim(s);
+	return rc;
+}
+
+int strata_compact(strata_store *s, uint64_t *moved)
+{
+	if (!s || !s->dur)
+		return STRATA_EINVAL;
+	durable *d = s->dur;
+	uint64_t total = 0, m = 0;
+	int rc = 0;
+	pthread_mutex_lock(&d->ckpt_lock);
+	/* Rounds until nothing qualifies; a bound in case readers keep the
+	 * old slots (a round then finds the victims not empty yet). */
+	for (int i = 0; i < 64 && !rc; i++) {
+		rc = compact_locked(s, UINT64_MAX, &m);
+		total += m;
+		if (!m)
+			break;
+	}
+	pthread_mutex_unlock(&d->ckpt_lock);
+	if (d->cache.cap)
+		cache_trim(s);
+	if (moved)
+		*moved = total;
 	return rc;
 }
 
@@ -496,9 +559,10 @@ static void *coordinator(void *arg)
 		if (rc)
 			durable_poison(s, rc);
 		if (!rc && ckpt_due(s))
-			durable_checkpoint(s);
+			background_checkpoint(s);
 		else if (d->cache.cap) /* what grace allows now */
 			cache_trim(s);
+		compact_sweep(s); /* old places of moved nodes whose readers left */
 		pthread_mutex_lock(&d->wake_lock);
 	}
 	pthread_mutex_unlock(&d->wake_lock);
@@ -908,7 +972,7 @@ int durable_close(strata_store *s)
 	int rc = dur_status(d);
 	if (!rc && d->wal) {
 		pthread_mutex_lock(&d->ckpt_lock);
-		rc = checkpoint_locked(s, true);
+		rc = checkpoint_locked(s, true, false);
 		pthread_mutex_unlock(&d->ckpt_lock);
 	}
 	return rc;
@@ -971,6 +1035,8 @@ static void durable_release(durable *d, const otable *ot)
 	if (d->crc_dirs)
 		free_crc_cells(d, ot);
 	strata_mem_free(d->limbo, d->limbo_cap * sizeof *d->limbo);
+	strata_mem_free(d->moved, d->moved_cap * sizeof *d->moved);
+	strata_mem_free(d->sgrace, d->sgrace_cap * sizeof *d->sgrace);
 	strata_mem_free(d->pq, d->pq_cap * sizeof *d->pq);
 	if (d->dir)
 		strata_mem_free(d->dir, strlen(d->dir) + 1);
@@ -1039,7 +1105,7 @@ int make_durable_env(strata_store *s, const char *dir, io_env *env)
 		return rc;
 	}
 	pthread_mutex_lock(&d->ckpt_lock);
-	rc = checkpoint_locked(s, false); /* every node: prev epoch 0 */
+	rc = checkpoint_locked(s, false, false); /* every node: prev epoch 0 */
 	pthread_mutex_unlock(&d->ckpt_lock);
 	if (!rc)
 		rc = publish_super(d);

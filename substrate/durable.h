@@ -74,6 +74,13 @@ typedef struct limbo_item {
 	uint32_t size;
 } limbo_item;
 
+/* compact.c: an old slot waiting for readers pinned before `gen`. */
+typedef struct slot_wait {
+	void *p;
+	uint32_t size;
+	uint64_t gen;
+} slot_wait;
+
 typedef struct durable {
 	io_env *env;
 	char *dir;
@@ -112,6 +119,15 @@ typedef struct durable {
 	uint64_t ckpt_epoch; /* nodes born at or before it are in `data` */
 	limbo_item *limbo;
 	size_t nlimbo, limbo_cap;
+	/* compaction (compact.c), also under limbo_lock: old slots of moved
+	 * nodes until the checkpoint naming the new ones is durable, then
+	 * until no reader pinned before that can hold them */
+	limbo_item *moved;
+	size_t nmoved, moved_cap;
+	slot_wait *sgrace;
+	size_t nsgrace, sgrace_cap;
+	_Atomic uint64_t compact_rounds, compact_moved_nodes, compact_moved_bytes,
+		compact_segments_freed;
 
 	/* lazy loading, and the bounded cache (cache.cap > 0) */
 	pthread_mutex_t load_locks[LOAD_LOCKS];
@@ -163,6 +179,12 @@ void durable_poison(strata_store *s, int err);
  * node bytes of every allocated slot and large image. */
 void durable_space(strata_store *s, uint64_t requested, strata_store_stats *st);
 
+/* compact.c (ckpt_lock held) */
+int compact_round(strata_store *s, uint64_t budget, uint64_t *moved);
+int compact_finish(strata_store *s); /* frees what grace allows, trims `data` */
+void compact_moved_release(strata_store *s); /* limbo_lock held */
+void compact_sweep(strata_store *s);
+
 /* cache.c */
 int cache_init(ncache *c, uint64_t cap);
 void cache_destroy(ncache *c);
@@ -176,6 +198,7 @@ int cache_load(strata_store *s, ot_entry *e, strata_node_id id, uint64_t loc, ui
 const void *cache_hit(strata_store *s, uint64_t loc);
 void *cache_image(uint64_t loc);
 uint64_t cache_slot(uint64_t loc);
+void cache_move_slot(uint64_t loc, void *slot); /* cache lock held */
 void cache_clean(strata_store *s, uint64_t loc);
 uint64_t cache_drop(strata_store *s, ot_entry *e);
 void cache_trim(strata_store *s);

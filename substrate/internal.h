@@ -96,6 +96,19 @@ int seg_check(seg_alloc *a, strata_report_fn report, void *ctx);
 void seg_set_durable(seg_alloc *a);
 /* A live IN_MEMORY allocator turns DURABLE: every segment gets a number. */
 int seg_number_all(seg_alloc *a);
+/* Compaction: one row per segment number (at most max; returns how many). */
+typedef struct seg_usage_row {
+	uint8_t cls;
+	bool current;
+	uint32_t nslots, nfree;
+} seg_usage_row;
+int seg_usage(seg_alloc *a, seg_usage_row *out, uint32_t max);
+/* A draining segment is never allocated from (compaction is emptying it). */
+void seg_drain(seg_alloc *a, uint32_t segno, bool on);
+/* Releases the empty segments at the end of the numbering; returns the new
+ * segment count (data beyond nsegs * SEG_SIZE holds nothing). The caller
+ * holds the checkpoint lock. */
+uint32_t seg_trim_tail(seg_alloc *a);
 /* Segment number and offset inside it of a small node's slot. */
 uint32_t seg_no_of(const void *p);
 static inline uint32_t seg_offset_of(const void *p)
@@ -375,6 +388,8 @@ struct strata_store {
 	_Atomic uint32_t txns_open;
 };
 
+/* Node bytes of every allocated slot and large image. */
+uint64_t store_requested_bytes(strata_store *s);
 /* Frees a node's memory and its handle (reclaim and abort paths). */
 void store_free_node(strata_store *s, strata_node_id id, ot_entry *e);
 /* Node memory for an entry (IN_MEMORY: the pointer itself). */

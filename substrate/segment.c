@@ -15,8 +15,10 @@
  *
  * Invariants (checked by seg_check): nfree == popcount(l0); the summaries
  * match l0; bits at or above nslots are 0; a segment is on its class's
- * partial list iff it is not `current` and 0 < nfree; a completely free
- * segment that is not current is returned to the funnel.
+ * partial list iff it is not `current`, not draining and 0 < nfree; a
+ * completely free segment that is not current is returned to the funnel
+ * (IN_MEMORY; DURABLE keeps it for its class, or compaction cuts it off
+ * the end of `data`).
  * Each class has its own lock; classes never share segments.
  */
 #include <stdio.h>
@@ -33,6 +35,7 @@ typedef struct segment {
 	uint32_t magic;
 	uint16_t cls;
 	bool in_partial;
+	bool draining; /* compaction empties it: never allocated from */
 	uint32_t segno; /* DURABLE: its place in the data file */
 	uint32_t nslots, nfree;
 	uint32_t data_off;
@@ -443,7 +446,7 @@ void seg_free_node(seg_alloc *a, void *p, uint32_t size)
 			if (g->in_partial)
 				partial_remove(c, g);
 			seg_release(c, g);
-		} else if (!g->in_partial) {
+		} else if (!g->in_partial && !g->draining) {
 			partial_push(c, g);
 		}
 	}
@@ -469,6 +472,95 @@ found:;
 		return false;
 	uint32_t i = (uint32_t)((off - g->data_off) / ss);
 	return i < g->nslots && !bm_is_free(g, i);
+}
+
+/* ---- compaction (DURABLE) -------------------------------------------------- */
+/* Lock order is class lock -> nos_lock (seg_new numbers segments under
+ * the class lock), so these read the numbering first, then lock classes.
+ * Segments are freed only by seg_trim_tail, under the checkpoint lock that
+ * every caller of these holds. */
+int seg_usage(seg_alloc *a, seg_usage_row *out, uint32_t max)
+{
+	pthread_mutex_lock(&a->nos_lock);
+	uint32_t n = atomic_load_explicit(&a->nsegs, memory_order_relaxed);
+	n = n < max ? n : max;
+	segment **gs = strata_mem_alloc((n ? n : 1) * sizeof *gs);
+	if (gs && n)
+		memcpy(gs, a->by_no, n * sizeof *gs);
+	pthread_mutex_unlock(&a->nos_lock);
+	if (!gs)
+		return STRATA_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		segment *g = gs[i];
+		seg_class *c = &a->classes[g->cls];
+		pthread_mutex_lock(&c->lock);
+		out[i] = (seg_usage_row){.cls = (uint8_t)g->cls, .nslots = g->nslots, .nfree = g->nfree,
+					 .current = g == c->current};
+		pthread_mutex_unlock(&c->lock);
+	}
+	strata_mem_free(gs, (n ? n : 1) * sizeof *gs);
+	return (int)n;
+}
+
+static segment *by_no(seg_alloc *a, uint32_t segno)
+{
+	pthread_mutex_lock(&a->nos_lock);
+	segment *g = segno < atomic_load(&a->nsegs) ? a->by_no[segno] : NULL;
+	pthread_mutex_unlock(&a->nos_lock);
+	return g;
+}
+
+void seg_drain(seg_alloc *a, uint32_t segno, bool on)
+{
+	segment *g = by_no(a, segno);
+	if (!g)
+		return;
+	seg_class *c = &a->classes[g->cls];
+	pthread_mutex_lock(&c->lock);
+	g->draining = on;
+	if (on) {
+		if (g->in_partial)
+			partial_remove(c, g);
+		if (c->current == g)
+			c->current = NULL; /* the next allocation takes a partial one */
+	} else if (!g->in_partial && g != c->current && g->nfree) {
+		partial_push(c, g);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+uint32_t seg_trim_tail(seg_alloc *a)
+{
+	for (;;) {
+		pthread_mutex_lock(&a->nos_lock);
+		uint32_t n = atomic_load_explicit(&a->nsegs, memory_order_relaxed);
+		segment *g = n ? a->by_no[n - 1] : NULL;
+		pthread_mutex_unlock(&a->nos_lock);
+		if (!g)
+			return n;
+		seg_class *c = &a->classes[g->cls];
+		pthread_mutex_lock(&c->lock);
+		bool cut = g->nfree == g->nslots;
+		if (cut) {
+			pthread_mutex_lock(&a->nos_lock);
+			cut = atomic_load_explicit(&a->nsegs, memory_order_relaxed) == n; /* none made since */
+			if (cut) {
+				a->by_no[n - 1] = NULL;
+				atomic_store_explicit(&a->nsegs, n - 1, memory_order_release);
+			}
+			pthread_mutex_unlock(&a->nos_lock);
+		}
+		if (cut) {
+			if (g->in_partial)
+				partial_remove(c, g);
+			if (c->current == g)
+				c->current = NULL;
+			seg_release(c, g);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!cut)
+			return n;
+	}
 }
 
 static int check_one(const seg_class *c, const segment *g, unsigned cls, bool durable,
@@ -502,7 +594,7 @@ static int check_one(const seg_class *c, const segment *g, unsigned cls, bool du
 			SEG_BAD("segment %p: l2 summary bit %u disagrees with l1", (const void *)g, k);
 	if (pop != g->nfree)
 		SEG_BAD("segment %p: nfree %u but %u free bits", (const void *)g, g->nfree, pop);
-	bool want_partial = g != c->current && g->nfree > 0;
+	bool want_partial = g != c->current && g->nfree > 0 && !g->draining;
 	if (g->in_partial != want_partial)
 		SEG_BAD("segment %p: partial-list membership wrong", (const void *)g);
 	if (g != c->current && g->nfree == g->nslots && !durable)

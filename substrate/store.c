@@ -29,6 +29,10 @@ void strata_options_init(strata_options *o)
 	o->checkpoint_wal_bytes = 64u << 20;
 	o->checkpoint_interval_ms = 60000;
 	o->checkpoint_dirty_nodes = 1000000;
+	o->compact_live_fraction = 0.5;
+	o->compact_amplification = 1.5;
+	o->compact_min_file_bytes = 64u << 20;
+	o->compact_bytes_per_round = 16u << 20;
 }
 
 static bool pow2(uint32_t x)
@@ -190,6 +194,14 @@ int64_t strata_reclaim(strata_store *s)
 	return s ? reclaim_run(s, true) : STRATA_EINVAL;
 }
 
+uint64_t store_requested_bytes(strata_store *s)
+{
+	uint64_t r = atomic_load(&s->seg.large_bytes);
+	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++)
+		r += atomic_load(&s->seg.classes[i].bytes_requested);
+	return r;
+}
+
 int strata_stats(strata_store *s, strata_store_stats *st)
 {
 	if (!s || !st)
@@ -231,6 +243,12 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 	if (d)
 		cache_stats(&d->cache, st);
 	st->snapshots_expired = atomic_load(&s->snapshots_expired);
+	if (d) {
+		st->compact_rounds = atomic_load(&d->compact_rounds);
+		st->compact_moved_nodes = atomic_load(&d->compact_moved_nodes);
+		st->compact_moved_bytes = atomic_load(&d->compact_moved_bytes);
+		st->compact_segments_freed = atomic_load(&d->compact_segments_freed);
+	}
 	uint64_t held = st->segment_bytes + st->large_bytes;
 	if (d)
 		durable_space(s, requested, st);

@@ -169,6 +169,17 @@ typedef struct strata_options {
 	 * Transactions are never expired. */
 	uint64_t snapshot_max_age_ms;
 	uint64_t snapshot_max_retained_bytes;
+	/* Compaction (DURABLE; see strata_compact). A segment qualifies when
+	 * its live bytes are at most compact_live_fraction of it (default
+	 * 0.5). The coordinator compacts when the data file is larger than
+	 * compact_min_file_bytes (default 64 MiB) and file / live bytes is above
+	 * compact_amplification (default 1.5; 0 turns background compaction
+	 * off), moving at most compact_bytes_per_round per checkpoint
+	 * (default 16 MiB): the throttle. */
+	double compact_live_fraction;
+	double compact_amplification;
+	uint64_t compact_min_file_bytes;
+	uint64_t compact_bytes_per_round;
 } strata_options;
 
 enum strata_open_flags {
@@ -209,6 +220,22 @@ STRATA_API const char *strata_last_error(void);
  * wait only for a short fence. Errors: STRATA_EINVAL (IN_MEMORY),
  * STRATA_EIO (the store is poisoned), -errno from the file system. */
 STRATA_API int strata_checkpoint(strata_store *store);
+
+/* DURABLE: compaction. Segments of `data` whose live fraction is at most
+ * compact_live_fraction have their live nodes copied into other segments
+ * of their size class (NodeIDs, parents and roots unchanged: only the
+ * object-table entries are repointed), as part of a checkpoint, so a crash
+ * at any point leaves either the old or the new places, both complete. An
+ * emptied segment's space is given back (its range of `data` is punched
+ * out, and trailing empty segments are truncated away) once the next
+ * checkpoint is durable and no snapshot that could read the old places is
+ * open. strata_compact runs checkpoint rounds until nothing qualifies (or
+ * a round makes no progress); the coordinator does one round, moving at
+ * most compact_bytes_per_round, whenever it checkpoints and the data file
+ * is over compact_min_file_bytes with an amplification over
+ * compact_amplification. *moved (optional) gets the bytes moved.
+ * Errors: STRATA_EINVAL (IN_MEMORY), STRATA_EIO, STRATA_ENOMEM, -errno. */
+STRATA_API int strata_compact(strata_store *store, uint64_t *moved);
 
 /* Closes the store and frees all its memory. Every snapshot and transaction
  * must be closed/committed/aborted first; close returns STRATA_EBUSY and does
@@ -435,6 +462,11 @@ typedef struct strata_store_stats {
 	uint64_t live_bytes;
 	uint64_t file_bytes;
 	double space_amplification;
+	/* Compaction progress since open. */
+	uint64_t compact_rounds;
+	uint64_t compact_moved_nodes;
+	uint64_t compact_moved_bytes;
+	uint64_t compact_segments_freed; /* given back to the file system */
 } strata_store_stats;
 
 /* One open snapshot or transaction (strata_snapshot_list). */
