@@ -90,6 +90,7 @@ int cmd_info(int argc, char **argv);
 int cmd_wal(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_xt(int argc, char **argv);
 

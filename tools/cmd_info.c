@@ -317,6 +317,9 @@ static int print_stats(const char *dir)
 	field("amplification", "%.2f (file bytes / live bytes)", st.space_amplification);
 	field("object table", "%" PRIu64 " chunks on disk, %" PRIu64 " loaded", st.chunks_on_disk,
 	      st.chunks_loaded);
+	field("compaction", "%" PRIu64 " rounds, %" PRIu64 " nodes moved, %" PRIu64
+	      " segments given back (this open)", st.compact_rounds, st.compact_moved_nodes,
+	      st.compact_segments_freed);
 	field("cache (this open)", "%" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64 " evictions, %s read",
 	      st.cache_hits, st.cache_misses, st.cache_evictions,
 	      fmt_size(a, sizeof a, st.cache_bytes_read));

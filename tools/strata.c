@@ -42,7 +42,7 @@ const cli_command cli_commands[] = {
 	 "prints what strata_stats reports: live and retired nodes, live bytes,\n"
 	 "file bytes (data file and checkpoint), space amplification (file /\n"
 	 "live), object-table chunks on disk and loaded, and this open's cache\n"
-	 "figures.",
+	 "and compaction figures.",
 	 cmd_info},
 	{"wal", "DIR [--from LSN] [--limit N] [--frames]", "dump the commits in a store's WAL",
 	 "Replays the WAL of DIR read-only, from the superblock's WAL start LSN\n"
@@ -82,6 +82,17 @@ const cli_command cli_commands[] = {
 	 "writes the clean-shutdown checkpoint, printed as `closed: ...`.\n"
 	 "Exits 1 if DIR is not a store, cannot be opened, or a write fails.",
 	 cmd_checkpoint},
+	{"compact", "DIR", "open a store, compact its data file, close it",
+	 "Opens the store in DIR (recovering it, as check does) and runs\n"
+	 "strata_compact: in every size class whose segments are at most half\n"
+	 "full, live nodes move into the lowest-numbered segments (their\n"
+	 "NodeIDs do not change), each round recorded by a checkpoint, and the\n"
+	 "emptied segments at the end of the data file are cut off. Prints the\n"
+	 "live bytes, file bytes and amplification before and after, and what\n"
+	 "moved. A crash at any point leaves a complete store (the old places\n"
+	 "or the new ones). Exits 1 if DIR is not a store, cannot be opened, or\n"
+	 "a write fails.",
+	 cmd_compact},
 	{"kv", "SUB DIR NAME ...", "the B+tree from the shell: put, get, del, scan, load, batch, stats",
 	 "  kv put DIR NAME KEY VALUE      insert or replace\n"
 	 "  kv get DIR NAME KEY            print the value\n"

@@ -48,6 +48,7 @@ case_help() {
 		stdout_has '^  wal DIR \[--from LSN\] \[--limit N\] \[--frames\] '
 		stdout_has '^  check DIR '
 		stdout_has '^  checkpoint DIR '
+		stdout_has '^  compact DIR '
 		stderr_empty
 	done
 }
@@ -380,6 +381,23 @@ case_info_stats() {
 	stderr_empty
 	run 2 info "$s" --bogus
 	run 2 info "$s" "$s"
+}
+
+# compact opens the store, compacts, reports the space before and after;
+# the store then checks clean and keeps its nodes.
+case_compact() {
+	local s=$tmp/store
+	durable_store "$s"
+	run 0 compact "$s"
+	stdout_has '^before: live [0-9]+ B, file [0-9]+ B, amplification [0-9.]+$'
+	stdout_has '^moved: [0-9]+ nodes, [0-9]+ B in [0-9]+ rounds; [0-9]+ segments given back$'
+	stdout_has '^after: live [0-9]+ B, file [0-9]+ B, amplification [0-9.]+$'
+	stderr_empty
+	run 0 check "$s"
+	stdout_has '^check: 5 nodes, '
+	run 2 compact
+	run 2 compact "$s" extra
+	run 1 compact "$tmp/missing"
 }
 
 case_check() {
