@@ -230,6 +230,16 @@ typedef struct xt_rd {
 } xt_rd;
 int xt_rd_open(const strata_snapshot *snap, const char *name, xt_rd *rd);
 
+/* A query's dims, other arguments (bad_arg: refused) and box, in that
+ * order, against an opened tree (xt_query.c). */
+int xt_check_args(const xt_rd *rd, uint32_t dims, bool bad_arg, const double *min,
+		  const double *max);
+/* Distances (not squared) from pt to entries [from, from + len) of v, two
+ * per vector; the same doubles as xt_mindist (xt_query.c). */
+void xt_distances(const xt_view *v, uint32_t d, const double *pt, strata_xt_metric metric,
+		  uint32_t from, uint32_t len, xt_vd *out);
+#define XT_DIST_CHUNK 256 /* entries per xt_distances call at most (a multiple of XT_LANES) */
+
 /* A tree opened once for many queries (xtree.h): nothing but the reader. */
 struct strata_xt_handle {
 	xt_rd rd;

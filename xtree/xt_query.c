@@ -13,18 +13,15 @@
  * smaller id); entries by ascending id. An entry popped from the queue is
  * therefore the next result in the documented total order.
  *
- * A cursor that knows it will be asked for at most k results (the
- * callback form) also keeps the k smallest entry distances seen so far:
- * an entry or node farther than the k-th of them can never be among the
- * results and is not queued. Distances of a node's entries are computed
- * dimension by dimension over contiguous coordinates (vectorised).
+ * Distances of a node's entries are computed two entries per vector over
+ * the contiguous coordinates (xt_distances). The callback form, which knows
+ * k, has its own search (xt_knn.c).
  */
 #include <math.h>
 #include <stdlib.h>
 
 #include "xt_internal.h"
 
-#define CHUNK 256 /* a multiple of XT_LANES */
 _Static_assert(XT_LANES == 2, "visit() gathers two lanes per vector into its bitmask");
 
 typedef struct wq {
@@ -185,8 +182,8 @@ static int visit(const wq *q, strata_node_id id, uint32_t level)
 
 /* A query's own arguments against the opened tree: its dims, then the
  * other arguments, then the box (the order the errors were documented in). */
-static int check_args(const xt_rd *rd, uint32_t dims, bool bad_arg, const double *min,
-		      const double *max)
+int xt_check_args(const xt_rd *rd, uint32_t dims, bool bad_arg, const double *min,
+		  const double *max)
 {
 	if (dims != rd->m->dims)
 		return STRATA_EDIMS;
@@ -199,7 +196,7 @@ static int query_rd(const xt_rd *rd, uint32_t dims, strata_xt_pred pred, const d
 		    const double *max, strata_xt_hit_fn fn, void *ctx)
 {
 	bool bad = !fn || pred < STRATA_XT_INTERSECTS || pred > STRATA_XT_WITHIN;
-	int rc = check_args(rd, dims, bad, min, max);
+	int rc = xt_check_args(rd, dims, bad, min, max);
 	if (rc)
 		return rc;
 	if (rd->m->height == 0)
@@ -242,49 +239,9 @@ struct strata_xt_cursor {
 	size_t n, cap;
 	uint64_t nodes;
 	xt_box out;
-	uint32_t k;      /* 0: unbounded; else at most k results wanted */
-	uint32_t nbest;  /* entries in best[] (a max-heap of distances) */
-	double *best;
 	/* Small queries never allocate beyond the cursor itself. */
 	hitem heap0[96];
-	double best0[32];
 };
-
-/* Smallest distance no result can exceed (INFINITY until k are known). */
-static double bound(const strata_xt_cursor *c)
-{
-	return c->k && c->nbest == c->k ? c->best[0] : INFINITY;
-}
-
-/* Records an entry distance in the max-heap of the k smallest. */
-static void best_add(strata_xt_cursor *c, double dist)
-{
-	double *b = c->best;
-	if (c->nbest == c->k) {
-		if (dist >= b[0])
-			return;
-		size_t i = 0; /* replace the largest, sift down */
-		for (;;) {
-			size_t l = 2 * i + 1, m = l;
-			if (l >= c->k)
-				break;
-			if (l + 1 < c->k && b[l + 1] > b[l])
-				m = l + 1;
-			if (b[m] <= dist)
-				break;
-			b[i] = b[m];
-			i = m;
-		}
-		b[i] = dist;
-		return;
-	}
-	size_t i = c->nbest++;
-	while (i > 0 && b[(i - 1) / 2] < dist) {
-		b[i] = b[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	b[i] = dist;
-}
 
 static bool before(const hitem *a, const hitem *b)
 {
@@ -369,21 +326,20 @@ dist_lanes(const xt_view *v, uint32_t d, const double *pt, const int metric, uin
 	}
 }
 
-static void distances(const strata_xt_cursor *c, const xt_view *v, uint32_t from, uint32_t len,
-		      xt_vd *out)
+void xt_distances(const xt_view *v, uint32_t d, const double *pt, strata_xt_metric metric,
+		  uint32_t from, uint32_t len, xt_vd *out)
 {
-	uint32_t d = c->rd.m->dims;
-	if (c->metric == STRATA_XT_L2) {
+	if (metric == STRATA_XT_L2) {
 		if (d == 2)
-			dist_lanes(v, 2, c->pt, STRATA_XT_L2, from, len, out);
+			dist_lanes(v, 2, pt, STRATA_XT_L2, from, len, out);
 		else if (d == 3)
-			dist_lanes(v, 3, c->pt, STRATA_XT_L2, from, len, out);
+			dist_lanes(v, 3, pt, STRATA_XT_L2, from, len, out);
 		else
-			dist_lanes(v, d, c->pt, STRATA_XT_L2, from, len, out);
-	} else if (c->metric == STRATA_XT_L1) {
-		dist_lanes(v, d, c->pt, STRATA_XT_L1, from, len, out);
+			dist_lanes(v, d, pt, STRATA_XT_L2, from, len, out);
+	} else if (metric == STRATA_XT_L1) {
+		dist_lanes(v, d, pt, STRATA_XT_L1, from, len, out);
 	} else {
-		dist_lanes(v, d, c->pt, STRATA_XT_LINF, from, len, out);
+		dist_lanes(v, d, pt, STRATA_XT_LINF, from, len, out);
 	}
 }
 
@@ -396,20 +352,12 @@ static int expand(strata_xt_cursor *c, strata_node_id id, uint32_t level)
 	if (v.h->level != level)
 		return STRATA_ECORRUPT;
 	c->nodes++;
-	xt_vd dv[CHUNK / XT_LANES];
-	for (uint32_t from = 0; from < v.h->count; from += CHUNK) {
-		uint32_t len = v.h->count - from < CHUNK ? v.h->count - from : CHUNK;
-		distances(c, &v, from, len, dv);
-		/* A leaf's distances update the k best first: its entries past
-		 * the k-th are then never queued (they could not be results). */
-		if (c->k && level == 0)
-			for (uint32_t j = 0; j < len; j++)
-				best_add(c, dv[j / XT_LANES][j % XT_LANES]);
-		double lim = bound(c);
+	xt_vd dv[XT_DIST_CHUNK / XT_LANES];
+	for (uint32_t from = 0; from < v.h->count; from += XT_DIST_CHUNK) {
+		uint32_t len = v.h->count - from < XT_DIST_CHUNK ? v.h->count - from : XT_DIST_CHUNK;
+		xt_distances(&v, c->rd.m->dims, c->pt, c->metric, from, len, dv);
 		for (uint32_t j = 0; j < len; j++) {
 			double dist = dv[j / XT_LANES][j % XT_LANES];
-			if (dist > lim)
-				continue;
 			hitem it = {dist, v.ids[from + j], v.h, from + j,
 				    level ? (int32_t)level - 1 : -1};
 			if ((rc = heap_push(c, &it)))
@@ -420,10 +368,10 @@ static int expand(strata_xt_cursor *c, strata_node_id id, uint32_t level)
 }
 
 static int cursor_open(const xt_rd *rd, uint32_t dims, const double *point,
-		       strata_xt_metric metric, uint32_t k, strata_xt_cursor **out)
+		       strata_xt_metric metric, strata_xt_cursor **out)
 {
 	bool bad = !out || metric < STRATA_XT_L2 || metric > STRATA_XT_LINF;
-	int rc = check_args(rd, dims, bad, point, NULL);
+	int rc = xt_check_args(rd, dims, bad, point, NULL);
 	if (rc)
 		return rc;
 	strata_xt_cursor *c = malloc(sizeof *c); /* not calloc: the arrays need no zeroes */
@@ -435,13 +383,6 @@ static int cursor_open(const xt_rd *rd, uint32_t dims, const double *point,
 	c->n = 0;
 	c->cap = sizeof c->heap0 / sizeof c->heap0[0];
 	c->nodes = 0;
-	c->k = k;
-	c->nbest = 0;
-	c->best = k <= sizeof c->best0 / sizeof c->best0[0] ? c->best0 : malloc(k * sizeof *c->best);
-	if (!c->best) {
-		free(c);
-		return STRATA_ENOMEM;
-	}
 	memcpy(c->pt, point, dims * sizeof(double));
 	if (rd->m->height) {
 		hitem root = {0, rd->m->top, NULL, 0, (int32_t)rd->m->height - 1};
@@ -460,14 +401,14 @@ STRATA_API int strata_xt_cursor_open(const strata_snapshot *snap, const char *na
 {
 	xt_rd rd;
 	int rc = xt_rd_open(snap, name, &rd);
-	return rc ? rc : cursor_open(&rd, dims, point, metric, 0, out);
+	return rc ? rc : cursor_open(&rd, dims, point, metric, out);
 }
 
 STRATA_API int strata_xt_handle_cursor(const strata_xt_handle *h, uint32_t dims,
 				       const double *point, strata_xt_metric metric,
 				       strata_xt_cursor **out)
 {
-	return h ? cursor_open(&h->rd, dims, point, metric, 0, out) : STRATA_EINVAL;
+	return h ? cursor_open(&h->rd, dims, point, metric, out) : STRATA_EINVAL;
 }
 
 STRATA_API int strata_xt_cursor_next(strata_xt_cursor *c, uint64_t *id, double *dist,
@@ -509,49 +450,5 @@ STRATA_API void strata_xt_cursor_close(strata_xt_cursor *c)
 		return;
 	if (c->heap != c->heap0)
 		free(c->heap);
-	if (c->best != c->best0)
-		free(c->best);
 	free(c);
-}
-
-/* The callback form: a cursor that knows it is asked for k results. */
-static int knn_rd(const xt_rd *rd, uint32_t dims, const double *point, uint32_t k,
-		  strata_xt_metric metric, strata_xt_knn_fn fn, void *ctx)
-{
-	if (k == 0 || !fn)
-		return STRATA_EINVAL;
-	strata_xt_cursor *c;
-	int rc = cursor_open(rd, dims, point, metric, k, &c);
-	if (rc)
-		return rc;
-	for (uint32_t j = 0; j < k && !rc; j++) {
-		uint64_t id;
-		double dist;
-		const double *lo, *hi;
-		rc = strata_xt_cursor_next(c, &id, &dist, &lo, &hi);
-		if (rc == STRATA_ENOTFOUND) {
-			rc = 0;
-			break;
-		}
-		if (!rc)
-			rc = fn(ctx, id, dist, lo, hi);
-	}
-	strata_xt_cursor_close(c);
-	return rc;
-}
-
-STRATA_API int strata_xt_knn(const strata_snapshot *snap, const char *name, uint32_t dims,
-			     const double *point, uint32_t k, strata_xt_metric metric,
-			     strata_xt_knn_fn fn, void *ctx)
-{
-	xt_rd rd;
-	int rc = xt_rd_open(snap, name, &rd);
-	return rc ? rc : knn_rd(&rd, dims, point, k, metric, fn, ctx);
-}
-
-STRATA_API int strata_xt_handle_knn(const strata_xt_handle *h, uint32_t dims, const double *point,
-				    uint32_t k, strata_xt_metric metric, strata_xt_knn_fn fn,
-				    void *ctx)
-{
-	return h ? knn_rd(&h->rd, dims, point, k, metric, fn, ctx) : STRATA_EINVAL;
 }
