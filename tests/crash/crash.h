@@ -136,6 +136,7 @@ typedef struct crash_shared {
 	_Atomic uint32_t started;  /* cycle + 1 once base_* below are written */
 	_Atomic uint32_t failed;   /* the child found an error: child_msg */
 	_Atomic uint64_t checkpoints;
+	_Atomic uint64_t compactions, compact_moved; /* strata_compact calls, bytes moved */
 	/* per root, the largest seq a reader of the child saw written by a
 	 * SYNC commit: published only once durable, it must survive */
 	_Atomic uint64_t seen_sync[CRASH_MAX_ROOTS];

@@ -299,6 +299,17 @@ static void checkpoint(worker *w)
 	atomic_fetch_add(&w->cy->sh->checkpoints, 1);
 }
 
+static void compact(worker *w)
+{
+	uint64_t moved;
+	int rc = strata_compact(w->s, &moved);
+	if (rc)
+		child_fail(w->cy, "thread %u: compact: %s (%s)", w->t, strata_strerror(rc),
+			   strata_last_error());
+	atomic_fetch_add(&w->cy->sh->compactions, 1);
+	atomic_fetch_add(&w->cy->sh->compact_moved, moved);
+}
+
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
@@ -307,6 +318,8 @@ static void *worker_main(void *arg)
 		uint64_t x = crash_below(&w->rng, 1000);
 		if (x < 15 && w->cy->inject != CRASH_INJECT_LOST_SYNC)
 			checkpoint(w);
+		else if (x < 18 && w->cy->inject != CRASH_INJECT_LOST_SYNC)
+			compact(w);
 		else if (x < 60)
 			check_own_roots(w);
 		else

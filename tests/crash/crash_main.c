@@ -216,9 +216,10 @@ static void summary(const campaign *c, uint64_t cycles, int mismatches)
 	printf("  acknowledged commits %" PRIu64 " (ASYNC/NONE lost as a suffix: %" PRIu64
 	       "), in flight at the kill %" PRIu64 " (recovered: %" PRIu64 "), kills before the "
 	       "workload began %" PRIu64 ", fresh stores %" PRIu64 ", reopens without close %" PRIu64
-	       ", checkpoints %" PRIu64 ", %.1f s\n",
+	       ", checkpoints %" PRIu64 ", compactions %" PRIu64 " (%" PRIu64 " B moved), %.1f s\n",
 	       c->acked, c->lost, c->pending, c->pending_in, c->early_kills, c->fresh, c->unclean,
-	       (uint64_t)atomic_load(&c->sh->checkpoints), now_s() - c->t0);
+	       (uint64_t)atomic_load(&c->sh->checkpoints), (uint64_t)atomic_load(&c->sh->compactions),
+	       (uint64_t)atomic_load(&c->sh->compact_moved), now_s() - c->t0);
 }
 
 static int violation(campaign *c, const crash_cycle *cy, const char *who, const char *msg)

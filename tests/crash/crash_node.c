@@ -102,6 +102,12 @@ void crash_store_options(const crash_cycle *cy, strata_options *o, bool create)
 	o->checkpoint_wal_bytes = ckpt_bytes[crash_below(&r, 4)];
 	o->checkpoint_interval_ms = ckpt_ms[crash_below(&r, 4)];
 	o->ot_shards_initial = crash_below(&r, 2) ? 1 : 4;
+	/* Drawn last, so older seeds keep their other options: half the
+	 * cycles through a small bounded cache, some with background
+	 * compaction on every checkpoint (strata_compact runs in all). */
+	o->cache_bytes = crash_below(&r, 2) ? 0 : 256u << 10;
+	o->compact_min_file_bytes = 0;
+	o->compact_amplification = crash_below(&r, 2) ? 1.2 : 0;
 	if (cy->inject == CRASH_INJECT_LOST_SYNC) { /* nothing syncs NONE commits */
 		o->async_interval_ms = 3600u * 1000;
 		o->checkpoint_wal_bytes = UINT64_MAX;
