@@ -128,12 +128,46 @@ static int cmp_ent(const void *pa, const void *pb, void *ctx)
 	return a < b ? -1 : a > b;
 }
 
+typedef struct skey {
+	double k1, k2;
+	uint32_t i;
+} skey;
+
+static inline bool skey_less(const skey *a, const skey *b)
+{
+	if (a->k1 != b->k1)
+		return a->k1 < b->k1;
+	if (a->k2 != b->k2)
+		return a->k2 < b->k2;
+	return a->i < b->i;
+}
+
+/* Entries by (key, other bound, index) along axis: a strict total order,
+ * so the result does not depend on the sort. A node that overflowed holds
+ * a few dozen entries: an insertion sort of the keys copied out beats
+ * qsort_r's callback per comparison; supernodes take qsort_r. */
 static void sort_order(const xt_ents *e, uint32_t axis, bool by_hi, uint32_t *order)
 {
+	enum { SMALL = 64 };
 	sort_key sk = {e, axis, by_hi};
-	for (uint32_t i = 0; i < e->n; i++)
-		order[i] = i;
-	qsort_r(order, e->n, sizeof *order, cmp_ent, &sk);
+	uint32_t n = e->n, d = e->d;
+	if (n > SMALL) {
+		for (uint32_t i = 0; i < n; i++)
+			order[i] = i;
+		qsort_r(order, n, sizeof *order, cmp_ent, &sk);
+		return;
+	}
+	const double *p = by_hi ? e->hi : e->lo, *q = by_hi ? e->lo : e->hi;
+	skey t[SMALL];
+	for (uint32_t i = 0; i < n; i++) {
+		skey x = {p[(size_t)i * d + axis], q[(size_t)i * d + axis], i};
+		uint32_t j = i;
+		for (; j > 0 && skey_less(&x, &t[j - 1]); j--)
+			t[j] = t[j - 1];
+		t[j] = x;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		order[i] = t[i].i;
 }
 
 /* Best distribution k in [lo_k, hi_k] of the swept order: least overlap

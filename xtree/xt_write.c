@@ -131,19 +131,54 @@ static void repoint(xt_op *op, xt_path *P, uint32_t L)
 
 /* ---- ChooseSubtree ---------------------------------------------------------- */
 
-/* Area of entry i, and its area once enlarged by [lo, hi]. */
-static void areas(const xt_view *v, uint32_t d, uint32_t i, const double *lo, const double *hi,
-		  double *area, double *grown)
+/* Areas of entries [at, at + 2) (tail > 0: only `tail` of them), and
+ * their areas once enlarged by [lo, hi], dimension by dimension in one
+ * vector. Inlined with d constant in 2-D. */
+static inline __attribute__((always_inline)) void
+area_lane(const xt_view *v, uint32_t d, uint32_t at, uint32_t tail, const double *lo,
+	  const double *hi, xt_vd *area, xt_vd *grown)
 {
 	uint32_t cap = v->h->cap;
-	double a = 1, g = 1;
+	xt_vd a = xt_splat(1), g = xt_splat(1);
 	for (uint32_t k = 0; k < d; k++) {
-		double l = v->lo[(size_t)k * cap + i], h = v->hi[(size_t)k * cap + i];
+		const double *pl = v->lo + (size_t)k * cap + at, *ph = v->hi + (size_t)k * cap + at;
+		xt_vd l = tail ? xt_load_tail(pl, tail) : xt_load(pl);
+		xt_vd h = tail ? xt_load_tail(ph, tail) : xt_load(ph);
 		a *= h - l;
-		g *= (h > hi[k] ? h : hi[k]) - (l < lo[k] ? l : lo[k]);
+		g *= xt_max(h, xt_splat(hi[k])) - xt_min(l, xt_splat(lo[k]));
 	}
 	*area = a;
 	*grown = g;
+}
+
+/* area_lane over all n entries of v into area[], enl[] (grown - area). */
+static inline __attribute__((always_inline)) void
+areas_d(const xt_view *v, uint32_t d, const double *lo, const double *hi, double *area,
+	double *enl)
+{
+	uint32_t n = v->h->count, j = 0;
+	for (; j + XT_LANES <= n; j += XT_LANES) {
+		xt_vd a, g;
+		area_lane(v, d, j, 0, lo, hi, &a, &g);
+		xt_vd e = g - a;
+		memcpy(area + j, &a, sizeof a);
+		memcpy(enl + j, &e, sizeof e);
+	}
+	if (j < n) {
+		xt_vd a, g;
+		area_lane(v, d, j, n - j, lo, hi, &a, &g);
+		area[j] = a[0];
+		enl[j] = g[0] - a[0];
+	}
+}
+
+static void areas(const xt_view *v, uint32_t d, const double *lo, const double *hi, double *area,
+		  double *enl)
+{
+	if (d == 2)
+		areas_d(v, 2, lo, hi, area, enl);
+	else
+		areas_d(v, d, lo, hi, area, enl);
 }
 
 /* How much the overlap of entry i with every other entry grows when i is
@@ -226,13 +261,20 @@ static int choose(const xt_op *op, const xt_view *v, const double *lo, const dou
 	if (rc)
 		goto err;
 	cand best = {INFINITY, INFINITY, 0};
-	for (uint32_t i = 0; i < n; i++) {
-		double grown;
-		areas(v, d, i, lo, hi, &c[i].area, &grown);
-		c[i].enl = grown - c[i].area;
-		c[i].i = i;
-		if (cand_before(&c[i], &best))
-			best = c[i];
+	double area[128 + XT_LANES], enl[128 + XT_LANES];
+	for (uint32_t from = 0; from < n; from += 128) { /* areas in chunks, vectorised */
+		xt_view part = *v;
+		uint32_t len = n - from < 128 ? n - from : 128;
+		xt_hdr h = *v->h;
+		h.count = len;
+		part.h = &h;
+		part.lo += from, part.hi += from;
+		areas(&part, d, lo, hi, area, enl);
+		for (uint32_t j = 0; j < len; j++) {
+			c[from + j] = (cand){enl[j], area[j], from + j};
+			if (cand_before(&c[from + j], &best))
+				best = c[from + j];
+		}
 	}
 	if (child_leaf && best.enl > 0) {
 		for (uint32_t i = 0; i < n; i++)
