@@ -80,8 +80,9 @@ test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int r
 	return len < 64 ? bits & ((1ull << len) - 1) : bits;
 }
 
-/* test_bits with rel (and, for 2-D, d) constant: the per-dimension query
- * splats leave the lane loop, which unrolls (2-D: 4 loads, 4 compares). */
+/* test_bits with rel (and, for 2-D and 3-D intersects, d) constant: the
+ * per-dimension query splats leave the lane loop, which unrolls (2-D: 4
+ * loads, 4 compares). */
 static uint64_t node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
 			  const double *qlo, const double *qhi)
 {
@@ -91,6 +92,8 @@ static uint64_t node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t 
 		return rel == 1 ? test_bits(v, 2, from, len, 1, qlo, qhi)
 				: test_bits(v, 2, from, len, 2, qlo, qhi);
 	}
+	if (d == 3 && rel == 0) /* 3-D intersects: the common case there */
+		return test_bits(v, 3, from, len, 0, qlo, qhi);
 	if (rel == 0)
 		return test_bits(v, d, from, len, 0, qlo, qhi);
 	return rel == 1 ? test_bits(v, d, from, len, 1, qlo, qhi)
