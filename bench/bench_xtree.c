@@ -998,6 +998,35 @@ static void suite_set(bench_session *s, const set *sets, size_t nsets, const set
 }
 
 /* ---- high dimensions ------------------------------------------------------------------- */
+/* libspatialindex (STR-loaded R-tree) kNN(10) at 16 and 32 D: the issue's
+ * anchor (75 ms per query at 16-D). A query takes tens of milliseconds,
+ * so only the first nq queries, answers checked against the scan's ids. */
+static void sidx_hd(bench_session *s, const char *name, const data *D, const data *Q, scan *sc)
+{
+#ifdef STRATA_BENCH_HAVE_SIDX
+	char pname[BENCH_NAME_MAX];
+	snprintf(pname, sizeof pname, "%s_sidx", name);
+	if (D->d < 16 || !bench_wants(s, pname))
+		return;
+	size_t nq = s->opts.quick ? 5 : 20;
+	peer p = {.h = peer_sidx_build_str(D->d, D->lo, D->hi, D->id, D->n), .q = Q, .k = 10};
+	if (!p.h) {
+		bench_note(s, "%s: libspatialindex STR load failed", pname);
+		return;
+	}
+	uint64_t want = one_pass(run_scan_knn, sc, &sc->sum, &sc->next, nq);
+	cross_check(pname, "libspatialindex", one_pass(run_sidx_knn, &p, &p.sum, &p.next, nq), want,
+		    "the scan", false);
+	const bench_fig *f = bench_measure(s, pname, "libspatialindex", run_sidx_knn, &p, nq);
+	const bench_fig *x = bench_find(s, name);
+	if (f && x && f->median > 0) /* a note: bench.h's 16 ratios are taken */
+		bench_note(s, "%s / %s = %.4f", name, pname, x->median / f->median);
+	peer_sidx_free(p.h);
+#else
+	(void)s, (void)name, (void)D, (void)Q, (void)sc;
+#endif
+}
+
 static void suite_hd(bench_session *s, uint32_t d, bool clustered, size_t n)
 {
 	char name[40], sname[BENCH_NAME_MAX];
@@ -1017,6 +1046,7 @@ static void suite_hd(bench_session *s, uint32_t d, bool clustered, size_t n)
 	bench_measure(s, name, NULL, run_xt_knn, &x, Q.n);
 	bench_measure(s, sname, "scan", run_scan_knn, &sc, Q.n / 2);
 	bench_add_ratio(s, name, sname);
+	sidx_hd(s, name, &D, &Q, &sc);
 	snprintf(name, sizeof name, "%ud_%s_knn10_nodes", d, clustered ? "clustered" : "uniform");
 	knn_nodes(s, x.h, &D, name);
 	xt_snap_close(&x);
