@@ -112,7 +112,7 @@ int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **d
 {
 	uint64_t loc = atomic_load_explicit(&e->loc, memory_order_acquire);
 	if LOC_CACHED(loc) { /* bounded cache: a hit */
-		*data = cache_hit(s, loc);
+		*data = cache_hit(loc);
 		return 0;
 	}
 	if (!(loc & LAZY_BIT)) {
@@ -129,7 +129,7 @@ int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **d
 	int rc = 0;
 	const void *img = NULL;
 	if LOC_CACHED(loc) { /* loaded by another reader meanwhile */
-		img = cache_hit(s, loc);
+		img = cache_hit(loc);
 	} else if (!(loc & LAZY_BIT)) {
 		img = (const void *)(uintptr_t)loc;
 	} else if (!large && s->dur->cache.cap) {

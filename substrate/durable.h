@@ -44,7 +44,6 @@ typedef struct cnode {
 	uint8_t state, queue;
 } cnode;
 
-#define CACHE_STRIPES 16
 typedef struct ncache {
 	uint64_t cap; /* cache_bytes; 0: no bound (images stay in their slots) */
 	pthread_mutex_t lock; /* queues, grace, cnode states; a leaf lock */
@@ -57,10 +56,6 @@ typedef struct ncache {
 	size_t grace_n, grace_cap;
 	_Atomic uint64_t used, dirty, grace_bytes;
 	_Atomic uint64_t misses, evictions, bytes_read;
-	struct {
-		_Atomic uint64_t n;
-		char pad[56]; /* one line each (durable is not 64-aligned: padding, not _Alignas) */
-	} hits[CACHE_STRIPES];
 } ncache;
 
 typedef struct pub_entry {
@@ -195,7 +190,7 @@ int cache_new_dirty(strata_store *s, void *slot, uint32_t size, uint64_t *loc, v
 void cache_set_id(uint64_t loc, strata_node_id id);
 int cache_load(strata_store *s, ot_entry *e, strata_node_id id, uint64_t loc, uint32_t size,
 	       const void **out);
-const void *cache_hit(strata_store *s, uint64_t loc);
+const void *cache_hit(uint64_t loc); /* sets the hit byte */
 void *cache_image(uint64_t loc);
 uint64_t cache_slot(uint64_t loc);
 void cache_move_slot(uint64_t loc, void *slot); /* cache lock held */

@@ -272,6 +272,7 @@ struct strata_snapshot {
 	 * gives up the pin and returns STRATA_ESNAPSHOT_TOO_OLD (snapshot.c). */
 	_Atomic uint8_t expire;
 	_Atomic uint64_t opened_ns; /* CLOCK_MONOTONIC_COARSE at open */
+	_Atomic uint64_t hits; /* bounded-cache hits; written by the owner only */
 } __attribute__((aligned(CACHELINE)));
 
 enum { PIN_SNAPSHOT = 0, PIN_TXN = 1, PIN_CHECKPOINT = 2 };
@@ -286,7 +287,18 @@ typedef struct pin_table {
 	/* Bumped by every unlinking of a cached image (cache.c): an image
 	 * unlinked at g may be held by slots pinned with cgen <= g. */
 	_Atomic uint64_t gen;
+	_Atomic uint64_t hits_closed; /* hits of slots since released */
 } pin_table;
+
+/* A bounded-cache hit by the owner of slot s: a plain increment (a relaxed
+ * load and store; only the owner writes it), no locked instruction. */
+static inline void pin_count_hit(struct strata_snapshot *s)
+{
+	atomic_store_explicit(&s->hits, atomic_load_explicit(&s->hits, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+/* Hits of every slot, open or released. */
+uint64_t pin_hits(pin_table *pt);
 
 int pin_init(pin_table *pt, strata_store *store, const otable *ot, uint32_t nslots);
 void pin_destroy(pin_table *pt);

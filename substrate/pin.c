@@ -106,8 +106,21 @@ void pin_expire(struct strata_snapshot *s)
 
 void pin_release(pin_table *pt, struct strata_snapshot *s)
 {
-	(void)pt;
+	uint64_t h = atomic_load_explicit(&s->hits, memory_order_relaxed);
+	if (h) {
+		atomic_fetch_add_explicit(&pt->hits_closed, h, memory_order_relaxed);
+		atomic_store_explicit(&s->hits, 0, memory_order_relaxed);
+	}
 	atomic_store_explicit(&s->pin, 0, memory_order_release);
+}
+
+uint64_t pin_hits(pin_table *pt)
+{
+	uint64_t n = atomic_load_explicit(&pt->hits_closed, memory_order_relaxed);
+	uint32_t h = atomic_load(&pt->hwm);
+	for (uint32_t i = 0; i < h; i++)
+		n += atomic_load_explicit(&pt->slots[i].hits, memory_order_relaxed);
+	return n;
 }
 
 uint32_t pin_count(pin_table *pt)

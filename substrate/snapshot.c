@@ -56,6 +56,7 @@ typedef struct entry_read {
 } entry_read;
 
 static int read_faulted(const strata_snapshot *snap, strata_node_id id, entry_read *out);
+static int read_image(const strata_snapshot *snap, ot_entry *e, strata_node_id id, entry_read *out);
 
 /* A cap passed (reclaim.c asked): give the pin up now, while the caller is
  * inside the library and holds no pointer it is still reading (a snapshot
@@ -91,8 +92,21 @@ static inline int read_visible(const strata_snapshot *snap, strata_node_id id, e
 	out->info = atomic_load_explicit(&e->info, memory_order_relaxed);
 	out->data = (const void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
 	if (STRATA_UNLIKELY((uintptr_t)out->data & LOC_BITS)) /* DURABLE: first use, or cached */
-		return durable_load(snap->store, e, id, &out->data);
+		return read_image(snap, e, id, out);
 	return 0;
+}
+
+/* A cached image (a hit, counted by the snapshot's slot) or one to load. */
+static __attribute__((noinline)) int read_image(const strata_snapshot *snap, ot_entry *e,
+						strata_node_id id, entry_read *out)
+{
+	uint64_t loc = (uint64_t)(uintptr_t)out->data;
+	if (LOC_CACHED(loc)) {
+		out->data = cache_hit(loc);
+		pin_count_hit((strata_snapshot *)snap); /* the slot is the caller's */
+		return 0;
+	}
+	return durable_load(snap->store, e, id, &out->data);
 }
 
 /* Off the hot path: the chunk is loaded (or found never issued), then the

@@ -240,8 +240,10 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 		requested += cs->bytes_requested;
 	}
 	struct durable *d = s->dur;
-	if (d)
+	if (d) {
 		cache_stats(&d->cache, st);
+		st->cache_hits = pin_hits(&s->pins);
+	}
 	st->snapshots_expired = atomic_load(&s->snapshots_expired);
 	if (d) {
 		st->compact_rounds = atomic_load(&d->compact_rounds);

@@ -202,6 +202,8 @@ static int txn_lookup(const strata_txn *t, strata_node_id id, txn_view *v)
 	v->kind = OT_INFO_KIND(info);
 	if (STRATA_UNLIKELY((uintptr_t)data & LOC_BITS)) { /* DURABLE: not loaded yet, or cached */
 		const void *p;
+		if (LOC_CACHED((uint64_t)(uintptr_t)data))
+			pin_count_hit(t->pin);
 		int rc = durable_load(t->s, e, id, &p);
 		v->data = (void *)(uintptr_t)p;
 		return rc;
