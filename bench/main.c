@@ -22,6 +22,7 @@ static const suite suites[] = {
 	{"durable", bench_durable, "SYNC/ASYNC/NONE commits, recovery, open; LMDB, SQLite peers"},
 	{"bptree", bench_bptree, "B+tree load, get, scan, insert, mixed; LMDB peer"},
 	{"xtree", bench_xtree, "X-tree builds, windows, kNN 2-32 D; Boost, libspatialindex, SQLite, scan"},
+	{"scale", bench_scale, "open vs store size, data 10x the cache, churn space amp; LMDB peer"},
 };
 #define NSUITES (sizeof suites / sizeof *suites)
 

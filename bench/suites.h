@@ -12,5 +12,6 @@ int bench_substrate(bench_session *s);
 int bench_durable(bench_session *s);
 int bench_bptree(bench_session *s);
 int bench_xtree(bench_session *s);
+int bench_scale(bench_session *s);
 
 #endif /* STRATA_BENCH_SUITES_H */
