@@ -83,7 +83,8 @@ test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int r
 /* test_bits with rel (and, for 2-D and 3-D intersects, d) constant: the
  * per-dimension query splats leave the lane loop, which unrolls (2-D: 4
  * loads, 4 compares). */
-static uint64_t node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
+static inline __attribute__((always_inline)) uint64_t
+node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
 			  const double *qlo, const double *qhi)
 {
 	if (d == 2) {
@@ -100,7 +101,7 @@ static uint64_t node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t 
 			: test_bits(v, d, from, len, 2, qlo, qhi);
 }
 
-static int visit_node(const wq *q, const xt_view *v, uint32_t level);
+static int visit_node(const wq *q, const xt_view *v, uint32_t level, bool inside);
 
 /* Touches the lines of a node about to be read (up to 2 KiB of it), so the
  * loads of several children overlap instead of each query step waiting for
@@ -113,14 +114,17 @@ static inline void prefetch_node(const void *p, uint32_t size)
 }
 
 /* The children of directory node v that passed (bits, entries from +
- * i): all resolved and prefetched first, then visited in turn. */
+ * i): all resolved and prefetched first, then visited in turn. Those in
+ * `inside` lie within the query box. */
 static int visit_children(const wq *q, const xt_view *v, uint32_t level, uint32_t from,
-			  uint64_t bits)
+			  uint64_t bits, uint64_t inside)
 {
 	xt_view kids[64];
+	bool in[64];
 	uint32_t n = 0, size;
 	for (; bits; bits &= bits - 1) {
-		uint32_t i = from + (uint32_t)__builtin_ctzll(bits);
+		uint32_t b = (uint32_t)__builtin_ctzll(bits), i = from + b;
+		in[n] = inside >> b & 1;
 		int rc = xt_rd_node(q->rd, v->ids[i], &kids[n], &size);
 		if (rc)
 			return rc;
@@ -129,7 +133,7 @@ static int visit_children(const wq *q, const xt_view *v, uint32_t level, uint32_
 		prefetch_node(kids[n++].h, size);
 	}
 	for (uint32_t j = 0; j < n; j++) {
-		int rc = visit_node(q, &kids[j], level - 1);
+		int rc = visit_node(q, &kids[j], level - 1, in[j]);
 		if (rc)
 			return rc;
 	}
@@ -157,15 +161,38 @@ static int report_hits(const wq *q, const xt_view *v, uint32_t from, uint64_t bi
 	return 0;
 }
 
-static int visit_node(const wq *q, const xt_view *v, uint32_t level)
+/* Which of the children in `bits` (entries from + i) lie within the query
+ * box: every entry below such a child intersects the box and lies within
+ * it, so it needs no test (not so for "contains"). Asked only of
+ * leaf-parents with more than two children meeting the box: large
+ * windows, where most leaves read lie inside; a small window rarely covers
+ * a leaf and would pay the test for nothing. */
+static uint64_t children_inside(const wq *q, const xt_view *v, uint32_t level, uint32_t from,
+				uint32_t len, uint64_t bits)
+{
+	if (level != 1 || q->pred == STRATA_XT_CONTAINS || __builtin_popcountll(bits) <= 2)
+		return 0;
+	return node_bits(v, q->d, from, len, 2, q->qlo, q->qhi) & bits;
+}
+
+/* inside: v lies within the query box (its parent's entry did), so every
+ * entry of it matches. */
+static int visit_node(const wq *q, const xt_view *v, uint32_t level, bool inside)
 {
 	/* Directory boxes: "contains" needs a child box containing q; the
 	 * other predicates need one that meets q. */
 	int rel = level ? (q->pred == STRATA_XT_CONTAINS ? 1 : 0) : (int)q->pred;
 	for (uint32_t from = 0; from < v->h->count; from += 64) {
 		uint32_t len = v->h->count - from < 64 ? v->h->count - from : 64;
-		uint64_t bits = node_bits(v, q->d, from, len, rel, q->qlo, q->qhi);
-		int rc = level ? visit_children(q, v, level, from, bits) : report_hits(q, v, from, bits);
+		uint64_t all = len < 64 ? (1ull << len) - 1 : ~0ull;
+		uint64_t bits = inside ? all : node_bits(v, q->d, from, len, rel, q->qlo, q->qhi);
+		int rc;
+		if (level) {
+			uint64_t in = inside ? all : children_inside(q, v, level, from, len, bits);
+			rc = visit_children(q, v, level, from, bits, in);
+		} else {
+			rc = report_hits(q, v, from, bits);
+		}
 		if (rc)
 			return rc;
 	}
@@ -180,7 +207,7 @@ static int visit(const wq *q, strata_node_id id, uint32_t level)
 		return rc;
 	if (v.h->level != level)
 		return STRATA_ECORRUPT;
-	return visit_node(q, &v, level);
+	return visit_node(q, &v, level, false);
 }
 
 /* A query's own arguments against the opened tree: its dims, then the
