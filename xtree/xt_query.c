@@ -140,21 +140,36 @@ static int visit_children(const wq *q, const xt_view *v, uint32_t level, uint32_
 	return 0;
 }
 
+/* 2-D hits: the box gathered inline (4 loads), everything the loop needs
+ * in locals, so a hit costs little beyond the callback itself. */
+static int report_hits_2d(const wq *q, const xt_view *v, uint32_t from, uint64_t bits)
+{
+	const uint32_t cap = v->h->cap;
+	const double *lo0 = v->lo + from, *lo1 = v->lo + cap + from;
+	const double *hi0 = v->hi + from, *hi1 = v->hi + cap + from;
+	const uint64_t *ids = v->ids + from;
+	strata_xt_hit_fn fn = q->fn;
+	void *ctx = q->ctx;
+	for (; bits; bits &= bits - 1) {
+		uint32_t i = (uint32_t)__builtin_ctzll(bits);
+		double lo[2] = {lo0[i], lo1[i]}, hi[2] = {hi0[i], hi1[i]};
+		int rc = fn(ctx, ids[i], lo, hi);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* The hits among leaf entries (bits, entries from + i) go to the callback. */
 static int report_hits(const wq *q, const xt_view *v, uint32_t from, uint64_t bits)
 {
+	if (q->d == 2)
+		return report_hits_2d(q, v, from, bits);
 	for (; bits; bits &= bits - 1) {
 		uint32_t i = from + (uint32_t)__builtin_ctzll(bits);
-		int rc;
-		if (q->d == 2) { /* the box gathered inline: 4 loads */
-			uint32_t cap = v->h->cap;
-			double lo[2] = {v->lo[i], v->lo[cap + i]}, hi[2] = {v->hi[i], v->hi[cap + i]};
-			rc = q->fn(q->ctx, v->ids[i], lo, hi);
-		} else {
-			xt_box b;
-			xt_box_get(v, q->d, i, &b);
-			rc = q->fn(q->ctx, v->ids[i], b.lo, b.hi);
-		}
+		xt_box b;
+		xt_box_get(v, q->d, i, &b);
+		int rc = q->fn(q->ctx, v->ids[i], b.lo, b.hi);
 		if (rc)
 			return rc;
 	}
