@@ -41,6 +41,18 @@ Test(segment, class_boundaries)
 	cr_assert_eq(seg_class_size(STRATA_CLASS_LARGE), 0);
 }
 
+/* Slot positions are part of the file format (FORMAT.md: slot 0 at byte
+ * 4224 of a segment): a header change must not move them. */
+Test(segment, slot_layout_is_the_format)
+{
+	cr_assert_eq(seg_slot_index(4224, 0), 0);
+	cr_assert_eq(seg_slot_index(4224 + 64, 0), 1);
+	cr_assert_eq(seg_slot_index(4224 - 64, 0), UINT32_MAX);
+	cr_assert_eq(seg_nslots(0), (2u * 1024 * 1024 - 4224) / 64);
+	cr_assert_eq(seg_nslots(15), (2u * 1024 * 1024 - 4224) / 4096);
+	cr_assert_eq(seg_slot_index(4224 + 3 * 4096, 15), 3);
+}
+
 Test(segment, every_size_maps_to_the_tightest_class)
 {
 	for (unsigned c = 0; c < STRATA_NUM_CLASSES; c++) {
