@@ -3,9 +3,14 @@
  * within) and best-first k-nearest-neighbour search (Hjaltason & Samet
  * 1999) as an incremental cursor.
  *
+ * Each query runs through an opened tree (xt_rd): by name, opened per call,
+ * or a query handle opened once per snapshot (xt_meta.c).
+ *
  * Window tests take two entries at a time (one vector of the structure-of-
  * arrays coordinates), every dimension of them, branch-free, into a bit
- * mask of up to 64 entries; only the set bits are visited.
+ * mask of up to 64 entries; only the set bits are visited. A directory
+ * node's matching children are resolved and prefetched before the first
+ * is descended into, and leaves lying within the window are not tested.
  *
  * The cursor keeps one priority queue of nodes and entries keyed by their
  * distance to the query point. Order: distance; at equal distance nodes
@@ -17,7 +22,6 @@
  * the contiguous coordinates (xt_distances). The callback form, which knows
  * k, has its own search (xt_knn.c).
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "xt_internal.h"
