@@ -174,7 +174,10 @@ int durable_new_image(strata_store *s, uint32_t size, uint64_t *loc, void **imag
 }
 
 /* ---- limbo --------------------------------------------------------------------------- */
-void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth)
+/* The durable checkpoint (epoch ckpt_epoch) names a node's slot iff the
+ * node was visible then: born at or before it, retired after it. Only such
+ * slots wait in limbo; one retired by then was in no checkpoint since. */
+void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth, uint64_t retire)
 {
 	durable *d = s->dur;
 	bool large = seg_class_of(size) == STRATA_CLASS_LARGE;
@@ -187,10 +190,11 @@ void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth)
 		p = (void *)((uintptr_t)p & ~LAZY_BIT);
 	}
 	pthread_mutex_lock(&d->limbo_lock);
-	if (large || birth > d->ckpt_epoch || d->nlimbo == d->limbo_cap) {
+	bool named = birth <= d->ckpt_epoch && retire > d->ckpt_epoch;
+	if (large || !named || d->nlimbo == d->limbo_cap) {
 		/* Large images live in the checkpoint file, not in slots; a node
-		 * born after the durable checkpoint is not in `data`. */
-		bool grow = !large && birth <= d->ckpt_epoch;
+		 * the durable checkpoint does not name is not in it. */
+		bool grow = !large && named;
 		size_t cap = d->limbo_cap ? d->limbo_cap * 2 : 256;
 		limbo_item *l = grow ? strata_mem_realloc(d->limbo, d->limbo_cap * sizeof *l,
 							  cap * sizeof *l)
@@ -602,7 +606,7 @@ static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 		return STRATA_ECORRUPT; /* reused without being retired first */
 	if (OT_META_STATE(m) == OT_RETIRED) { /* reclaimed, then reused */
 		durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e),
-				  OT_INFO_SIZE(GET(e->info)), GET(e->birth));
+				  OT_INFO_SIZE(GET(e->info)), GET(e->birth), GET(e->retire));
 		count_add(&s->nodes_retired, -1);
 	}
 	uint64_t loc;
@@ -699,7 +703,8 @@ static int after_replay(strata_store *s)
 			if (OT_META_STATE(m) != OT_RETIRED)
 				continue;
 			durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e),
-					  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth));
+					  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth),
+					  atomic_load(&e->retire));
 			atomic_store(&e->meta, OT_META(OT_META_TAG(m), OT_FREE));
 			atomic_fetch_sub(&s->nodes_retired, 1);
 		}

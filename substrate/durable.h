@@ -165,7 +165,7 @@ int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **d
 /* Memory for a new node (bounded cache: a slot plus a dirty cache image). */
 int durable_new_image(strata_store *s, uint32_t size, uint64_t *loc, void **image);
 /* Frees a node's slot, through limbo if the durable checkpoint has it. */
-void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth);
+void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth, uint64_t retire);
 /* CRC cell of an entry (create: allocate its chunk). NULL if absent. */
 uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create);
 

@@ -224,7 +224,7 @@ static int alloc_cached(strata_txn *t, uint32_t size, uint8_t kind, strata_node_
 		return rc;
 	if ((rc = ot_alloc(&s->ot, t->marker, loc, OT_INFO(size, kind), id))) {
 		durable_free_slot(s, (void *)(uintptr_t)(LOC_CACHED(loc) ? cache_slot(loc) | LAZY_BIT : loc),
-				  size, t->marker);
+				  size, t->marker, EPOCH_INF);
 		if LOC_CACHED(loc)
 			cache_free_dirty(&s->dur->cache, loc);
 		return rc;
