@@ -68,7 +68,7 @@ void cache_destroy(ncache *c)
 		cn_free(c, c->a1[(c->a1_head + i) % c->a1_cap]);
 	for (size_t i = 0; i < c->am_n; i++)
 		cn_free(c, c->am[i]);
-	for (size_t i = 0; i < c->grace_n; i++)
+	for (size_t i = c->grace_head; i < c->grace_n; i++)
 		cn_free(c, c->grace[i]);
 	strata_mem_free(c->a1, c->a1_cap * sizeof *c->a1);
 	strata_mem_free(c->am, c->am_cap * sizeof *c->am);
@@ -166,23 +166,27 @@ static void grace_push(strata_store *s, cnode *n)
 	}
 }
 
+/* The list is in generation order (appended under the lock as gen grows),
+ * so what may go is a prefix: freeing it costs what it frees, not the
+ * list's length (a long snapshot made the whole-list walk quadratic). */
 static void grace_collect(strata_store *s)
 {
 	ncache *c = &s->dur->cache;
-	if (!c->grace_n)
+	if (c->grace_head == c->grace_n)
 		return;
 	uint64_t oldest = pin_oldest_gen(&s->pins);
-	size_t k = 0;
-	for (size_t i = 0; i < c->grace_n; i++) {
-		cnode *n = c->grace[i];
-		if (n->gen < oldest) {
-			atomic_fetch_sub_explicit(&c->grace_bytes, n->size, memory_order_relaxed);
-			cn_free(c, n);
-		} else {
-			c->grace[k++] = n;
-		}
+	while (c->grace_head < c->grace_n && c->grace[c->grace_head]->gen < oldest) {
+		cnode *n = c->grace[c->grace_head++];
+		atomic_fetch_sub_explicit(&c->grace_bytes, n->size, memory_order_relaxed);
+		cn_free(c, n);
 	}
-	c->grace_n = k;
+	if (c->grace_head == c->grace_n) {
+		c->grace_head = c->grace_n = 0;
+	} else if (c->grace_head > 1024 && c->grace_head > c->grace_n / 2) {
+		memmove(c->grace, c->grace + c->grace_head, (c->grace_n - c->grace_head) * sizeof *c->grace);
+		c->grace_n -= c->grace_head;
+		c->grace_head = 0;
+	}
 }
 
 /* ---- eviction (lock held) ----------------------------------------------------------- */
@@ -433,7 +437,7 @@ uint64_t store_grace_held(strata_store *s, struct strata_snapshot *p)
 		return 0;
 	uint64_t g = atomic_load_explicit(&p->cgen, memory_order_relaxed), sum = 0;
 	pthread_mutex_lock(&d->cache.lock);
-	for (size_t i = 0; i < d->cache.grace_n; i++)
+	for (size_t i = d->cache.grace_head; i < d->cache.grace_n; i++)
 		if (d->cache.grace[i]->gen >= g)
 			sum += d->cache.grace[i]->size;
 	pthread_mutex_unlock(&d->cache.lock);

@@ -53,7 +53,7 @@ typedef struct ncache {
 	cnode **am; /* main CLOCK ring */
 	size_t am_n, am_cap, am_hand;
 	cnode **grace; /* unlinked, waiting for older pins to go */
-	size_t grace_n, grace_cap;
+	size_t grace_head, grace_n, grace_cap; /* live part: [grace_head, grace_n) */
 	_Atomic uint64_t used, dirty, grace_bytes;
 	_Atomic uint64_t misses, evictions, bytes_read;
 } ncache;
