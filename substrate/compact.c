@@ -64,6 +64,8 @@ static void pick_class(round *r, const seg_usage_row *u, unsigned cls, uint64_t 
 	if (!used || (double)used > r->s->opts.compact_live_fraction * (double)slots)
 		return;
 	uint64_t need = (used + per - 1) / per, kept = 0;
+	if (need >= nseg)
+		return; /* no segment would empty */
 	for (uint32_t i = 0; i < r->nsegs; i++) {
 		if (u[i].cls != cls)
 			continue;
@@ -77,7 +79,6 @@ static void pick_class(round *r, const seg_usage_row *u, unsigned cls, uint64_t 
 			*planned += (uint64_t)n * seg_class_size(cls);
 		}
 	}
-	(void)nseg;
 }
 
 static int pick_victims(round *r)

@@ -29,7 +29,7 @@ void strata_options_init(strata_options *o)
 	o->checkpoint_wal_bytes = 64u << 20;
 	o->checkpoint_interval_ms = 60000;
 	o->checkpoint_dirty_nodes = 1000000;
-	o->compact_live_fraction = 0.5;
+	o->compact_live_fraction = 0.8;
 	o->compact_amplification = 1.5;
 	o->compact_min_file_bytes = 64u << 20;
 	o->compact_bytes_per_round = 16u << 20;

@@ -169,9 +169,10 @@ typedef struct strata_options {
 	 * Transactions are never expired. */
 	uint64_t snapshot_max_age_ms;
 	uint64_t snapshot_max_retained_bytes;
-	/* Compaction (DURABLE; see strata_compact). A segment qualifies when
-	 * its live bytes are at most compact_live_fraction of it (default
-	 * 0.5). The coordinator compacts when the data file is larger than
+	/* Compaction (DURABLE; see strata_compact). A size class qualifies
+	 * when its live slots are at most compact_live_fraction of its slots
+	 * (default 0.8) and at least one of its segments can be emptied. The
+	 * coordinator compacts when the data file is larger than
 	 * compact_min_file_bytes (default 64 MiB) and file / live bytes is above
 	 * compact_amplification (default 1.5; 0 turns background compaction
 	 * off), moving at most compact_bytes_per_round per checkpoint
@@ -221,19 +222,22 @@ STRATA_API const char *strata_last_error(void);
  * STRATA_EIO (the store is poisoned), -errno from the file system. */
 STRATA_API int strata_checkpoint(strata_store *store);
 
-/* DURABLE: compaction. Segments of `data` whose live fraction is at most
- * compact_live_fraction have their live nodes copied into other segments
- * of their size class (NodeIDs, parents and roots unchanged: only the
- * object-table entries are repointed), as part of a checkpoint, so a crash
- * at any point leaves either the old or the new places, both complete. An
- * emptied segment's space is given back (its range of `data` is punched
- * out, and trailing empty segments are truncated away) once the next
- * checkpoint is durable and no snapshot that could read the old places is
- * open. strata_compact runs checkpoint rounds until nothing qualifies (or
- * a round makes no progress); the coordinator does one round, moving at
- * most compact_bytes_per_round, whenever it checkpoints and the data file
- * is over compact_min_file_bytes with an amplification over
- * compact_amplification. *moved (optional) gets the bytes moved.
+/* DURABLE: compaction. In each size class with at most
+ * compact_live_fraction of its slots live, live nodes move into the
+ * lowest-numbered segments of the class that can hold them (NodeIDs,
+ * parents and roots unchanged: only object-table entries are repointed),
+ * as part of a checkpoint, so a crash at any point leaves the old places
+ * or the new ones, both complete. Old places are reused only once that
+ * checkpoint is durable and no snapshot that could read them is open.
+ * Emptied segments at the end of `data` are then cut off (the file is
+ * truncated); emptied ones in the middle are reused by their class.
+ * strata_compact runs rounds until nothing qualifies or a round moves
+ * nothing; the coordinator does one round, moving at most
+ * compact_bytes_per_round, whenever it checkpoints and `data` is over
+ * compact_min_file_bytes with file / live bytes over
+ * compact_amplification. A round loads the whole object table. *moved
+ * (optional) gets the bytes moved. Readers are never blocked; writers go
+ * on (only a checkpoint's short fence).
  * Errors: STRATA_EINVAL (IN_MEMORY), STRATA_EIO, STRATA_ENOMEM, -errno. */
 STRATA_API int strata_compact(strata_store *store, uint64_t *moved);
 
