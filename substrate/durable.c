@@ -483,8 +483,16 @@ int strata_compact(strata_store *s, uint64_t *moved)
 		return STRATA_EINVAL;
 	durable *d = s->dur;
 	uint64_t total = 0, m = 0;
-	int rc = 0;
+	/* Slots still counted as used make classes look full: first free
+	 * what no reader needs (a background checkpoint's pin may have held
+	 * it at the last commit's reclamation), then a checkpoint releases
+	 * the slots in limbo. */
+	reclaim_run(s, true);
 	pthread_mutex_lock(&d->ckpt_lock);
+	pthread_mutex_lock(&d->limbo_lock);
+	bool limbo = d->nlimbo > 0;
+	pthread_mutex_unlock(&d->limbo_lock);
+	int rc = checkpoint_locked(s, false, limbo);
 	/* Rounds until nothing qualifies; a bound in case readers keep the
 	 * old slots (a round then finds the victims not empty yet). */
 	for (int i = 0; i < 64 && !rc; i++) {
