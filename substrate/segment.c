@@ -325,25 +325,51 @@ uint8_t seg_class_at(seg_alloc *a, uint32_t segno)
 	return g ? (uint8_t)g->cls : 255;
 }
 
-/* Marks the slots set in used[] (seg_used_words(cls) words) as taken.
- * Cloned for the POPCNT instruction: the x86-64 baseline has none, and the
- * library call per word was 6 % of opening a 100M-node store. */
-__attribute__((target_clones("popcnt", "default"))) static int load_used(seg_class *c, segment *g,
-									 const uint64_t *used)
+/* Set bits in w[0..n). The x86-64 baseline has no POPCNT instruction, and
+ * the library call per word was 6 % of opening a 100M-node store. Chosen
+ * at run time by a plain test, not an ifunc (target_clones): an ifunc
+ * resolver runs before the sanitizers' runtimes and crashed TSan builds. */
+#if defined(__x86_64__)
+__attribute__((target("popcnt"))) static uint32_t popcount_hw(const uint64_t *w, uint32_t n)
+{
+	uint32_t t = 0;
+	for (uint32_t i = 0; i < n; i++)
+		t += (uint32_t)__builtin_popcountll(w[i]);
+	return t;
+}
+#endif
+
+static uint32_t popcount_words(const uint64_t *w, uint32_t n)
+{
+#if defined(__x86_64__)
+	static _Atomic int hw = -1;
+	int h = atomic_load_explicit(&hw, memory_order_relaxed);
+	if (h < 0)
+		atomic_store_explicit(&hw, h = __builtin_cpu_supports("popcnt") ? 1 : 0, memory_order_relaxed);
+	if (h)
+		return popcount_hw(w, n);
+#endif
+	uint32_t t = 0;
+	for (uint32_t i = 0; i < n; i++)
+		t += (uint32_t)__builtin_popcountll(w[i]);
+	return t;
+}
+
+/* Marks the slots set in used[] (seg_used_words(cls) words) as taken. */
+static int load_used(seg_class *c, segment *g, const uint64_t *used)
 {
 	uint32_t words = (g->nslots + 63) / 64;
 	if (g->nslots % 64 && used[words - 1] >> (g->nslots % 64))
 		return STRATA_ECORRUPT; /* bits past the last slot */
-	uint32_t taken = 0;
 	for (uint32_t w = 0; w < words; w++) {
 		g->l0[w] &= ~used[w];
-		taken += (uint32_t)__builtin_popcountll(used[w]);
 		if (!g->l0[w])
 			g->l1[w / 64] &= ~(1ull << (w % 64));
 	}
 	for (uint32_t k = 0; k < (words + 63) / 64; k++)
 		if (!g->l1[k])
 			g->l2 &= ~(1ull << k);
+	uint32_t taken = popcount_words(used, words);
 	g->nfree = g->nslots - taken;
 	counter_add(&c->slots_used, taken);
 	return 0;
