@@ -76,10 +76,6 @@
 #include <lmdb.h>
 #endif
 
-/* strata_compact is referenced weakly: a library without it (compaction
- * not built yet) still links, and the compaction figures say so. */
-#pragma weak strata_compact
-
 #define NODE_BYTES 64u           /* nodes of the open / query stores */
 #define BUILD_TXN_NODES 100000u
 #define WARM_IDS 1024u           /* nodes a warm query picks from */
@@ -773,12 +769,10 @@ static void child_churn(const void *arg, child_out *out)
 	}
 	strata_reclaim(st);
 	uint64_t moved = 0, c0 = bench_now_ns();
-	out->rc = strata_compact ? strata_compact(st, &moved) : STRATA_ENOTSUP;
+	out->rc = strata_compact(st, &moved);
 	out->d[6] = (double)(bench_now_ns() - c0) / 1e9;
 	out->d[7] = (double)moved / MIB;
-	if (!strata_compact)
-		snprintf(out->msg, sizeof out->msg, "strata_compact is not in this library");
-	else if (out->rc)
+	if (out->rc)
 		snprintf(out->msg, sizeof out->msg, "strata_compact: %s", strata_strerror(out->rc));
 	amp_of(j->dir, st, &out->d[3], &out->d[4], &live);
 	out->d[10] = out->d[3] * (double)live / MIB;
@@ -794,7 +788,7 @@ static void child_churn(const void *arg, child_out *out)
 	o.flags = 0;
 	bench_check(strata_open(&o, &st), "strata_open (reopen)");
 	moved = 0;
-	int rc = strata_compact ? strata_compact(st, &moved) : STRATA_ENOTSUP;
+	int rc = strata_compact(st, &moved);
 	if (rc && !out->rc) {
 		out->rc = rc;
 		snprintf(out->msg, sizeof out->msg, "strata_compact after reopen: %s",
