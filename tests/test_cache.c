@@ -70,21 +70,6 @@ static strata_store *open_sim(io_env *env, uint64_t cap)
 	return s;
 }
 
-static io_env *fresh_env(void)
-{
-	io_env *env = io_sim_new();
-	cr_assert_eq(io_mkdir(env, "db"), 0);
-	cr_assert_eq(io_sync_dir(env, "."), 0);
-	return env;
-}
-
-static strata_store_stats stats(strata_store *s)
-{
-	strata_store_stats st;
-	cr_assert_eq(strata_stats(s, &st), 0);
-	return st;
-}
-
 /* Writes nodes [0, n) at version 1, 100 per commit, a checkpoint after
  * each commit (so the cache can evict what it wrote). ids[k] gets k's id. */
 static void write_nodes(strata_store *s, uint32_t n, strata_node_id *ids)
@@ -121,7 +106,7 @@ static void read_check(strata_store *s, const strata_node_id *ids, uint32_t k, u
  * writes are checkpointed (nothing dirty is left). */
 static void assert_bounded(strata_store *s)
 {
-	strata_store_stats st = stats(s);
+	strata_store_stats st = test_stats(s);
 	cr_assert_eq(st.cache_bytes_max, CAP);
 	cr_assert_eq(st.cache_dirty_bytes, 0);
 	cr_assert_leq(st.cache_bytes - st.cache_grace_bytes, CAP, "cache %" PRIu64 " grace %" PRIu64,
@@ -130,7 +115,7 @@ static void assert_bounded(strata_store *s)
 
 Test(cache, reads_a_store_many_times_the_cache)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, CAP);
 	strata_node_id *ids = calloc(NNODES, sizeof *ids);
 	write_nodes(s, NNODES, ids);
@@ -142,7 +127,7 @@ Test(cache, reads_a_store_many_times_the_cache)
 			if (i % 997 == 0)
 				assert_bounded(s);
 		}
-		strata_store_stats st = stats(s);
+		strata_store_stats st = test_stats(s);
 		cr_assert_gt(st.cache_misses, NNODES, "the store does not fit: most reads miss");
 		cr_assert_gt(st.cache_evictions, NNODES);
 		cr_assert_gt(st.cache_hits, 0);
@@ -151,7 +136,7 @@ Test(cache, reads_a_store_many_times_the_cache)
 		/* Again after a reopen: nothing read yet, same answers. */
 		cr_assert_eq(strata_close(s), 0);
 		s = open_sim(env, CAP);
-		cr_assert_eq(stats(s).cache_misses, 0);
+		cr_assert_eq(test_stats(s).cache_misses, 0);
 	}
 	cr_assert_eq(strata_close(s), 0);
 	free(ids);
@@ -160,7 +145,7 @@ Test(cache, reads_a_store_many_times_the_cache)
 
 Test(cache, a_snapshot_keeps_what_it_read_until_it_closes)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, CAP);
 	strata_node_id *ids = calloc(NNODES, sizeof *ids);
 	write_nodes(s, NNODES, ids);
@@ -169,23 +154,23 @@ Test(cache, a_snapshot_keeps_what_it_read_until_it_closes)
 	cr_assert_eq(strata_snapshot_open(s, &old), 0);
 	const void *p5;
 	cr_assert_eq(strata_resolve(old, ids[5], &p5, NULL), 0);
-	uint64_t ev = stats(s).cache_evictions;
+	uint64_t ev = test_stats(s).cache_evictions;
 	for (uint32_t k = 6; k < NNODES; k++)
 		read_check(s, ids, k, 1);
-	strata_store_stats st = stats(s);
+	strata_store_stats st = test_stats(s);
 	cr_assert_gt(st.cache_evictions, ev + NNODES / 2);
 	cr_assert_gt(st.cache_grace_bytes, 0, "the old snapshot holds what was unlinked since");
 	cr_assert(holds(p5, 5, 1, size_of(5)), "an evicted image stays valid for its snapshot");
 	/* Read once, then the cache turned over many times: node 5 was
 	 * evicted, a new read loads it again; the old pointer is unchanged. */
-	uint64_t miss = stats(s).cache_misses;
+	uint64_t miss = test_stats(s).cache_misses;
 	read_check(s, ids, 5, 1);
-	cr_assert_eq(stats(s).cache_misses, miss + 1, "misses %" PRIu64 " -> %" PRIu64, miss,
-		     stats(s).cache_misses);
+	cr_assert_eq(test_stats(s).cache_misses, miss + 1, "misses %" PRIu64 " -> %" PRIu64, miss,
+		     test_stats(s).cache_misses);
 	cr_assert(holds(p5, 5, 1, size_of(5)));
 	strata_snapshot_close(old);
 	cr_assert_eq(strata_checkpoint(s), 0); /* trims: grace ends with the snapshot */
-	cr_assert_eq(stats(s).cache_grace_bytes, 0);
+	cr_assert_eq(test_stats(s).cache_grace_bytes, 0);
 	assert_bounded(s);
 	cr_assert_eq(strata_close(s), 0);
 	free(ids);
@@ -196,7 +181,7 @@ Test(cache, a_snapshot_keeps_what_it_read_until_it_closes)
  * (13x the cache) passes through probation without displacing them. */
 Test(cache, a_scan_does_not_flush_the_hot_set)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, CAP);
 	strata_node_id *ids = calloc(NNODES, sizeof *ids);
 	write_nodes(s, NNODES, ids);
@@ -212,10 +197,10 @@ Test(cache, a_scan_does_not_flush_the_hot_set)
 		read_check(s, ids, k, 1); /* mark them hit */
 	for (uint32_t k = HOT; k < NNODES; k++)
 		read_check(s, ids, k, 1); /* the scan */
-	uint64_t miss = stats(s).cache_misses;
+	uint64_t miss = test_stats(s).cache_misses;
 	for (uint32_t k = 0; k < HOT; k++)
 		read_check(s, ids, k, 1);
-	uint64_t lost = stats(s).cache_misses - miss;
+	uint64_t lost = test_stats(s).cache_misses - miss;
 	cr_assert_leq(lost, HOT / 10, "%" PRIu64 " of %d hot nodes were flushed by the scan", lost, HOT);
 	cr_assert_eq(strata_close(s), 0);
 	free(ids);
@@ -233,7 +218,7 @@ static uint64_t ckpt_gen_of(strata_store *s)
  * coordinator checkpoints (no other trigger is set), and they go. */
 Test(cache, dirty_images_start_a_checkpoint)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_options o = cached_opts("db", CAP);
 	o.async_interval_ms = 5;
 	strata_store *s;
@@ -241,7 +226,7 @@ Test(cache, dirty_images_start_a_checkpoint)
 	uint64_t gen0 = ckpt_gen_of(s);
 	const char *rname = "r";
 	uint32_t k = 0;
-	for (; stats(s).cache_dirty_bytes <= CAP / 2 && ckpt_gen_of(s) == gen0; k++) {
+	for (; test_stats(s).cache_dirty_bytes <= CAP / 2 && ckpt_gen_of(s) == gen0; k++) {
 		strata_txn *t;
 		cr_assert_eq(strata_txn_begin(s, &rname, 1, STRATA_TXN_SYNC, &t), 0);
 		strata_node_id id;
@@ -254,16 +239,16 @@ Test(cache, dirty_images_start_a_checkpoint)
 	for (int i = 0; i < 500 && ckpt_gen_of(s) == gen0; i++)
 		usleep(10000);
 	cr_assert_gt(ckpt_gen_of(s), gen0, "no checkpoint after %u dirty nodes", k);
-	for (int i = 0; i < 500 && stats(s).cache_dirty_bytes > CAP / 2; i++)
+	for (int i = 0; i < 500 && test_stats(s).cache_dirty_bytes > CAP / 2; i++)
 		usleep(10000);
-	cr_assert_leq(stats(s).cache_dirty_bytes, CAP / 2);
+	cr_assert_leq(test_stats(s).cache_dirty_bytes, CAP / 2);
 	cr_assert_eq(strata_close(s), 0);
 	io_sim_free(env);
 }
 
 Test(cache, a_damaged_image_is_an_error)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, CAP);
 	strata_node_id *ids = calloc(NNODES, sizeof *ids);
 	write_nodes(s, 200, ids);
@@ -295,7 +280,7 @@ Test(cache, a_damaged_image_is_an_error)
  * freeing half the nodes halves it while the data file keeps its size. */
 Test(cache, space_is_reported)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, CAP);
 	strata_node_id *ids = calloc(NNODES, sizeof *ids);
 	write_nodes(s, NNODES, ids);
@@ -304,7 +289,7 @@ Test(cache, space_is_reported)
 		all += size_of(k);
 		kept += k % 2 == 0 ? size_of(k) : 0;
 	}
-	strata_store_stats st = stats(s);
+	strata_store_stats st = test_stats(s);
 	cr_assert_eq(st.live_bytes, all);
 	cr_assert_geq(st.file_bytes, all);
 	/* Small: each of the ~15 size classes used has a 2 MiB segment. */
@@ -317,7 +302,7 @@ Test(cache, space_is_reported)
 	cr_assert_eq(strata_txn_commit(t, NULL), 0);
 	strata_reclaim(s);
 	cr_assert_eq(strata_checkpoint(s), 0); /* the freed slots leave limbo */
-	strata_store_stats st2 = stats(s);
+	strata_store_stats st2 = test_stats(s);
 	cr_assert_eq(st2.live_bytes, kept);
 	cr_assert_geq(st2.file_bytes, st.file_bytes, "nothing gives the space back (yet)");
 	double ratio = st2.space_amplification / st.space_amplification;
@@ -325,7 +310,7 @@ Test(cache, space_is_reported)
 		  st2.space_amplification);
 	cr_assert_eq(strata_close(s), 0);
 	s = open_sim(env, CAP);
-	cr_assert_eq(stats(s).live_bytes, kept, "the same after a reopen (from the checkpoint)");
+	cr_assert_eq(test_stats(s).live_bytes, kept, "the same after a reopen (from the checkpoint)");
 	cr_assert_eq(strata_close(s), 0);
 	free(ids);
 	io_sim_free(env);
@@ -379,7 +364,7 @@ static void *reader(void *arg)
 
 Test(cache, readers_and_a_writer_with_constant_eviction, .timeout = 120)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, 64u << 10);
 	const char *rname = "r";
 	strata_txn *t;
@@ -428,7 +413,7 @@ Test(cache, readers_and_a_writer_with_constant_eviction, .timeout = 120)
 		pthread_join(th[i], NULL);
 	cr_assert_eq(atomic_load(&sh.bad), 0);
 	cr_assert_gt(atomic_load(&sh.reads), 1000);
-	cr_assert_gt(stats(s).cache_evictions, 0);
+	cr_assert_gt(test_stats(s).cache_evictions, 0);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
 	for (uint32_t k = 0; k < NIDX; k++)
 		read_check(s, ids, k, ver[k]);

@@ -56,21 +56,6 @@ static strata_store *open_sim(io_env *env, uint64_t cache)
 	return s;
 }
 
-static io_env *fresh_env(void)
-{
-	io_env *env = io_sim_new();
-	cr_assert_eq(io_mkdir(env, "db"), 0);
-	cr_assert_eq(io_sync_dir(env, "."), 0);
-	return env;
-}
-
-static strata_store_stats stats(strata_store *s)
-{
-	strata_store_stats st;
-	cr_assert_eq(strata_stats(s, &st), 0);
-	return st;
-}
-
 /* n nodes, then every one with keep(k) false freed: a sparse store.
  * live[k] says which remain. Checkpointed and reclaimed. */
 static void sparse_store_r(strata_store *s, uint32_t n, strata_node_id *ids, bool *live,
@@ -131,17 +116,17 @@ static void expect_all(strata_store *s, uint32_t n, const strata_node_id *ids, c
 static void shrinks(uint64_t cache)
 {
 	enum { N = 12000 }; /* six segments of class 1024 */
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, cache);
 	strata_node_id *ids = calloc(N, sizeof *ids);
 	bool *live = calloc(N, sizeof *live);
 	sparse_store(s, N, ids, live, 3);
-	strata_store_stats before = stats(s);
+	strata_store_stats before = test_stats(s);
 	cr_assert_gt(before.space_amplification, 2.5, "a third kept: %.2f", before.space_amplification);
 	uint64_t moved = 0;
 	cr_assert_eq(strata_compact(s, &moved), 0, "%s", strata_last_error());
 	cr_assert_gt(moved, 0);
-	strata_store_stats after = stats(s);
+	strata_store_stats after = test_stats(s);
 	cr_log_info("cache %" PRIu64 ": amplification %.2f -> %.2f, file %" PRIu64 " -> %" PRIu64
 		    " B, moved %" PRIu64 " B in %" PRIu64 " rounds, %" PRIu64 " segments freed",
 		    cache, before.space_amplification, after.space_amplification, before.file_bytes,
@@ -156,7 +141,7 @@ static void shrinks(uint64_t cache)
 	s = open_sim(env, cache);
 	expect_all(s, N, ids, live);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
-	cr_assert_lt(stats(s).file_bytes, before.file_bytes / 2, "smaller after reopen too");
+	cr_assert_lt(test_stats(s).file_bytes, before.file_bytes / 2, "smaller after reopen too");
 	cr_assert_eq(strata_close(s), 0);
 	free(ids);
 	free(live);
@@ -178,7 +163,7 @@ Test(compact, the_same_through_a_bounded_cache)
 Test(compact, a_reader_keeps_the_old_places_until_it_closes)
 {
 	enum { N = 8000 };
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, 0);
 	strata_node_id *ids = calloc(N, sizeof *ids);
 	bool *live = calloc(N, sizeof *live);
@@ -191,13 +176,13 @@ Test(compact, a_reader_keeps_the_old_places_until_it_closes)
 	cr_assert_eq(strata_compact(s, &moved), 0);
 	cr_assert_gt(moved, 0);
 	cr_assert(holds(last, N - 4, NODE), "the old place is intact for its reader");
-	uint64_t freed = stats(s).compact_segments_freed;
+	uint64_t freed = test_stats(s).compact_segments_freed;
 	cr_assert_eq(freed, 0, "nothing cut while the reader may read it");
 	expect_all(s, N, ids, live);
 	strata_snapshot_close(old);
 	cr_assert_eq(strata_compact(s, &moved), 0);
-	cr_assert_gt(stats(s).compact_segments_freed, 0);
-	cr_assert_leq(stats(s).space_amplification, 1.5);
+	cr_assert_gt(test_stats(s).compact_segments_freed, 0);
+	cr_assert_leq(test_stats(s).space_amplification, 1.5);
 	expect_all(s, N, ids, live);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
 	cr_assert_eq(strata_close(s), 0);
@@ -213,7 +198,7 @@ Test(compact, a_reader_keeps_the_old_places_until_it_closes)
 Test(compact, slots_freed_after_a_long_reader_come_back)
 {
 	enum { N = 6000 };
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, 0);
 	strata_node_id *ids = calloc(N, sizeof *ids);
 	bool *live = calloc(N, sizeof *live);
@@ -221,17 +206,17 @@ Test(compact, slots_freed_after_a_long_reader_come_back)
 	cr_assert_eq(strata_snapshot_open(s, &reader), 0);
 	sparse_store(s, N, ids, live, 3); /* its checkpoints come after the frees */
 	unsigned cls = seg_class_of(NODE);
-	uint64_t used_held = stats(s).classes[cls].slots_used;
+	uint64_t used_held = test_stats(s).classes[cls].slots_used;
 	cr_assert_eq(used_held, N, "the reader holds every version");
 	strata_snapshot_close(reader);
 	strata_reclaim(s); /* no commit, no checkpoint after this */
-	strata_store_stats st = stats(s);
+	strata_store_stats st = test_stats(s);
 	cr_assert_eq(st.classes[cls].slots_used, N / 3, "freed at once: %" PRIu64 " used",
 		     st.classes[cls].slots_used);
 	uint64_t moved;
 	cr_assert_eq(strata_compact(s, &moved), 0);
 	cr_assert_gt(moved, 0);
-	cr_assert_leq(stats(s).space_amplification, 1.5);
+	cr_assert_leq(test_stats(s).space_amplification, 1.5);
 	expect_all(s, N, ids, live);
 	cr_assert_eq(strata_close(s), 0);
 	free(ids);
@@ -247,7 +232,7 @@ Test(compact, slots_freed_after_a_long_reader_come_back)
 Test(compact, compacts_what_reclamation_has_not_freed_yet)
 {
 	enum { N = 8000 };
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_options o = opts(0);
 	o.reclaim_interval = 1000000; /* commits never reclaim here */
 	strata_store *s;
@@ -255,12 +240,12 @@ Test(compact, compacts_what_reclamation_has_not_freed_yet)
 	strata_node_id *ids = calloc(N, sizeof *ids);
 	bool *live = calloc(N, sizeof *live);
 	sparse_store_r(s, N, ids, live, 4, false);
-	cr_assert_gt(stats(s).nodes_retired, N / 2, "retired, not reclaimed");
+	cr_assert_gt(test_stats(s).nodes_retired, N / 2, "retired, not reclaimed");
 	uint64_t moved;
 	cr_assert_eq(strata_compact(s, &moved), 0);
 	cr_assert_gt(moved, 0);
-	cr_assert_eq(stats(s).nodes_retired, 0);
-	cr_assert_leq(stats(s).space_amplification, 1.5);
+	cr_assert_eq(test_stats(s).nodes_retired, 0);
+	cr_assert_leq(test_stats(s).space_amplification, 1.5);
 	expect_all(s, N, ids, live);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
 	cr_assert_eq(strata_close(s), 0);
@@ -330,7 +315,7 @@ static void *writer(void *arg)
 static void concurrent(uint64_t cache)
 {
 	enum { N = 10000 };
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, cache);
 	strata_node_id *ids = calloc(N, sizeof *ids);
 	bool *live = calloc(N, sizeof *live);
@@ -378,7 +363,7 @@ enum { CN = 5000 }; /* three segments; a third kept: compaction moves ~1100 node
 
 static io_env *crash_base(strata_node_id *ids, bool *live)
 {
-	io_env *env = fresh_env();
+	io_env *env = test_sim_env();
 	strata_store *s = open_sim(env, 0);
 	sparse_store(s, CN, ids, live, 3);
 	cr_assert_eq(strata_close(s), 0);

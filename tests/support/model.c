@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io_sim.h"
 #include "support/model.h"
 
 uint64_t rng_next(test_rng *r)
@@ -169,3 +170,19 @@ int rand_r(unsigned *seed)
 	return (int)(0x350000u + (*seed >> 8) % 0x18000u);
 }
 #endif
+
+io_env *test_sim_env(void)
+{
+	io_env *env = io_sim_new();
+	cr_assert_not_null(env);
+	cr_assert_eq(io_mkdir(env, "db"), 0);
+	cr_assert_eq(io_sync_dir(env, "."), 0);
+	return env;
+}
+
+strata_store_stats test_stats(strata_store *s)
+{
+	strata_store_stats st;
+	cr_assert_eq(strata_stats(s, &st), 0);
+	return st;
+}

@@ -42,6 +42,10 @@ void test_leak_check(void);
  * files. idle: the coordinator never wakes on its own (no timed sync, no
  * checkpoint by time or WAL size), so the I/O steps of a run repeat. */
 strata_options test_durable_options(const char *path, bool idle);
+/* A simulated file system (io_sim) with an empty, synced directory "db". */
+struct io_env *test_sim_env(void);
+/* strata_stats or fail the test. */
+strata_store_stats test_stats(strata_store *s);
 
 /* Opens a store with the given options (NULL: defaults) or fails the test. */
 strata_store *test_open(const strata_options *opts);
