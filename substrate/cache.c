@@ -421,7 +421,6 @@ void cache_stats(const ncache *c, strata_store_stats *st)
 	st->cache_misses = atomic_load_explicit(&c->misses, memory_order_relaxed);
 	st->cache_evictions = atomic_load_explicit(&c->evictions, memory_order_relaxed);
 	st->cache_bytes_read = atomic_load_explicit(&c->bytes_read, memory_order_relaxed);
-	(void)0; /* cache_hits: strata_stats sums the pin slots */
 }
 
 uint64_t store_grace_bytes(strata_store *s)
