@@ -22,6 +22,7 @@
 #define STRATA_BENCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define BENCH_NAME_MAX 64
@@ -122,5 +123,13 @@ const bench_fig *bench_find(const bench_session *s, const char *name);
 
 /* Prints the table (unless --json) and the JSON lines not yet printed. */
 void bench_report(const bench_session *s);
+
+/* bench_fs.c: where suites keep their stores. Harness failures exit(1). */
+void bench_sys_fail(const char *what); /* "what failed: strerror(errno)" */
+void bench_path_join(char *out, size_t n, const char *dir, const char *name);
+/* A fresh directory $TMPDIR/strata-bench-SUITE-XXXXXX (TMPDIR: /tmp). */
+void bench_make_tmpdir(char *out, size_t n, const char *suite);
+void bench_remove_tree(const char *dir);
+void bench_evict_dir(const char *dir); /* its files synced, then out of the page cache */
 
 #endif /* STRATA_BENCH_H */

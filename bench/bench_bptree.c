@@ -530,23 +530,13 @@ static bool wants_prefix(bench_session *s, const size_run *z, const char *what)
 	return any;
 }
 
-static void make_tmpdir(char *out, size_t n)
-{
-	const char *base = getenv("TMPDIR");
-	snprintf(out, n, "%s/strata-bench-bptree-XXXXXX", base && *base ? base : "/tmp");
-	if (!mkdtemp(out)) {
-		perror("strata-bench: mkdtemp");
-		exit(1);
-	}
-}
-
 /* DURABLE SYNC inserts against synced LMDB. */
 static void fig_durable(bench_session *s, size_run *z, uint64_t ops)
 {
 	if (!wants_prefix(s, z, "insert_durable"))
 		return;
 	char dir[512];
-	make_tmpdir(dir, sizeof dir);
+	bench_make_tmpdir(dir, sizeof dir, "bptree");
 	strata_options o;
 	strata_options_init(&o);
 	o.mode = STRATA_DURABLE;

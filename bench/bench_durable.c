@@ -68,67 +68,11 @@
 static const char *const OPEN_ROOT = "open";
 
 /* ---- errors, paths, the temporary directory ------------------------------- */
-static void sys_fail(const char *what)
-{
-	fprintf(stderr, "strata-bench: %s failed: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void path_join(char *out, size_t n, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n) {
-		fprintf(stderr, "strata-bench: path too long: %s/%s\n", dir, name);
-		exit(1);
-	}
-}
-
-static void make_tmpdir(char *out, size_t n)
-{
-	const char *base = getenv("TMPDIR");
-	path_join(out, n, base && *base ? base : "/tmp", "strata-bench-durable-XXXXXX");
-	if (!mkdtemp(out))
-		sys_fail("mkdtemp");
-}
-
 static void make_subdir(char *out, size_t n, const char *dir, const char *name)
 {
-	path_join(out, n, dir, name);
+	bench_path_join(out, n, dir, name);
 	if (mkdir(out, 0755))
-		sys_fail("mkdir");
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path))
-		fprintf(stderr, "strata-bench: cannot remove %s: %s\n", path, strerror(errno));
-	return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Drops the directory's files from the page cache (synced first: only
- * clean pages can be dropped), so the next open reads the device. */
-static void evict_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		sys_fail("opendir");
-	for (struct dirent *e; (e = readdir(d));) {
-		int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		if (fd < 0)
-			continue;
-		if (!fstat(fd, &st) && S_ISREG(st.st_mode) && !fdatasync(fd))
-			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-		close(fd);
-	}
-	closedir(d);
+		bench_sys_fail("mkdir");
 }
 
 static strata_options durable_options(const char *dir, bool create)
@@ -200,12 +144,12 @@ static child_out in_child(child_fn fn, const void *arg)
 {
 	int pfd[2];
 	if (pipe(pfd))
-		sys_fail("pipe");
+		bench_sys_fail("pipe");
 	fflush(stdout); /* the child must not print the parent's buffers again */
 	fflush(stderr);
 	pid_t pid = fork();
 	if (pid < 0)
-		sys_fail("fork");
+		bench_sys_fail("fork");
 	if (pid == 0) {
 		close(pfd[0]);
 		child_out o = {0};
@@ -218,7 +162,7 @@ static child_out in_child(child_fn fn, const void *arg)
 	close(pfd[0]);
 	int status;
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-		sys_fail("child process");
+		bench_sys_fail("child process");
 	return o;
 }
 
@@ -295,10 +239,10 @@ static rate_sample rate_once(const rate_cfg *c, uint64_t run_ns)
 	for (unsigned i = 0; i < c->threads; i++) {
 		args[i] = (rate_arg){&r, i};
 		if ((errno = pthread_create(&th[i], NULL, rate_worker, &args[i])))
-			sys_fail("pthread_create");
+			bench_sys_fail("pthread_create");
 	}
 	if (c->busy && (errno = pthread_create(&spin, NULL, spinner, &r)))
-		sys_fail("pthread_create");
+		bench_sys_fail("pthread_create");
 	pthread_barrier_wait(&r.start);
 	uint64_t t0 = bench_now_ns();
 	sleep_ns(run_ns);
@@ -350,13 +294,13 @@ static void op_raw(void *ctx, unsigned thread)
 	raw_ctx *r = ctx;
 	(void)thread;
 	if (pwrite(r->fd, r->buf, RAW_BYTES, (off_t)r->off) != (ssize_t)RAW_BYTES)
-		sys_fail("pwrite (raw)");
+		bench_sys_fail("pwrite (raw)");
 	if (r->kind != RAW_DIRECT && fdatasync(r->fd))
-		sys_fail("fdatasync (raw)");
+		bench_sys_fail("fdatasync (raw)");
 	r->off += RAW_BYTES;
 	if (r->kind == RAW_APPEND && r->off >= RAW_APPEND_WRAP) {
 		if (ftruncate(r->fd, 0))
-			sys_fail("ftruncate (raw)");
+			bench_sys_fail("ftruncate (raw)");
 		r->off = 0;
 	} else if (r->kind != RAW_APPEND && r->off >= RAW_FILE_BYTES) {
 		r->off = 0;
@@ -369,10 +313,10 @@ static void prefill(int fd, const char *dir)
 	static char zeros[1 << 20]; /* bss, not 1 MiB of .rodata */
 	for (uint64_t at = 0; at < RAW_FILE_BYTES; at += sizeof zeros)
 		if (pwrite(fd, zeros, sizeof zeros, (off_t)at) != (ssize_t)sizeof zeros)
-			sys_fail("pwrite (prefill)");
+			bench_sys_fail("pwrite (prefill)");
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fsync(fd) || dfd < 0 || fsync(dfd))
-		sys_fail("fsync (prefill)");
+		bench_sys_fail("fsync (prefill)");
 	close(dfd);
 }
 
@@ -381,13 +325,13 @@ static bool raw_open(raw_ctx *r, const char *dir, raw_kind kind)
 {
 	static const char *const names[] = {"raw-overwrite", "raw-append", "raw-direct"};
 	char path[512];
-	path_join(path, sizeof path, dir, names[kind]);
+	bench_path_join(path, sizeof path, dir, names[kind]);
 	*r = (raw_ctx){.kind = kind};
 	if (posix_memalign(&r->buf, 4096, 4096))
-		sys_fail("posix_memalign");
+		bench_sys_fail("posix_memalign");
 	memset(r->buf, 0x5a, 4096);
 	if ((r->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-		sys_fail("open (raw)");
+		bench_sys_fail("open (raw)");
 	if (kind == RAW_APPEND)
 		return true;
 	prefill(r->fd, dir);
@@ -445,7 +389,7 @@ static void op_strata(void *ctx, unsigned t)
 static void commit_open(commit_ctx *c, const char *dir, const char *name, unsigned flags)
 {
 	char path[512];
-	path_join(path, sizeof path, dir, name);
+	bench_path_join(path, sizeof path, dir, name);
 	strata_options o = durable_options(path, true);
 	bench_check(strata_open(&o, &c->st), "strata_open (DURABLE)");
 	c->flags = flags;
@@ -577,7 +521,7 @@ static void open_sqlite(bench_session *s, rate_env *env, const char *dir, int re
 	char path[512];
 	const char *why;
 	bool normal = res == RES_SQL_NORMAL;
-	path_join(path, sizeof path, dir, normal ? "sqlite-normal.db" : "sqlite-full.db");
+	bench_path_join(path, sizeof path, dir, normal ? "sqlite-normal.db" : "sqlite-full.db");
 	if (peer_sqlite_open(&env->sql[normal], path, !normal, VALUE_BYTES, &why)) {
 		peer_skipped(s, "sqlite", why);
 		env->failed[res] = true;
@@ -781,7 +725,7 @@ static void hot_snapshot(hot_ctx *h)
 static void hot_open_durable(hot_ctx *h, const char *tmp)
 {
 	char dir[512];
-	path_join(dir, sizeof dir, tmp, "hot");
+	bench_path_join(dir, sizeof dir, tmp, "hot");
 	strata_options o = durable_options(dir, true);
 	bench_check(strata_open(&o, &h->st), "strata_open (DURABLE)");
 	hot_fill(h);
@@ -901,7 +845,7 @@ static child_out open_once(bench_session *s, const open_job *j, bool cold)
 {
 	for (int attempt = 0;; attempt++) {
 		if (cold)
-			evict_dir(j->dir);
+			bench_evict_dir(j->dir);
 		child_out o = in_child(child_open, j);
 		if (cold || s->opts.no_rerun || attempt == MAX_RETRIES ||
 		    (double)o.cpu_ns >= RAN_SHARE * (double)o.ns[0])
@@ -954,7 +898,7 @@ static void recovery_one(bench_session *s, const char *tmp, unsigned mib)
 	if (!want_open && !want_mbs && !want_cold)
 		return;
 	char dir[512];
-	path_join(dir, sizeof dir, tmp, "recovery");
+	bench_path_join(dir, sizeof dir, tmp, "recovery");
 	wal_job wj = {.dir = dir, .target = mib * MIB};
 	child_out w = in_child(child_write_wal, &wj);
 	open_job oj = {.dir = dir};
@@ -969,7 +913,7 @@ static void recovery_one(bench_session *s, const char *tmp, unsigned mib)
 	bench_note(s, "recovery %u MiB: %llu WAL bytes, %llu commits written in %.2f s; open: "
 		   "%.120s", mib, (unsigned long long)w.bytes, (unsigned long long)w.count,
 		   (double)w.ns[0] / 1e9, said ? said : o.msg);
-	remove_tree(dir);
+	bench_remove_tree(dir);
 }
 
 static const unsigned recovery_mib[] = {16, 64, 256}; /* --quick: the first two */
@@ -1060,7 +1004,7 @@ static void open_one(bench_session *s, const char *tmp, uint64_t nodes)
 	if (!want[0] && !want[1] && !want[2])
 		return;
 	char dir[512];
-	path_join(dir, sizeof dir, tmp, "open");
+	bench_path_join(dir, sizeof dir, tmp, "open");
 	build_job bj = {.dir = dir, .nodes = nodes};
 	child_out built = in_child(child_build, &bj);
 	measure_opens(s, dir, names, want, nodes > 0);
@@ -1069,7 +1013,7 @@ static void open_one(bench_session *s, const char *tmp, uint64_t nodes)
 			   "clean close %.2f s", lab, (unsigned long long)nodes, OPEN_NODE_BYTES,
 			   OPEN_TXN_NODES, (double)built.ns[1] / 1e9,
 			   (double)(built.ns[0] - built.ns[1]) / 1e9);
-	remove_tree(dir);
+	bench_remove_tree(dir);
 }
 
 static void fig_open(bench_session *s, const char *tmp)
@@ -1141,13 +1085,13 @@ int bench_durable(bench_session *s)
 	describe(s);
 	char tmp[512] = "";
 	if (!s->opts.list)
-		make_tmpdir(tmp, sizeof tmp);
+		bench_make_tmpdir(tmp, sizeof tmp, "durable");
 	fig_resolve(s, tmp);
 	fig_rates(s, tmp);
 	fig_recovery(s, tmp);
 	fig_open(s, tmp);
 	judge(s);
 	if (tmp[0])
-		remove_tree(tmp);
+		bench_remove_tree(tmp);
 	return 0;
 }

@@ -88,61 +88,6 @@
 #define GIB (1ull << 30)
 
 /* ---- errors, paths, the temporary directory ------------------------------- */
-static void sys_fail(const char *what)
-{
-	fprintf(stderr, "strata-bench: %s failed: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void path_join(char *out, size_t n, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n) {
-		fprintf(stderr, "strata-bench: path too long: %s/%s\n", dir, name);
-		exit(1);
-	}
-}
-
-static void make_tmpdir(char *out, size_t n)
-{
-	const char *base = getenv("TMPDIR");
-	path_join(out, n, base && *base ? base : "/tmp", "strata-bench-scale-XXXXXX");
-	if (!mkdtemp(out))
-		sys_fail("mkdtemp");
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path))
-		fprintf(stderr, "strata-bench: cannot remove %s: %s\n", path, strerror(errno));
-	return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Drops the directory's files from the page cache (synced first). */
-static void evict_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		sys_fail("opendir");
-	for (struct dirent *e; (e = readdir(d));) {
-		int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		if (fd < 0)
-			continue;
-		if (!fstat(fd, &st) && S_ISREG(st.st_mode) && !fdatasync(fd))
-			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-		close(fd);
-	}
-	closedir(d);
-}
-
 /* The files strata_stats counts as the store's (the data file and the
  * checkpoint files; not the WAL, SUPER, LOCK). */
 static bool store_file(const char *name)
@@ -196,7 +141,7 @@ static uint64_t rss_bytes(void)
 	FILE *f = fopen("/proc/self/statm", "r");
 	unsigned long long size = 0, res = 0;
 	if (!f || fscanf(f, "%llu %llu", &size, &res) != 2)
-		sys_fail("reading /proc/self/statm");
+		bench_sys_fail("reading /proc/self/statm");
 	fclose(f);
 	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
 }
@@ -232,12 +177,12 @@ static child_out in_child(child_fn fn, const void *arg)
 {
 	int pfd[2];
 	if (pipe(pfd))
-		sys_fail("pipe");
+		bench_sys_fail("pipe");
 	fflush(stdout);
 	fflush(stderr);
 	pid_t pid = fork();
 	if (pid < 0)
-		sys_fail("fork");
+		bench_sys_fail("fork");
 	if (pid == 0) {
 		close(pfd[0]);
 		static child_out o;
@@ -257,7 +202,7 @@ static child_out in_child(child_fn fn, const void *arg)
 	close(pfd[0]);
 	int status;
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-		sys_fail("child process");
+		bench_sys_fail("child process");
 	return o;
 }
 
@@ -318,7 +263,7 @@ static void child_build(const void *arg, child_out *out)
 	}
 	FILE *f = fopen(sp->ids, "wb");
 	if (!f)
-		sys_fail("fopen (ids)");
+		bench_sys_fail("fopen (ids)");
 	strata_node_id *buf = bench_xmalloc(sizeof *buf * BUILD_TXN_NODES);
 	strata_store *st;
 	uint64_t t0 = bench_now_ns();
@@ -335,14 +280,14 @@ static void child_build(const void *arg, child_out *out)
 		}
 		bench_check(strata_txn_commit(t, NULL), "strata_txn_commit");
 		if (fwrite(buf, sizeof *buf, n, f) != n)
-			sys_fail("fwrite (ids)");
+			bench_sys_fail("fwrite (ids)");
 		done += n;
 	}
 	out->d[0] = (double)(bench_now_ns() - t0) / 1e9;
 	bench_check(strata_close(st), "strata_close");
 	out->d[1] = (double)(bench_now_ns() - t0) / 1e9 - out->d[0];
 	if (fclose(f))
-		sys_fail("fclose (ids)");
+		bench_sys_fail("fclose (ids)");
 	free(buf);
 }
 
@@ -364,11 +309,11 @@ static void pick_ids(const store_spec *sp, uint64_t seed, strata_node_id *ids, u
 {
 	int fd = open(sp->ids, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		sys_fail("open (ids)");
+		bench_sys_fail("open (ids)");
 	for (unsigned i = 0; i < n; i++) {
 		off_t at = (off_t)(splitmix(&seed) % sp->nodes * sizeof *ids);
 		if (pread(fd, &ids[i], sizeof *ids, at) != (ssize_t)sizeof *ids)
-			sys_fail("pread (ids)");
+			bench_sys_fail("pread (ids)");
 	}
 	close(fd);
 }
@@ -379,7 +324,7 @@ static strata_node_id *load_ids(const store_spec *sp)
 	strata_node_id *ids = bench_xmalloc(sizeof *ids * sp->nodes);
 	FILE *f = fopen(sp->ids, "rb");
 	if (!f || fread(ids, sizeof *ids, sp->nodes, f) != sp->nodes)
-		sys_fail("reading the ids file");
+		bench_sys_fail("reading the ids file");
 	fclose(f);
 	return ids;
 }
@@ -439,7 +384,7 @@ static child_out open_once(bench_session *s, const open_job *j, bool dropped)
 {
 	for (int attempt = 0;; attempt++) {
 		if (dropped)
-			evict_dir(j->sp->dir);
+			bench_evict_dir(j->sp->dir);
 		child_out o = in_child(child_open, j);
 		if (dropped || s->opts.no_rerun || attempt == MAX_RETRIES ||
 		    o.d[4] >= RAN_SHARE * o.d[0])
@@ -813,7 +758,7 @@ static uint64_t file_size(const char *dir, const char *name)
 {
 	char path[600];
 	struct stat st;
-	path_join(path, sizeof path, dir, name);
+	bench_path_join(path, sizeof path, dir, name);
 	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
 }
 
@@ -868,9 +813,9 @@ static void child_lmdb_churn(const void *arg, child_out *out)
 	if (reader)
 		mdb_txn_abort(reader);
 	char copy[600];
-	path_join(copy, sizeof copy, j->dir, "copy");
+	bench_path_join(copy, sizeof copy, j->dir, "copy");
 	if (mkdir(copy, 0755))
-		sys_fail("mkdir (lmdb copy)");
+		bench_sys_fail("mkdir (lmdb copy)");
 	lmdb_ok(mdb_env_copy2(env, copy, MDB_CP_COMPACT), "mdb_env_copy2 (compact)");
 	out->d[1] = (double)file_size(copy, "data.mdb") / live;
 	mdb_env_close(env);
@@ -928,11 +873,11 @@ static void fig_churn(bench_session *s, const char *tmp)
 		j.seed = 4242 + (uint64_t)r;
 		for (int reader = 0; reader < 2; reader++) {
 			j.reader = reader;
-			path_join(j.dir, sizeof j.dir, tmp, "churn");
+			bench_path_join(j.dir, sizeof j.dir, tmp, "churn");
 			if (mkdir(j.dir, 0755))
-				sys_fail("mkdir (churn)");
+				bench_sys_fail("mkdir (churn)");
 			child_out o = in_child(child_churn, &j);
-			remove_tree(j.dir);
+			bench_remove_tree(j.dir);
 			if (getenv("STRATA_SCALE_DEBUG"))
 				fprintf(stderr, "churn run %d reader %d: amp %.3f disk %.3f closed %.3f "
 					"compacted %.3f disk %.3f, +ckpt %.3f disk %.3f; moved %.2f "
@@ -968,11 +913,11 @@ static void fig_churn(bench_session *s, const char *tmp)
 			if (!have_lmdb)
 				continue;
 #ifdef STRATA_BENCH_HAVE_LMDB
-			path_join(j.dir, sizeof j.dir, tmp, "lmdb");
+			bench_path_join(j.dir, sizeof j.dir, tmp, "lmdb");
 			if (mkdir(j.dir, 0755))
-				sys_fail("mkdir (lmdb)");
+				bench_sys_fail("mkdir (lmdb)");
 			o = in_child(child_lmdb_churn, &j);
-			remove_tree(j.dir);
+			bench_remove_tree(j.dir);
 			if (!reader) {
 				f.v[F_LMDB][r] = o.d[0];
 				f.v[F_LMDB_COPY][r] = o.d[1];
@@ -1024,7 +969,7 @@ int bench_scale(bench_session *s)
 {
 	char tmp[512] = "";
 	if (!s->opts.list)
-		make_tmpdir(tmp, sizeof tmp);
+		bench_make_tmpdir(tmp, sizeof tmp, "scale");
 	const char *huge = getenv("STRATA_SCALE_HUGE");
 	bool with_huge = huge && *huge && strcmp(huge, "0") != 0;
 	uint64_t sizes[3] = {bench_ops(s, 1000000, 50000), bench_ops(s, 10000000, 500000),
@@ -1037,9 +982,9 @@ int bench_scale(bench_session *s)
 		label_of(sp->label, sizeof sp->label, sp->nodes);
 		char name[64];
 		snprintf(name, sizeof name, "store-%s", sp->label);
-		path_join(sp->dir, sizeof sp->dir, tmp, name);
+		bench_path_join(sp->dir, sizeof sp->dir, tmp, name);
 		snprintf(name, sizeof name, "ids-%s", sp->label);
-		path_join(sp->ids, sizeof sp->ids, tmp, name);
+		bench_path_join(sp->ids, sizeof sp->ids, tmp, name);
 	}
 	uint64_t t0 = bench_now_ns();
 	fig_open(s, stores, n);
@@ -1050,7 +995,7 @@ int bench_scale(bench_session *s)
 	uint64_t t3 = bench_now_ns();
 	for (size_t i = 0; i < n; i++) /* the churn needs the disk and the memory */
 		if (stores[i].built) {
-			remove_tree(stores[i].dir);
+			bench_remove_tree(stores[i].dir);
 			unlink(stores[i].ids);
 		}
 	fig_churn(s, tmp);
@@ -1063,6 +1008,6 @@ int bench_scale(bench_session *s)
 		bench_note(s, "the 100M store is built only with STRATA_SCALE_HUGE=1 (minutes, "
 			   "~11 GB of memory, ~20 GB of disk while it is built)");
 	if (tmp[0])
-		remove_tree(tmp);
+		bench_remove_tree(tmp);
 	return 0;
 }
