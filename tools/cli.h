@@ -41,6 +41,9 @@ const cli_command *cli_find(const char *name);
  * returns CLI_USAGE, so handlers can `return cli_usage_error(...)`. */
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Commands taking exactly one DIR: 0 and *dir, or the usage error's
+ * status (already reported). */
+int cli_dir_arg(const cli_command *cmd, int argc, char **argv, const char **dir);
 /* Full help for one command on `out`. */
 void cli_print_command_help(FILE *out, const cli_command *cmd);
 /* True when argv[i] asks for help (-h / --help). */

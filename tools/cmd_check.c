@@ -93,14 +93,12 @@ static uint64_t run_checks(strata_store *s, uint64_t *images)
 int cmd_check(int argc, char **argv)
 {
 	const cli_command *self = cli_find("check");
-	if (argc < 2)
-		return cli_usage_error(self, "missing DIR");
-	if (argc > 2)
-		return cli_usage_error(self, "too many arguments");
-	if (argv[1][0] == '-' || argv[1][0] == '\0')
-		return cli_usage_error(self, "bad argument '%s'", argv[1]);
+	const char *dir;
+	int urc = cli_dir_arg(self, argc, argv, &dir);
+	if (urc)
+		return urc;
 	strata_store *s;
-	int rc = cli_open_store("check", argv[1], &s, NULL);
+	int rc = cli_open_store("check", dir, &s, NULL);
 	if (rc)
 		return rc;
 	uint64_t images = 0, problems = run_checks(s, &images);
@@ -108,6 +106,6 @@ int cmd_check(int argc, char **argv)
 	strata_stats(s, &st);
 	printf("check: %" PRIu64 " nodes, %" PRIu64 " images verified, %" PRIu64 " problems\n",
 	       st.nodes_live + st.nodes_retired, images, problems);
-	rc = cli_close_store("check", argv[1], s);
+	rc = cli_close_store("check", dir, s);
 	return problems ? CLI_FAIL : rc;
 }

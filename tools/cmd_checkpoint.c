@@ -28,13 +28,10 @@ static int print_super(const char *what, const char *dir)
 int cmd_checkpoint(int argc, char **argv)
 {
 	const cli_command *self = cli_find("checkpoint");
-	if (argc < 2)
-		return cli_usage_error(self, "missing DIR");
-	if (argc > 2)
-		return cli_usage_error(self, "too many arguments");
-	if (argv[1][0] == '-' || argv[1][0] == '\0')
-		return cli_usage_error(self, "bad argument '%s'", argv[1]);
-	const char *dir = argv[1];
+	const char *dir;
+	int urc = cli_dir_arg(self, argc, argv, &dir);
+	if (urc)
+		return urc;
 	strata_store *s;
 	sb_state before;
 	int rc = cli_open_store("checkpoint", dir, &s, &before);

@@ -22,13 +22,10 @@ static void print_space(const char *what, strata_store *s)
 int cmd_compact(int argc, char **argv)
 {
 	const cli_command *self = cli_find("compact");
-	if (argc < 2)
-		return cli_usage_error(self, "missing DIR");
-	if (argc > 2)
-		return cli_usage_error(self, "too many arguments");
-	if (argv[1][0] == '-' || argv[1][0] == '\0')
-		return cli_usage_error(self, "bad argument '%s'", argv[1]);
-	const char *dir = argv[1];
+	const char *dir;
+	int urc = cli_dir_arg(self, argc, argv, &dir);
+	if (urc)
+		return urc;
 	strata_store *s;
 	int rc = cli_open_store("compact", dir, &s, NULL);
 	if (rc)

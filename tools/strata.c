@@ -203,6 +203,18 @@ int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
+int cli_dir_arg(const cli_command *cmd, int argc, char **argv, const char **dir)
+{
+	if (argc < 2)
+		return cli_usage_error(cmd, "missing DIR");
+	if (argc > 2)
+		return cli_usage_error(cmd, "too many arguments");
+	if (argv[1][0] == '-' || argv[1][0] == '\0')
+		return cli_usage_error(cmd, "bad argument '%s'", argv[1]);
+	*dir = argv[1];
+	return 0;
+}
+
 void cli_printf(cli_out *out, const char *fmt, ...)
 {
 	va_list ap;
