@@ -276,6 +276,32 @@ int strata_txn_alloc(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id 
 	return alloc_node(t, size, kind, id, data, true);
 }
 
+int strata_txn_alloc_uninit(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id *id,
+			    void **data)
+{
+	if (!t || !id || !data || size == 0)
+		return STRATA_EINVAL;
+	if (size > STRATA_NODE_MAX)
+		return STRATA_ETOOBIG;
+	return alloc_node(t, size, kind, id, data, false);
+}
+
+int strata_txn_read_own(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
+			int *owned)
+{
+	if (!t || !data || !owned)
+		return STRATA_EINVAL;
+	txn_view v;
+	int rc = txn_lookup(t, id, &v);
+	if (rc)
+		return rc;
+	*data = v.data;
+	if (size)
+		*size = v.size;
+	*owned = v.own;
+	return 0;
+}
+
 int strata_txn_read(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
 		    uint8_t *kind)
 {

@@ -243,6 +243,68 @@ Test(txn, copy_on_write_semantics)
 	test_close(s);
 }
 
+/* strata_txn_read_own tells committed nodes from the transaction's own,
+ * and an own node's pointer is the one strata_txn_write hands back. */
+Test(txn, read_own_tells_own_nodes_apart)
+{
+	strata_store *s = test_open(NULL);
+	strata_node_id x = commit_root(s, "r", 64, 3);
+	strata_txn *t = begin1(s, "r");
+	const void *d;
+	uint32_t size = 0;
+	int owned = -1;
+	cr_assert_eq(strata_txn_read_own(t, x, &d, &size, &owned), 0);
+	cr_assert(owned == 0 && size == 64 && all_bytes(d, 64, 3), "a committed node is not owned");
+	strata_node_id x2;
+	void *w;
+	cr_assert_eq(strata_txn_write(t, x, &x2, &w, NULL), 0);
+	cr_assert_eq(strata_txn_read_own(t, x2, &d, NULL, &owned), 0);
+	cr_assert(owned == 1 && d == w, "the copy is owned, and its pointer is the writable one");
+	((unsigned char *)w)[0] = 9;
+	owned = -1;
+	cr_assert_eq(strata_txn_read_own(t, x, &d, NULL, &owned), STRATA_ENOTVISIBLE);
+	cr_assert_eq(owned, -1, "*owned is left alone on an error");
+	cr_assert_eq(strata_txn_read_own(t, x2, &d, NULL, NULL), STRATA_EINVAL);
+	cr_assert_eq(strata_txn_read_own(t, x2 + (1ull << 36), &d, NULL, &owned), STRATA_ESTALE);
+	cr_assert_eq(strata_txn_set_root(t, "r", x2), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_resolve(snap, x2, &d, &size), 0);
+	cr_assert(((const unsigned char *)d)[0] == 9 && all_bytes((const char *)d + 1, 63, 3));
+	strata_snapshot_close(snap);
+	test_close(s);
+}
+
+/* strata_txn_alloc_uninit: the caller's bytes are stored as written; the
+ * checks are those of strata_txn_alloc. */
+Test(txn, alloc_uninit_stores_what_the_caller_wrote)
+{
+	strata_store *s = test_open(NULL);
+	strata_txn *t = begin1(s, "r");
+	strata_node_id id;
+	void *p;
+	cr_assert_eq(strata_txn_alloc_uninit(t, 0, 1, &id, &p), STRATA_EINVAL);
+	cr_assert_eq(strata_txn_alloc_uninit(t, STRATA_NODE_MAX + 1, 1, &id, &p), STRATA_ETOOBIG);
+	cr_assert_eq(strata_txn_alloc_uninit(NULL, 8, 1, &id, &p), STRATA_EINVAL);
+	cr_assert_eq(strata_txn_alloc_uninit(t, 300, 5, &id, &p), 0);
+	memset(p, 0x5a, 300);
+	int owned = 0;
+	const void *d;
+	cr_assert_eq(strata_txn_read_own(t, id, &d, NULL, &owned), 0);
+	cr_assert(owned == 1 && d == p);
+	cr_assert_eq(strata_txn_set_root(t, "r", id), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	expect_root(s, "r", id, 300, 0x5a);
+	uint8_t kind = 0;
+	t = begin1(s, NULL);
+	cr_assert_eq(strata_txn_read(t, id, &d, NULL, &kind), 0);
+	cr_assert_eq(kind, 5);
+	strata_txn_abort(t);
+	test_close(s);
+}
+
 /* strata_txn_rewrite: the new version is built from the old bytes, which
  * stay readable (a committed node's for old snapshots too). */
 Test(txn, rewrite_builds_a_new_version_from_the_old)

@@ -295,6 +295,13 @@ STRATA_API int strata_txn_begin(strata_store *store, const char *const *roots, s
 STRATA_API int strata_txn_alloc(strata_txn *txn, uint32_t size, uint8_t kind, strata_node_id *id,
 				void **data);
 
+/* strata_txn_alloc without the zeroing: *data points at `size` bytes of
+ * undefined content, every one of them the caller's to write before commit
+ * (whatever is left unwritten is stored as found). For nodes the caller
+ * fills in whole at once, such as the halves of a split. Same errors. */
+STRATA_API int strata_txn_alloc_uninit(strata_txn *txn, uint32_t size, uint8_t kind,
+				       strata_node_id *id, void **data);
+
 /* Makes node `id` writable (copy-on-write). A node born in this transaction
  * is returned in place (*new_id == id). An older node is copied to a new
  * NodeID (*new_id), and `id` is retired as of this transaction's commit; the
@@ -328,6 +335,16 @@ STRATA_API int strata_txn_rewrite(strata_txn *txn, strata_node_id id, uint32_t n
  * Errors: STRATA_ESTALE, STRATA_ENOTVISIBLE, STRATA_EINVAL. */
 STRATA_API int strata_txn_read(strata_txn *txn, strata_node_id id, const void **data,
 			       uint32_t *size, uint8_t *kind);
+
+/* strata_txn_read that also says whether this transaction owns node `id`
+ * (*owned = 1: born in it, by strata_txn_alloc*, strata_txn_write's copy or
+ * strata_txn_rewrite; 0: a committed node). An owned node's *data is the
+ * same writable pointer strata_txn_write would return, so the caller may
+ * write it in place without a second lookup; a committed one must still go
+ * through strata_txn_write or strata_txn_rewrite. Pointer lifetime and
+ * errors as strata_txn_read; *owned is set only on success. */
+STRATA_API int strata_txn_read_own(strata_txn *txn, strata_node_id id, const void **data,
+				   uint32_t *size, int *owned);
 
 /* Deletes node `id`: a node born in this transaction is freed at once; an
  * older one is retired as of commit.
