@@ -41,10 +41,12 @@ int xt_ents_reserve(xt_ents *e, uint32_t d, uint32_t n)
 
 void xt_ents_free(xt_ents *e)
 {
-	free(e->ids);
-	free(e->hist);
-	free(e->lo);
-	free(e->hi);
+	if (e->ids || e->hist || e->lo || e->hi) { /* most operations never used theirs */
+		free(e->ids);
+		free(e->hist);
+		free(e->lo);
+		free(e->hi);
+	}
 	memset(e, 0, sizeof *e);
 }
 

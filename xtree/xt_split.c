@@ -38,26 +38,25 @@ typedef struct sweep {
 	uint32_t n, d;
 	double *plo, *phi; /* prefix k (1..n): MBR of order[0..k) */
 	double *slo, *shi; /* suffix k (0..n-1): MBR of order[k..n) */
+	double *heap;      /* the four arrays when they did not fit in `small` */
+	double small[1024]; /* 8 KiB: a 1 KiB 2-D or 4 KiB 3-D node needs no malloc */
 } sweep;
 
 static int sweep_init(sweep *s, uint32_t n, uint32_t d)
 {
-	size_t sz = (size_t)(n + 1) * d * sizeof(double);
+	size_t per = (size_t)(n + 1) * d;
 	s->n = n;
 	s->d = d;
-	s->plo = malloc(sz);
-	s->phi = malloc(sz);
-	s->slo = malloc(sz);
-	s->shi = malloc(sz);
-	return s->plo && s->phi && s->slo && s->shi ? 0 : STRATA_ENOMEM;
+	s->heap = 4 * per <= sizeof s->small / sizeof s->small[0] ? NULL
+								   : malloc(4 * per * sizeof(double));
+	double *m = s->heap ? s->heap : s->small;
+	s->plo = m, s->phi = m + per, s->slo = m + 2 * per, s->shi = m + 3 * per;
+	return s->heap || 4 * per <= sizeof s->small / sizeof s->small[0] ? 0 : STRATA_ENOMEM;
 }
 
 static void sweep_free(sweep *s)
 {
-	free(s->plo);
-	free(s->phi);
-	free(s->slo);
-	free(s->shi);
+	free(s->heap);
 }
 
 static void sweep_fill(sweep *s, const xt_ents *e, const uint32_t *order)
@@ -83,26 +82,59 @@ static void sweep_fill(sweep *s, const xt_ents *e, const uint32_t *order)
 	}
 }
 
-static void sweep_box(const sweep *s, bool prefix, uint32_t k, xt_box *b)
+/* Prefix (order[0..k)) and suffix (order[k..n)) boxes of distribution k:
+ * pointers into the sweep, no copies. */
+static inline const double *pre_lo(const sweep *s, uint32_t k) { return s->plo + (size_t)k * s->d; }
+static inline const double *pre_hi(const sweep *s, uint32_t k) { return s->phi + (size_t)k * s->d; }
+static inline const double *suf_lo(const sweep *s, uint32_t k) { return s->slo + (size_t)k * s->d; }
+static inline const double *suf_hi(const sweep *s, uint32_t k) { return s->shi + (size_t)k * s->d; }
+
+/* xt_volume, xt_margin and xt_overlap_vol (xt_geom.c) over plain arrays,
+ * the same operations in the same order (so the same doubles). */
+static inline double vol(const double *lo, const double *hi, uint32_t d)
 {
-	const double *lo = prefix ? s->plo : s->slo, *hi = prefix ? s->phi : s->shi;
-	memcpy(b->lo, lo + (size_t)k * s->d, s->d * sizeof(double));
-	memcpy(b->hi, hi + (size_t)k * s->d, s->d * sizeof(double));
+	double v = 1.0;
+	for (uint32_t k = 0; k < d; k++)
+		v *= hi[k] - lo[k];
+	return v;
+}
+
+static inline double margin(const double *lo, const double *hi, uint32_t d)
+{
+	double m = 0.0;
+	for (uint32_t k = 0; k < d; k++)
+		m += hi[k] - lo[k];
+	return m;
+}
+
+static inline double overlap_vol(const double *alo, const double *ahi, const double *blo,
+				 const double *bhi, uint32_t d)
+{
+	double v = 1.0;
+	for (uint32_t k = 0; k < d; k++) {
+		double lo = alo[k] > blo[k] ? alo[k] : blo[k];
+		double hi = ahi[k] < bhi[k] ? ahi[k] : bhi[k];
+		if (hi < lo)
+			return 0.0;
+		v *= hi - lo;
+	}
+	return v;
 }
 
 /* Overlap ratio, scale-free (see the file comment). */
-static double overlap_ratio(const xt_box *a, const xt_box *b, uint32_t d)
+static double overlap_ratio(const double *alo, const double *ahi, const double *blo,
+			    const double *bhi, uint32_t d)
 {
 	double va = 1, vb = 1, vi = 1;
 	for (uint32_t k = 0; k < d; k++) {
-		double ul = dmin(a->lo[k], b->lo[k]), uh = dmax(a->hi[k], b->hi[k]);
+		double ul = dmin(alo[k], blo[k]), uh = dmax(ahi[k], bhi[k]);
 		double u = uh - ul;
 		if (u <= 0)
 			continue;
-		double il = dmax(a->lo[k], b->lo[k]), ih = dmin(a->hi[k], b->hi[k]);
+		double il = dmax(alo[k], blo[k]), ih = dmin(ahi[k], bhi[k]);
 		vi *= ih > il ? (ih - il) / u : 0.0;
-		va *= (a->hi[k] - a->lo[k]) / u;
-		vb *= (b->hi[k] - b->lo[k]) / u;
+		va *= (ahi[k] - alo[k]) / u;
+		vb *= (bhi[k] - blo[k]) / u;
 	}
 	double un = va + vb - vi;
 	return un > 0 ? vi / un : 0.0;
@@ -143,28 +175,33 @@ static inline bool skey_less(const skey *a, const skey *b)
 }
 
 /* Entries by (key, other bound, index) along axis: a strict total order,
- * so the result does not depend on the sort. A node that overflowed holds
- * a few dozen entries: an insertion sort of the keys copied out beats
- * qsort_r's callback per comparison; supernodes take qsort_r. */
-static void sort_order(const xt_ents *e, uint32_t axis, bool by_hi, uint32_t *order)
+ * so the result does not depend on the sort or on the order it starts
+ * from. A node that overflowed holds a few dozen entries: an insertion
+ * sort of the keys copied out beats qsort_r's callback per comparison;
+ * supernodes take qsort_r. `hint` (or NULL): an order to start from; the
+ * order by the lower bounds is nearly the order by the upper ones when
+ * boxes are small against the node, and insertion sort is then ~linear. */
+static void sort_order(const xt_ents *e, uint32_t axis, bool by_hi, const uint32_t *hint,
+		       uint32_t *order)
 {
-	enum { SMALL = 64 };
+	enum { SMALL = 128 };
 	sort_key sk = {e, axis, by_hi};
 	uint32_t n = e->n, d = e->d;
 	if (n > SMALL) {
 		for (uint32_t i = 0; i < n; i++)
-			order[i] = i;
+			order[i] = hint ? hint[i] : i;
 		qsort_r(order, n, sizeof *order, cmp_ent, &sk);
 		return;
 	}
 	const double *p = by_hi ? e->hi : e->lo, *q = by_hi ? e->lo : e->hi;
 	skey t[SMALL];
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t i = hint ? hint[j] : j;
 		skey x = {p[(size_t)i * d + axis], q[(size_t)i * d + axis], i};
-		uint32_t j = i;
-		for (; j > 0 && skey_less(&x, &t[j - 1]); j--)
-			t[j] = t[j - 1];
-		t[j] = x;
+		uint32_t at = j;
+		for (; at > 0 && skey_less(&x, &t[at - 1]); at--)
+			t[at] = t[at - 1];
+		t[at] = x;
 	}
 	for (uint32_t i = 0; i < n; i++)
 		order[i] = t[i].i;
@@ -175,14 +212,12 @@ static void sort_order(const xt_ents *e, uint32_t axis, bool by_hi, uint32_t *or
 static uint32_t best_index(const sweep *s, uint32_t lo_k, uint32_t hi_k, bool ratio, double *ov_out,
 			   double *area_out)
 {
-	uint32_t best = lo_k;
+	uint32_t best = lo_k, d = s->d;
 	double bo = INFINITY, ba = INFINITY;
 	for (uint32_t k = lo_k; k <= hi_k; k++) {
-		xt_box a, b;
-		sweep_box(s, true, k, &a);
-		sweep_box(s, false, k, &b);
-		double ov = ratio ? overlap_ratio(&a, &b, s->d) : xt_overlap_vol(&a, &b, s->d);
-		double ar = xt_volume(&a, s->d) + xt_volume(&b, s->d);
+		const double *al = pre_lo(s, k), *ah = pre_hi(s, k), *bl = suf_lo(s, k), *bh = suf_hi(s, k);
+		double ov = ratio ? overlap_ratio(al, ah, bl, bh, d) : overlap_vol(al, ah, bl, bh, d);
+		double ar = vol(al, ah, d) + vol(bl, bh, d);
 		if (ov < bo || (ov == bo && ar < ba)) {
 			bo = ov;
 			ba = ar;
@@ -197,12 +232,8 @@ static uint32_t best_index(const sweep *s, uint32_t lo_k, uint32_t hi_k, bool ra
 static double margin_sum(const sweep *s, uint32_t m)
 {
 	double sum = 0;
-	for (uint32_t k = m; k <= s->n - m; k++) {
-		xt_box a, b;
-		sweep_box(s, true, k, &a);
-		sweep_box(s, false, k, &b);
-		sum += xt_margin(&a, s->d) + xt_margin(&b, s->d);
-	}
+	for (uint32_t k = m; k <= s->n - m; k++)
+		sum += margin(pre_lo(s, k), pre_hi(s, k), s->d) + margin(suf_lo(s, k), suf_hi(s, k), s->d);
 	return sum;
 }
 
@@ -210,11 +241,15 @@ static double margin_sum(const sweep *s, uint32_t m)
  * overlap ratio of the result. */
 static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *ratio)
 {
+	enum { SMALL = 1024 };
 	uint32_t n = e->n, d = e->d;
 	sweep s;
-	uint32_t *tmp = malloc((size_t)n * sizeof *tmp);
+	/* Every axis's two sort orders are kept: the chosen axis's are needed
+	 * again, and sorting was most of a split's instructions. */
+	size_t no = (size_t)2 * d * n;
+	uint32_t ostack[SMALL], *ord = no <= SMALL ? ostack : malloc(no * sizeof *ord);
 	int rc = sweep_init(&s, n, d);
-	if (rc || !tmp) {
+	if (rc || !ord) {
 		rc = STRATA_ENOMEM;
 		goto err;
 	}
@@ -223,8 +258,9 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 	for (uint32_t a = 0; a < d; a++) {
 		double sum = 0;
 		for (int hi = 0; hi < 2; hi++) {
-			sort_order(e, a, hi, tmp);
-			sweep_fill(&s, e, tmp);
+			uint32_t *o = ord + (size_t)(2 * a + (uint32_t)hi) * n;
+			sort_order(e, a, hi, hi ? o - n : NULL, o);
+			sweep_fill(&s, e, o);
 			sum += margin_sum(&s, m);
 		}
 		if (sum < best) {
@@ -235,24 +271,22 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 	double bo = INFINITY, ba = INFINITY;
 	for (int hi = 0; hi < 2; hi++) {
 		double ov, ar;
-		sort_order(e, axis, hi, tmp);
-		sweep_fill(&s, e, tmp);
+		const uint32_t *o = ord + (size_t)(2 * axis + (uint32_t)hi) * n;
+		sweep_fill(&s, e, o);
 		uint32_t k = best_index(&s, m, n - m, false, &ov, &ar);
 		if (ov < bo || (ov == bo && ar < ba)) {
 			bo = ov, ba = ar;
-			memcpy(out->order, tmp, (size_t)n * sizeof *tmp);
+			memcpy(out->order, o, (size_t)n * sizeof *o);
 			out->k = k;
-			xt_box a, b;
-			sweep_box(&s, true, k, &a);
-			sweep_box(&s, false, k, &b);
-			*ratio = overlap_ratio(&a, &b, d);
+			*ratio = overlap_ratio(pre_lo(&s, k), pre_hi(&s, k), suf_lo(&s, k), suf_hi(&s, k), d);
 		}
 	}
 	out->axis = axis;
 	out->ok = true;
 err:
 	sweep_free(&s);
-	free(tmp);
+	if (ord != ostack)
+		free(ord);
 	return rc;
 }
 
@@ -293,7 +327,7 @@ static int overlap_minimal(const xt_meta *m, const xt_ents *e, xt_split *out, do
 		if (!(common >> a & 1))
 			continue;
 		double ov, ar;
-		sort_order(e, a, false, tmp);
+		sort_order(e, a, false, NULL, tmp);
 		sweep_fill(&s, e, tmp);
 		uint32_t k = best_index(&s, f, n - f, true, &ov, &ar);
 		if (ov < *ratio) {

@@ -182,40 +182,58 @@ static void areas(const xt_view *v, uint32_t d, const double *lo, const double *
 }
 
 /* How much the overlap of entry i with every other entry grows when i is
- * enlarged by [lo, hi]: both overlaps, dimension by dimension, two entries
- * per lane (xt_internal.h). */
-static double overlap_growth(const xt_view *v, uint32_t d, uint32_t i, const double *lo,
-			     const double *hi)
+ * enlarged by [lo, hi]: per entry j, overlap(i enlarged, j) - overlap(i, j),
+ * the product over the dimensions in order, two entries per lane with the
+ * dimensions inner (the products stay in registers); inlined with d
+ * constant in 2-D and 3-D. The growths are summed in entry order, i's own
+ * as 0. Every term is >= 0, so the partial sums only grow: once one
+ * reaches `bound` the entry cannot beat the best so far (it must be
+ * strictly less) and the sum stops there, returning what it has. */
+static inline __attribute__((always_inline)) double
+overlap_growth_d(const xt_view *v, uint32_t d, uint32_t i, const double *lo, const double *hi,
+		 double bound)
 {
-	enum { CH = 128 };
+	enum { CH = 16 };
 	uint32_t cap = v->h->cap, n = v->h->count;
-	double sum = 0;
-	xt_vd before[CH / XT_LANES], after[CH / XT_LANES];
+	xt_vd il[XT_MAXD], ih[XT_MAXD], el[XT_MAXD], eh[XT_MAXD];
+	for (uint32_t k = 0; k < d; k++) {
+		double a = v->lo[(size_t)k * cap + i], b = v->hi[(size_t)k * cap + i];
+		il[k] = xt_splat(a), ih[k] = xt_splat(b);
+		el[k] = xt_splat(a < lo[k] ? a : lo[k]), eh[k] = xt_splat(b > hi[k] ? b : hi[k]);
+	}
 	const xt_vd zero = xt_splat(0);
-	for (uint32_t from = 0; from < n; from += CH) {
-		uint32_t len = n - from < CH ? n - from : CH, nv = (len + XT_LANES - 1) / XT_LANES;
-		uint32_t full = len / XT_LANES;
-		for (uint32_t j = 0; j < nv; j++)
-			before[j] = after[j] = xt_splat(1.0);
-		for (uint32_t k = 0; k < d; k++) {
-			const double *jl = v->lo + (size_t)k * cap + from;
-			const double *jh = v->hi + (size_t)k * cap + from;
-			double il = v->lo[(size_t)k * cap + i], ih = v->hi[(size_t)k * cap + i];
-			const xt_vd vil = xt_splat(il), vih = xt_splat(ih);
-			const xt_vd vel = xt_splat(il < lo[k] ? il : lo[k]), veh = xt_splat(ih > hi[k] ? ih : hi[k]);
-			for (uint32_t j = 0; j < nv; j++) {
-				uint32_t at = XT_LANES * j;
-				xt_vd l = j < full ? xt_load(jl + at) : xt_load_tail(jl + at, len - at);
-				xt_vd h = j < full ? xt_load(jh + at) : xt_load_tail(jh + at, len - at);
-				after[j] *= xt_max(xt_min(veh, h) - xt_max(vel, l), zero);
-				before[j] *= xt_max(xt_min(vih, h) - xt_max(vil, l), zero);
+	double sum = 0, diff[CH];
+	for (uint32_t from = 0; from < n && sum < bound; from += CH) {
+		uint32_t len = n - from < CH ? n - from : CH;
+		for (uint32_t j = 0; j < len; j += XT_LANES) {
+			uint32_t at = from + j, tail = len - j < XT_LANES ? len - j : 0;
+			xt_vd before = xt_splat(1.0), after = xt_splat(1.0);
+			for (uint32_t k = 0; k < d; k++) {
+				const double *pl = v->lo + (size_t)k * cap + at, *ph = v->hi + (size_t)k * cap + at;
+				xt_vd l = tail ? xt_load_tail(pl, tail) : xt_load(pl);
+				xt_vd h = tail ? xt_load_tail(ph, tail) : xt_load(ph);
+				after *= xt_max(xt_min(eh[k], h) - xt_max(el[k], l), zero);
+				before *= xt_max(xt_min(ih[k], h) - xt_max(il[k], l), zero);
 			}
+			xt_vd g = after - before;
+			memcpy(diff + j, &g, sizeof g);
 		}
+		if (i >= from && i < from + len)
+			diff[i - from] = 0;
 		for (uint32_t j = 0; j < len; j++)
-			sum += from + j == i ? 0 : after[j / XT_LANES][j % XT_LANES] -
-							before[j / XT_LANES][j % XT_LANES];
+			sum += diff[j];
 	}
 	return sum;
+}
+
+static double overlap_growth(const xt_view *v, uint32_t d, uint32_t i, const double *lo,
+			     const double *hi, double bound)
+{
+	if (d == 2)
+		return overlap_growth_d(v, 2, i, lo, hi, bound);
+	if (d == 3)
+		return overlap_growth_d(v, 3, i, lo, hi, bound);
+	return overlap_growth_d(v, d, i, lo, hi, bound);
 }
 
 typedef struct cand {
@@ -246,20 +264,64 @@ static void top_insert(cand *top, uint32_t *n, uint32_t p, const cand *c)
 	top[j] = *c;
 }
 
+/* The candidate after `prev` in cand_before order among c[0..n) (prev
+ * NULL: the first). Selection, one pass per step: ChooseSubtree usually
+ * stops after one or two candidates (an overlap growth of 0), so this
+ * beats sorting all of them first. */
+static const cand *next_cand(const cand *c, uint32_t n, const cand *prev)
+{
+	const cand *best = NULL;
+	for (uint32_t i = 0; i < n; i++)
+		if ((!prev || cand_before(prev, &c[i])) && (!best || cand_before(&c[i], best)))
+			best = &c[i];
+	return best;
+}
+
+/* Among candidates c[0..n) (c[i] is entry i), visited in cand_before
+ * order (the top p of them when n > p), the one of least overlap growth;
+ * ties keep the earlier (less enlargement). A growth of 0 cannot be
+ * beaten: the search stops. *best holds the first candidate on entry. */
+static int least_overlap(const xt_op *op, const xt_view *v, const cand *c, uint32_t n,
+			 const double *lo, const double *hi, cand *best)
+{
+	uint32_t p = op->m->o.choose_p, nt = 0;
+	double least = INFINITY;
+	if (n <= p) { /* every entry is a candidate: no list to build */
+		for (const cand *x = &c[best->i]; x && least > 0; x = next_cand(c, n, x)) {
+			double inc = overlap_growth(v, op->d, x->i, lo, hi, least);
+			if (inc < least)
+				least = inc, *best = *x;
+		}
+		return 0;
+	}
+	cand tstack[64], *top = p <= 64 ? tstack : malloc((size_t)p * sizeof *top);
+	if (!top)
+		return STRATA_ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		top_insert(top, &nt, p, &c[i]);
+	for (uint32_t j = 0; j < nt && least > 0; j++) {
+		double inc = overlap_growth(v, op->d, top[j].i, lo, hi, least);
+		if (inc < least)
+			least = inc, *best = top[j];
+	}
+	if (top != tstack)
+		free(top);
+	return 0;
+}
+
 /* R* ChooseSubtree. Above the leaves: least area enlargement, then least
  * area. For leaves as children: among the choose_p entries of least area
  * enlargement ("nearly minimum overlap"), least overlap enlargement; an
  * entry that already covers the new one (enlargement 0) adds no overlap
- * and wins at once, before any candidate list is built. */
+ * and wins at once, before any candidate is kept. Only leaf-parents keep
+ * the candidates (c): above them the best is tracked alone. */
 static int choose(const xt_op *op, const xt_view *v, const double *lo, const double *hi,
 		  bool child_leaf, uint32_t *out)
 {
-	uint32_t n = v->h->count, d = op->d, p = op->m->o.choose_p, nt = 0;
-	cand stack[128], *c = n <= 128 ? stack : malloc((size_t)n * sizeof *c);
-	cand tstack[64], *top = p <= 64 ? tstack : malloc((size_t)p * sizeof *top);
-	int rc = c && top ? 0 : STRATA_ENOMEM;
-	if (rc)
-		goto err;
+	uint32_t n = v->h->count, d = op->d;
+	cand stack[128], *c = !child_leaf || n <= 128 ? stack : malloc((size_t)n * sizeof *c);
+	if (!c)
+		return STRATA_ENOMEM;
 	cand best = {INFINITY, INFINITY, 0};
 	double area[128 + XT_LANES], enl[128 + XT_LANES];
 	for (uint32_t from = 0; from < n; from += 128) { /* areas in chunks, vectorised */
@@ -271,29 +333,17 @@ static int choose(const xt_op *op, const xt_view *v, const double *lo, const dou
 		part.lo += from, part.hi += from;
 		areas(&part, d, lo, hi, area, enl);
 		for (uint32_t j = 0; j < len; j++) {
-			c[from + j] = (cand){enl[j], area[j], from + j};
-			if (cand_before(&c[from + j], &best))
-				best = c[from + j];
+			cand x = {enl[j], area[j], from + j};
+			if (child_leaf)
+				c[from + j] = x;
+			if (cand_before(&x, &best))
+				best = x;
 		}
 	}
-	if (child_leaf && best.enl > 0) {
-		for (uint32_t i = 0; i < n; i++)
-			top_insert(top, &nt, p, &c[i]);
-		double least = INFINITY;
-		for (uint32_t j = 0; j < nt && least > 0; j++) {
-			double inc = overlap_growth(v, d, top[j].i, lo, hi);
-			if (inc < least) { /* ties keep the earlier: less enlargement */
-				least = inc;
-				best = top[j];
-			}
-		}
-	}
+	int rc = child_leaf && best.enl > 0 ? least_overlap(op, v, c, n, lo, hi, &best) : 0;
 	*out = best.i;
-err:
 	if (c != stack)
 		free(c);
-	if (top != tstack)
-		free(top);
 	return rc;
 }
 
@@ -325,23 +375,48 @@ typedef struct dist_ix {
 	uint32_t i;
 } dist_ix;
 
+static bool dist_before(const dist_ix *x, const dist_ix *y)
+{
+	if (x->dist != y->dist)
+		return x->dist > y->dist;
+	return x->i < y->i;
+}
+
 static int cmp_dist_desc(const void *a, const void *b)
 {
 	const dist_ix *x = a, *y = b;
-	if (x->dist != y->dist)
-		return x->dist > y->dist ? -1 : 1;
-	return x->i < y->i ? -1 : x->i > y->i;
+	return dist_before(x, y) ? -1 : dist_before(y, x);
+}
+
+/* Farthest first (ties: lower index first). A strict total order, so the
+ * result does not depend on the sort: insertion for the few dozen entries
+ * of an overflowing node (qsort's callback per comparison cost more than
+ * the rest of the reinsert), qsort for supernode-sized sets. */
+static void sort_dist(dist_ix *dx, uint32_t n)
+{
+	if (n > 128) {
+		qsort(dx, n, sizeof *dx, cmp_dist_desc);
+		return;
+	}
+	for (uint32_t i = 1; i < n; i++) {
+		dist_ix x = dx[i];
+		uint32_t j = i;
+		for (; j > 0 && dist_before(&x, &dx[j - 1]); j--)
+			dx[j] = dx[j - 1];
+		dx[j] = x;
+	}
 }
 
 /* R* forced reinsert: keep the entries nearest the node's centre, queue the
  * reinsert_pct farthest (nearest of them first: "close reinsert"). */
 static int reinsert(xt_op *op, xt_path *P, uint32_t L, xt_ents *e)
 {
+	enum { SMALL = 128 };
 	uint32_t n = e->n, d = op->d;
 	uint32_t p = xt_cap_of(op->m->o.node_size, d, L == 0) * op->m->o.reinsert_pct / 100;
 	p = p ? p : 1;
-	dist_ix *dx = malloc((size_t)n * sizeof *dx);
-	uint32_t *order = malloc((size_t)n * sizeof *order);
+	dist_ix dstack[SMALL], *dx = n <= SMALL ? dstack : malloc((size_t)n * sizeof *dx);
+	uint32_t ostack[SMALL], *order = n <= SMALL ? ostack : malloc((size_t)n * sizeof *order);
 	int rc = dx && order ? 0 : STRATA_ENOMEM;
 	if (rc)
 		goto err;
@@ -356,7 +431,7 @@ static int reinsert(xt_op *op, xt_path *P, uint32_t L, xt_ents *e)
 		}
 		dx[i] = (dist_ix){s, i};
 	}
-	qsort(dx, n, sizeof *dx, cmp_dist_desc);
+	sort_dist(dx, n);
 	for (uint32_t j = 0; j < n; j++)
 		order[j] = dx[j].i;
 	fill_group(&P->v[L], d, e, order, p, n);
@@ -365,8 +440,10 @@ static int reinsert(xt_op *op, xt_path *P, uint32_t L, xt_ents *e)
 		if ((rc = pending_push(op, e, order[j], L)))
 			goto err;
 err:
-	free(dx);
-	free(order);
+	if (dx != dstack)
+		free(dx);
+	if (order != ostack)
+		free(order);
 	return rc;
 }
 
@@ -494,6 +571,18 @@ static int new_root_leaf(xt_op *op)
 	return 0;
 }
 
+/* Entry s of v enlarged to cover [lo, hi], in place (xt_box_extend's
+ * comparisons, without copying the box out and back). */
+static void enlarge(xt_view *v, uint32_t d, uint32_t s, const double *lo, const double *hi)
+{
+	uint32_t cap = v->h->cap;
+	for (uint32_t k = 0; k < d; k++) {
+		double *l = v->lo + (size_t)k * cap + s, *h = v->hi + (size_t)k * cap + s;
+		*l = lo[k] < *l ? lo[k] : *l;
+		*h = hi[k] > *h ? hi[k] : *h;
+	}
+}
+
 /* Descends from the root to `level` choosing subtrees, enlarging boxes. */
 static int descend(xt_op *op, xt_path *P, const double *lo, const double *hi, uint32_t level)
 {
@@ -512,10 +601,7 @@ static int descend(xt_op *op, xt_path *P, const double *lo, const double *hi, ui
 			return STRATA_ECORRUPT;
 		if ((rc = choose(op, v, lo, hi, L == 1, &s)))
 			return rc;
-		xt_box b;
-		xt_box_get(v, op->d, s, &b);
-		xt_box_extend(&b, lo, hi, op->d);
-		xt_box_set(v, op->d, s, &b);
+		enlarge(v, op->d, s, lo, hi);
 		P->slot[L - 1] = s;
 		P->id[L - 1] = v->ids[s];
 		if ((rc = writable(op, &P->id[L - 1], L - 1, &P->v[L - 1])))
