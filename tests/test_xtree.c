@@ -139,6 +139,15 @@ static int on_hit(void *ctx, uint64_t id, const double *lo, const double *hi)
 	return 0;
 }
 
+/* strata_xt_ids_fn: every block holds 1..64 ids. */
+static int on_ids(void *ctx, const uint64_t *v, size_t n)
+{
+	cr_assert(n >= 1 && n <= 64, "a block of %zu ids", n);
+	for (size_t i = 0; i < n; i++)
+		ids_push(ctx, v[i], 0);
+	return 0;
+}
+
 static int on_knn(void *ctx, uint64_t id, double dist, const double *lo, const double *hi)
 {
 	(void)lo, (void)hi;
@@ -259,6 +268,19 @@ static void compare_window(const strata_snapshot *snap, const strata_xt_handle *
 			qsort(got.v, got.n, sizeof *got.v, cmp_u64);
 			qsort(want.v, want.n, sizeof *want.v, cmp_u64);
 			cr_assert_arr_eq(got.v, want.v, got.n * sizeof *got.v, "pred %d ids differ", p);
+		}
+		if (h) { /* the block form: the same ids as the per-hit form and the oracle */
+			ids blk = {0};
+			rc = strata_xt_handle_query_ids(h, m->d, (strata_xt_pred)p, lo, hi, on_ids, &blk);
+			cr_assert_eq(rc, 0, "query_ids: %s", strata_strerror(rc));
+			cr_assert_eq(blk.n, want.n, "pred %d: %zu ids in blocks, oracle %zu (d=%u)", p,
+				     blk.n, want.n, m->d);
+			if (blk.n) {
+				qsort(blk.v, blk.n, sizeof *blk.v, cmp_u64);
+				cr_assert_arr_eq(blk.v, want.v, blk.n * sizeof *blk.v,
+						 "pred %d: block ids differ", p);
+			}
+			ids_free(&blk);
 		}
 		ids_free(&got);
 		ids_free(&want);
@@ -708,6 +730,81 @@ Test(xtree, query_handle_lifetime_and_errors)
 	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
 	cr_assert_eq(strata_xt_handle_open(snap, "t", &h), 0);
 	cr_assert_eq(strata_xt_handle_count(h), 150, "a new snapshot's handle sees the commit");
+	strata_xt_handle_close(h);
+	strata_snapshot_close(snap);
+	test_close(s);
+}
+
+typedef struct stopper {
+	int calls, ret;
+	size_t ids;
+} stopper;
+
+static int stop_ids(void *ctx, const uint64_t *v, size_t n)
+{
+	stopper *st = ctx;
+	(void)v;
+	st->calls++;
+	st->ids += n;
+	return st->ret;
+}
+
+/* strata_xt_handle_query_ids: errors as strata_xt_handle_query, every hit
+ * once in blocks of at most 64 (small nodes: many leaves), a nonzero return
+ * stops the query and is returned, an empty window makes no call. The
+ * differential tests compare its ids with the per-hit form and the oracle. */
+Test(xtree, query_ids_blocks_errors_and_stop)
+{
+	strata_store *s = test_open(NULL);
+	strata_xt_options o = {.node_size = 512};
+	create(s, "t", 2, &o);
+	strata_txn *t = begin(s, "t");
+	for (uint64_t i = 0; i < 2000; i++)
+		cr_assert_eq(strata_xt_insert(t, "t", 2, (double[]){(double)(i % 50), (double)(i / 50)},
+					      NULL, i), 0);
+	commit(t);
+	strata_snapshot *snap;
+	strata_xt_handle *h;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_xt_handle_open(snap, "t", &h), 0);
+
+	double all_lo[2] = {-1, -1}, all_hi[2] = {100, 100}, a[2] = {5, 0}, b[2] = {4, 1};
+	stopper st = {0, 0, 0};
+	cr_assert_eq(strata_xt_handle_query_ids(NULL, 2, STRATA_XT_INTERSECTS, a, NULL, stop_ids, &st),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_handle_query_ids(h, 2, STRATA_XT_INTERSECTS, a, NULL, NULL, &st),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_handle_query_ids(h, 3, STRATA_XT_INTERSECTS, a, NULL, stop_ids, &st),
+		     STRATA_EDIMS);
+	cr_assert_eq(strata_xt_handle_query_ids(h, 2, (strata_xt_pred)3, a, NULL, stop_ids, &st),
+		     STRATA_EINVAL);
+	cr_assert_eq(strata_xt_handle_query_ids(h, 2, STRATA_XT_WITHIN, a, b, stop_ids, &st),
+		     STRATA_ECOORD);
+	cr_assert_eq(st.calls, 0);
+
+	ids got = {0};
+	cr_assert_eq(strata_xt_handle_query_ids(h, 2, STRATA_XT_WITHIN, all_lo, all_hi, on_ids, &got),
+		     0);
+	cr_assert_eq(got.n, 2000);
+	qsort(got.v, got.n, sizeof *got.v, cmp_u64);
+	for (size_t i = 0; i < got.n; i++)
+		cr_assert_eq(got.v[i], i, "each id once");
+	ids_free(&got);
+
+	st = (stopper){0, 0, 0};
+	cr_assert_eq(strata_xt_handle_query_ids(h, 2, STRATA_XT_INTERSECTS, all_lo, all_hi, stop_ids,
+						&st), 0);
+	cr_assert_eq(st.ids, 2000);
+	cr_assert(st.calls >= 2000 / 64, "%d blocks for 2000 hits", st.calls);
+	st = (stopper){0, 7, 0};
+	cr_assert_eq(strata_xt_handle_query_ids(h, 2, STRATA_XT_INTERSECTS, all_lo, all_hi, stop_ids,
+						&st), 7);
+	cr_assert_eq(st.calls, 1, "stopped after the first block");
+	double far_lo[2] = {500, 500}, far_hi[2] = {600, 600};
+	st = (stopper){0, 0, 0};
+	cr_assert_eq(strata_xt_handle_query_ids(h, 2, STRATA_XT_INTERSECTS, far_lo, far_hi, stop_ids,
+						&st), 0);
+	cr_assert_eq(st.calls, 0, "no hits, no call");
 	strata_xt_handle_close(h);
 	strata_snapshot_close(snap);
 	test_close(s);

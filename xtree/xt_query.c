@@ -7,10 +7,14 @@
  * or a query handle opened once per snapshot (xt_meta.c).
  *
  * Window tests take two entries at a time (one vector of the structure-of-
- * arrays coordinates), every dimension of them, branch-free, into a bit
- * mask of up to 64 entries; only the set bits are visited. A directory
+ * arrays coordinates), every dimension of them, branch-free in 2-D and 3-D
+ * (above, a lane stops at the first dimension both entries fail), into a
+ * bit mask of up to 64 entries; only the set bits are visited. A directory
  * node's matching children are resolved and prefetched before the first
  * is descended into, and leaves lying within the window are not tested.
+ * Hits go to a per-hit callback (id and box) or, in the block form
+ * (strata_xt_handle_query_ids), as one array of ids per leaf chunk: the
+ * leaf's own id array when every entry matched.
  *
  * The cursor keeps one priority queue of nodes and entries keyed by their
  * distance to the query point. Order: distance; at equal distance nodes
@@ -33,19 +37,24 @@ typedef struct wq {
 	uint32_t d;
 	strata_xt_pred pred;
 	const double *qlo, *qhi;
-	strata_xt_hit_fn fn;
+	strata_xt_hit_fn fn;     /* one call per hit, or ... */
+	strata_xt_ids_fn ids_fn; /* ... one per leaf chunk (exactly one of the two) */
 	void *ctx;
 } wq;
 
 /* One vector of entries (at, at + 1) against the query in every dimension;
- * tail > 0: only `tail` entries remain (xt_load_tail). */
+ * tail > 0: only `tail` entries remain (xt_load_tail). early: stop at the
+ * first dimension that both entries fail (the generic-d copy: in 8-32 D a
+ * large window still excludes most entries within a few dimensions, and
+ * testing all d of them cost as much as a scan); the constant 2-D and 3-D
+ * copies stay branch-free. */
 static inline __attribute__((always_inline)) xt_vi
 test_lane(const xt_view *v, uint32_t d, uint32_t at, uint32_t tail, const int rel,
-	  const double *qlo, const double *qhi)
+	  const double *qlo, const double *qhi, const bool early)
 {
 	uint32_t cap = v->h->cap;
 	xt_vi m = {-1, -1};
-	for (uint32_t k = 0; k < d; k++) {
+	for (uint32_t k = 0; k < d && (!early || (m[0] | m[1])); k++) {
 		const double *lo = v->lo + (size_t)k * cap + at, *hi = v->hi + (size_t)k * cap + at;
 		xt_vd l = tail ? xt_load_tail(lo, tail) : xt_load(lo);
 		xt_vd h = tail ? xt_load_tail(hi, tail) : xt_load(hi);
@@ -71,14 +80,15 @@ static inline __attribute__((always_inline)) uint64_t
 test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int rel,
 	  const double *qlo, const double *qhi)
 {
+	const bool early = d > 3;
 	uint32_t full = len / XT_LANES, j = 0;
 	uint64_t bits = 0;
 	for (; j < full; j++) { /* whole lanes: plain loads */
-		xt_vi m = test_lane(v, d, from + XT_LANES * j, 0, rel, qlo, qhi);
+		xt_vi m = test_lane(v, d, from + XT_LANES * j, 0, rel, qlo, qhi, early);
 		bits |= ((uint64_t)(m[0] & 1) | (uint64_t)(m[1] & 2)) << (XT_LANES * j);
 	}
 	if (len % XT_LANES) { /* the partial lane, once: its copy's bit cleared below */
-		xt_vi m = test_lane(v, d, from + XT_LANES * j, len % XT_LANES, rel, qlo, qhi);
+		xt_vi m = test_lane(v, d, from + XT_LANES * j, len % XT_LANES, rel, qlo, qhi, early);
 		bits |= ((uint64_t)(m[0] & 1) | (uint64_t)(m[1] & 2)) << (XT_LANES * j);
 	}
 	return len < 64 ? bits & ((1ull << len) - 1) : bits;
@@ -164,9 +174,27 @@ static int report_hits_2d(const wq *q, const xt_view *v, uint32_t from, uint64_t
 	return 0;
 }
 
-/* The hits among leaf entries (bits, entries from + i) go to the callback. */
-static int report_hits(const wq *q, const xt_view *v, uint32_t from, uint64_t bits)
+/* The ids of the hits (bits, entries from + i; len entries tested) in one
+ * call: the node's own id array when every entry matched (a leaf inside
+ * the window), else gathered into a block. */
+static int report_ids(const wq *q, const xt_view *v, uint32_t from, uint32_t len, uint64_t bits)
 {
+	uint64_t all = len < 64 ? (1ull << len) - 1 : ~0ull;
+	if (bits == all)
+		return q->ids_fn(q->ctx, v->ids + from, len);
+	uint64_t buf[64];
+	const uint64_t *ids = v->ids + from;
+	size_t n = 0;
+	for (; bits; bits &= bits - 1)
+		buf[n++] = ids[__builtin_ctzll(bits)];
+	return n ? q->ids_fn(q->ctx, buf, n) : 0;
+}
+
+/* The hits among leaf entries (bits, entries from + i) go to the callback. */
+static int report_hits(const wq *q, const xt_view *v, uint32_t from, uint32_t len, uint64_t bits)
+{
+	if (q->ids_fn)
+		return report_ids(q, v, from, len, bits);
 	if (q->d == 2)
 		return report_hits_2d(q, v, from, bits);
 	for (; bits; bits &= bits - 1) {
@@ -210,7 +238,7 @@ static int visit_node(const wq *q, const xt_view *v, uint32_t level, bool inside
 			uint64_t in = inside ? all : children_inside(q, v, level, from, len, bits);
 			rc = visit_children(q, v, level, from, bits, in);
 		} else {
-			rc = report_hits(q, v, from, bits);
+			rc = report_hits(q, v, from, len, bits);
 		}
 		if (rc)
 			return rc;
@@ -241,16 +269,17 @@ int xt_check_args(const xt_rd *rd, uint32_t dims, bool bad_arg, const double *mi
 	return xt_validate_box(dims, min, max);
 }
 
+/* A window query with either callback (the other NULL). */
 static int query_rd(const xt_rd *rd, uint32_t dims, strata_xt_pred pred, const double *min,
-		    const double *max, strata_xt_hit_fn fn, void *ctx)
+		    const double *max, strata_xt_hit_fn fn, strata_xt_ids_fn ids_fn, void *ctx)
 {
-	bool bad = !fn || pred < STRATA_XT_INTERSECTS || pred > STRATA_XT_WITHIN;
+	bool bad = (!fn && !ids_fn) || pred < STRATA_XT_INTERSECTS || pred > STRATA_XT_WITHIN;
 	int rc = xt_check_args(rd, dims, bad, min, max);
 	if (rc)
 		return rc;
 	if (rd->m->height == 0)
 		return 0;
-	wq q = {rd, dims, pred, min, max ? max : min, fn, ctx};
+	wq q = {rd, dims, pred, min, max ? max : min, fn, ids_fn, ctx};
 	return visit(&q, rd->m->top, rd->m->height - 1);
 }
 
@@ -260,14 +289,21 @@ STRATA_API int strata_xt_query(const strata_snapshot *snap, const char *name, ui
 {
 	xt_rd rd;
 	int rc = xt_rd_open(snap, name, &rd);
-	return rc ? rc : query_rd(&rd, dims, pred, min, max, fn, ctx);
+	return rc ? rc : query_rd(&rd, dims, pred, min, max, fn, NULL, ctx);
 }
 
 STRATA_API int strata_xt_handle_query(const strata_xt_handle *h, uint32_t dims,
 				      strata_xt_pred pred, const double *min, const double *max,
 				      strata_xt_hit_fn fn, void *ctx)
 {
-	return h ? query_rd(&h->rd, dims, pred, min, max, fn, ctx) : STRATA_EINVAL;
+	return h ? query_rd(&h->rd, dims, pred, min, max, fn, NULL, ctx) : STRATA_EINVAL;
+}
+
+STRATA_API int strata_xt_handle_query_ids(const strata_xt_handle *h, uint32_t dims,
+					  strata_xt_pred pred, const double *min,
+					  const double *max, strata_xt_ids_fn fn, void *ctx)
+{
+	return h ? query_rd(&h->rd, dims, pred, min, max, NULL, fn, ctx) : STRATA_EINVAL;
 }
 
 /* ---- best-first kNN ---------------------------------------------------------- */

@@ -221,6 +221,22 @@ STRATA_API int strata_xt_handle_cursor(const strata_xt_handle *h, uint32_t dims,
 				       const double *point, strata_xt_metric metric,
 				       strata_xt_cursor **out);
 
+/* Hits in blocks: called with n >= 1 ids of matching entries, at most one
+ * leaf's worth (and at most 64) per call, in no particular order. `ids` is
+ * valid during the call only (it may point into the tree's own node). Return
+ * 0 to go on, anything else to stop the query, which then returns that
+ * value. */
+typedef int (*strata_xt_ids_fn)(void *ctx, const uint64_t *ids, size_t n);
+
+/* strata_xt_handle_query reporting ids only, a block per call instead of
+ * one call per hit: no box is gathered and no call made per hit, which is
+ * most of a large window's cost beyond reading the nodes (a 1 % window of
+ * 100k 2-D boxes has ~960 hits in ~70 leaves). The same hits as
+ * strata_xt_handle_query with the same arguments; the same errors. */
+STRATA_API int strata_xt_handle_query_ids(const strata_xt_handle *h, uint32_t dims,
+					  strata_xt_pred pred, const double *min,
+					  const double *max, strata_xt_ids_fn fn, void *ctx);
+
 /* ---- the invariant checker --------------------------------------------------
  * Checks the tree as of the snapshot: node kinds, levels (all leaves at
  * level 0), every directory MBR exactly the union of its child's entries,
