@@ -198,6 +198,12 @@ static void gen_queries(data *Q, const data *D, size_t n, double sel, bool near,
 	}
 }
 /* ---- the X-tree ------------------------------------------------------------------------ */
+/* Hit ids collected by a window query, reused across queries. */
+typedef struct idbuf {
+	uint64_t *v;
+	size_t n, cap;
+} idbuf;
+
 typedef struct xt {
 	strata_store *st;
 	strata_snapshot *snap;
@@ -207,6 +213,7 @@ typedef struct xt {
 	uint32_t k;
 	uint64_t sum;  /* hits, or kNN result ids summed */
 	double dsum;   /* kNN result distances summed */
+	idbuf ids;     /* the last window's hits */
 } xt;
 
 static strata_store *store_mem(void)
@@ -252,6 +259,8 @@ static void xt_snap_close(xt *x)
 {
 	strata_xt_handle_close(x->h);
 	strata_snapshot_close(x->snap);
+	free(x->ids.v);
+	x->ids = (idbuf){NULL, 0, 0};
 }
 
 static uint64_t run_build(void *arg, uint64_t ops, bool bulk)
@@ -288,7 +297,43 @@ static int sum_knn(void *ctx, uint64_t id, double dist, const double *lo, const 
 	return 0;
 }
 
+/* strata_xt_ids_fn: a block of hit ids appended to the buffer. */
+static int collect_ids(void *ctx, const uint64_t *ids, size_t n)
+{
+	idbuf *b = ctx;
+	if (b->n + n > b->cap) {
+		b->cap = 2 * (b->n + n);
+		b->v = realloc(b->v, b->cap * sizeof *b->v);
+		if (!b->v)
+			bench_check(STRATA_ENOMEM, "collect_ids");
+	}
+	memcpy(b->v + b->n, ids, n * sizeof *ids);
+	b->n += n;
+	return 0;
+}
+
+/* Window queries as an engine would run them and as the Boost peer does:
+ * the hits' ids collected into a buffer reused across queries, here
+ * through the block form (strata_xt_handle_query_ids). */
 static uint64_t run_xt_window(void *arg, uint64_t ops)
+{
+	xt *x = arg;
+	uint32_t d = x->q->d;
+	uint64_t t0 = bench_now_ns();
+	for (uint64_t i = 0; i < ops; i++, x->next = (x->next + 1) % x->q->n) {
+		x->ids.n = 0;
+		BENCH_CHECK(strata_xt_handle_query_ids(x->h, d, STRATA_XT_INTERSECTS,
+						       x->q->lo + x->next * d,
+						       x->q->hi + x->next * d, collect_ids, &x->ids),
+			    "strata_xt_handle_query_ids");
+		x->sum += x->ids.n;
+	}
+	return bench_now_ns() - t0;
+}
+
+/* The per-hit callback form (strata_xt_handle_query), counting only: the
+ * `*_hitfn` figures, what runs 1-9 measured as the window figure. */
+static uint64_t run_xt_window_hitfn(void *arg, uint64_t ops)
 {
 	xt *x = arg;
 	uint32_t d = x->q->d;
@@ -681,6 +726,12 @@ static void window_figs(bench_session *s, sys *y, const data *D, int si, double 
 	cross_check(name, "xtree", one_pass(run_xt_window, &y->x, &y->x.sum, &y->x.next, Q.n), want,
 		    ref, false);
 	bench_measure(s, name, NULL, run_xt_window, &y->x, ops);
+	snprintf(pname, sizeof pname, "%s_hitfn", name);
+	if (c->base && bench_wants(s, pname)) {
+		cross_check(pname, "xtree (per hit)", one_pass(run_xt_window_hitfn, &y->x, &y->x.sum,
+							       &y->x.next, Q.n), want, ref, false);
+		bench_measure(s, pname, NULL, run_xt_window_hitfn, &y->x, ops);
+	}
 	snprintf(pname, sizeof pname, "%s_nodes", name);
 	if ((c->base || sel == 0.0001 || sel == 0.01) && bench_wants(s, pname)) {
 		double v = window_nodes(y->x.snap, &Q);
@@ -1027,12 +1078,71 @@ static void sidx_hd(bench_session *s, const char *name, const data *D, const dat
 #endif
 }
 
+/* Windows at 8-32 D: cubes of 0.01 % and 1 % of the unit volume, centred
+ * near random entries (uniform windows would mostly miss clustered data),
+ * X-tree (ids collected, as in 2-D) against the scan and libspatialindex
+ * (STR-loaded) on the same windows, every count cross-checked against the
+ * scan's. bench.h's 16 ratios are taken: the ratios go into one note per
+ * data set. */
+static void hd_windows(bench_session *s, const char *tag, const data *D, xt *x, peer *sidx)
+{
+	const double sels[] = {0.0001, 0.01};
+	char note[BENCH_NOTE_MAX] = "";
+	for (int i = 0; i < 2; i++) {
+		char name[BENCH_NAME_MAX], sname[BENCH_NAME_MAX + 8], iname[BENCH_NAME_MAX + 8];
+		snprintf(name, sizeof name, "%s_window_%g%%", tag, sels[i] * 100);
+		snprintf(sname, sizeof sname, "%s_scan", name);
+		snprintf(iname, sizeof iname, "%s_sidx", name);
+		if (!bench_wants(s, name))
+			continue;
+		data Q;
+		gen_queries(&Q, D, s->opts.quick ? 50 : 200, sels[i], true, 300 + D->d + (uint64_t)i);
+		scan sc = {.D = D, .q = &Q};
+		x->q = &Q;
+		uint64_t want = one_pass(run_scan_window, &sc, &sc.sum, &sc.next, Q.n);
+		cross_check(name, "xtree", one_pass(run_xt_window, x, &x->sum, &x->next, Q.n), want,
+			    "the scan", false);
+		const bench_fig *fx = bench_measure(s, name, NULL, run_xt_window, x, Q.n);
+		const bench_fig *fs = bench_measure(s, sname, "scan", run_scan_window, &sc, Q.n / 4);
+		const bench_fig *fi = NULL;
+#ifdef STRATA_BENCH_HAVE_SIDX
+		size_t nq = s->opts.quick ? 5 : 20; /* milliseconds per query at 16-32 D */
+		if (sidx->h && bench_wants(s, iname)) {
+			uint64_t w = one_pass(run_scan_window, &sc, &sc.sum, &sc.next, nq);
+			sidx->q = &Q;
+			cross_check(iname, "libspatialindex", one_pass(run_sidx_window, sidx, &sidx->sum,
+								      &sidx->next, nq), w, "the scan", false);
+			fi = bench_measure(s, iname, "libspatialindex", run_sidx_window, sidx, nq);
+		}
+#else
+		(void)sidx, (void)iname;
+#endif
+		size_t len = strlen(note);
+		len += (size_t)snprintf(note + len, sizeof note - len, "%s%g %%: %.1f hits, X-tree / "
+					"scan %.3f", len ? "; " : "", sels[i] * 100,
+					(double)want / (double)Q.n,
+					fx && fs ? fx->median / fs->median : NAN);
+		if (fx && fi && len < sizeof note)
+			snprintf(note + len, sizeof note - len, ", / libspatialindex %.3f",
+				 fx->median / fi->median);
+		data_free(&Q);
+	}
+	if (note[0])
+		bench_note(s, "%s windows %s", tag, note);
+}
+
 static void suite_hd(bench_session *s, uint32_t d, bool clustered, size_t n)
 {
-	char name[40], sname[BENCH_NAME_MAX];
-	snprintf(name, sizeof name, "%ud_%s_knn10", d, clustered ? "clustered" : "uniform");
+	char tag[20], name[40], sname[BENCH_NAME_MAX];
+	snprintf(tag, sizeof tag, "%ud_%s", d, clustered ? "clustered" : "uniform");
+	snprintf(name, sizeof name, "%s_knn10", tag);
 	snprintf(sname, sizeof sname, "%s_scan", name);
-	if (!bench_wants(s, name))
+	char w1[BENCH_NAME_MAX], w2[BENCH_NAME_MAX];
+	snprintf(w1, sizeof w1, "%s_window_0.01%%", tag);
+	snprintf(w2, sizeof w2, "%s_window_1%%", tag);
+	bool want_knn = bench_wants(s, name);
+	bool want_win = bench_wants(s, w1) | bench_wants(s, w2);
+	if (!want_knn && !want_win)
 		return;
 	data D, Q;
 	gen(&D, d, n, clustered, 0, 100 + d);
@@ -1042,13 +1152,29 @@ static void suite_hd(bench_session *s, uint32_t d, bool clustered, size_t n)
 	xt_snap_open(&x);
 	scan sc = {.D = &D, .q = &Q, .k = 10, .best = bench_xmalloc(10 * sizeof(double)),
 		   .bid = bench_xmalloc(10 * sizeof(uint64_t))};
-	knn_check(name, "xtree", pass_xt_knn(&x, Q.n), pass_scan_knn(&sc, Q.n), "the scan", true);
-	bench_measure(s, name, NULL, run_xt_knn, &x, Q.n);
-	bench_measure(s, sname, "scan", run_scan_knn, &sc, Q.n / 2);
-	bench_add_ratio(s, name, sname);
-	sidx_hd(s, name, &D, &Q, &sc);
-	snprintf(name, sizeof name, "%ud_%s_knn10_nodes", d, clustered ? "clustered" : "uniform");
-	knn_nodes(s, x.h, &D, name);
+	if (want_knn) {
+		knn_check(name, "xtree", pass_xt_knn(&x, Q.n), pass_scan_knn(&sc, Q.n), "the scan",
+			  true);
+		bench_measure(s, name, NULL, run_xt_knn, &x, Q.n);
+		bench_measure(s, sname, "scan", run_scan_knn, &sc, Q.n / 2);
+		bench_add_ratio(s, name, sname);
+		sidx_hd(s, name, &D, &Q, &sc);
+		snprintf(name, sizeof name, "%s_knn10_nodes", tag);
+		knn_nodes(s, x.h, &D, name);
+	}
+	if (want_win && !s->opts.list) {
+		peer p = {0};
+#ifdef STRATA_BENCH_HAVE_SIDX
+		p.h = peer_sidx_build_str(D.d, D.lo, D.hi, D.id, D.n);
+		if (!p.h)
+			bench_note(s, "%s: libspatialindex STR load failed", tag);
+#endif
+		hd_windows(s, tag, &D, &x, &p);
+#ifdef STRATA_BENCH_HAVE_SIDX
+		if (p.h)
+			peer_sidx_free(p.h);
+#endif
+	}
 	xt_snap_close(&x);
 	bench_check(strata_close(x.st), "close");
 	free(sc.best), free(sc.bid);

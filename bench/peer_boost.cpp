@@ -1,8 +1,8 @@
 // peer_boost.cpp — Boost.Geometry's rtree as the xtree suite's 2-D and 3-D
 // peer: rstar<16> (the parameters the issue quotes), built by inserts or by
-// the packing constructor. Values are (box, id) pairs. Queries return the
-// hit count (window) or the sum of the ids of the k nearest (kNN), for the
-// suite's cross-check. The C interface is in peer_spatial.h; one template
+// the packing constructor. Values are (box, id) pairs. A window query
+// collects the hit ids into a reused vector and returns their count; kNN
+// returns the sum of the ids of the k nearest (the suite cross-checks both). The C interface is in peer_spatial.h; one template
 // per dimension count behind one virtual interface.
 #include <boost/geometry.hpp>
 #include <boost/geometry/index/rtree.hpp>
@@ -49,20 +49,23 @@ template <std::size_t D> struct rt final : peer_boost {
 		return box(make_point(lo), make_point(hi));
 	}
 
-	// Counts through an output iterator: no result vector to grow.
-	struct counter {
-		uint64_t *n;
-		counter &operator*() { return *this; }
-		counter &operator++() { return *this; }
-		counter operator++(int) { return *this; }
-		counter &operator=(const value &) { ++*n; return *this; }
+	// The ids of the hits into a vector reused across queries (what the
+	// X-tree side does with its blocks of ids: the same result, like for
+	// like), through an output iterator Boost inlines into its leaf loop.
+	std::vector<uint64_t> hits;
+	struct id_out {
+		std::vector<uint64_t> *v;
+		id_out &operator*() { return *this; }
+		id_out &operator++() { return *this; }
+		id_out operator++(int) { return *this; }
+		id_out &operator=(const value &x) { v->push_back(x.second); return *this; }
 	};
 
 	uint64_t window(const double *lo, const double *hi) override
 	{
-		uint64_t n = 0;
-		t.query(bgi::intersects(make_box(lo, hi)), counter{&n});
-		return n;
+		hits.clear();
+		t.query(bgi::intersects(make_box(lo, hi)), id_out{&hits});
+		return hits.size();
 	}
 
 	uint64_t knn(const double *pt, unsigned k) override

@@ -25,6 +25,8 @@ typedef struct peer_boost peer_boost;
  * insert per entry. */
 peer_boost *peer_boost_build(uint32_t d, const double *lo, const double *hi, const uint64_t *ids,
 			     size_t n, int packed);
+/* The hits' ids collected into a vector reused across queries (as the
+ * X-tree side collects its blocks of ids); returns their count. */
 uint64_t peer_boost_window(peer_boost *b, const double *lo, const double *hi);
 uint64_t peer_boost_knn(peer_boost *b, const double *pt, unsigned k);
 /* The same query; the sum of the k result distances (L2, point to box). */
