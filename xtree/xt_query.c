@@ -85,11 +85,11 @@ test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int r
 	uint64_t bits = 0;
 	for (; j < full; j++) { /* whole lanes: plain loads */
 		xt_vi m = test_lane(v, d, from + XT_LANES * j, 0, rel, qlo, qhi, early);
-		bits |= ((uint64_t)(m[0] & 1) | (uint64_t)(m[1] & 2)) << (XT_LANES * j);
+		bits |= (uint64_t)xt_mask_bits(m) << (XT_LANES * j);
 	}
 	if (len % XT_LANES) { /* the partial lane, once: its copy's bit cleared below */
 		xt_vi m = test_lane(v, d, from + XT_LANES * j, len % XT_LANES, rel, qlo, qhi, early);
-		bits |= ((uint64_t)(m[0] & 1) | (uint64_t)(m[1] & 2)) << (XT_LANES * j);
+		bits |= (uint64_t)xt_mask_bits(m) << (XT_LANES * j);
 	}
 	return len < 64 ? bits & ((1ull << len) - 1) : bits;
 }
@@ -123,8 +123,13 @@ static int visit_node(const wq *q, const xt_view *v, uint32_t level, bool inside
 static inline void prefetch_node(const void *p, uint32_t size)
 {
 	uint32_t n = size < 2048 ? size : 2048;
-	for (uint32_t at = 0; at < n; at += 64)
-		__builtin_prefetch((const char *)p + at);
+	const char *c = p;
+	for (uint32_t at = 0; at < n; at += 256) { /* nodes are >= 512 bytes: 4 lines a step */
+		__builtin_prefetch(c + at);
+		__builtin_prefetch(c + at + 64);
+		__builtin_prefetch(c + at + 128);
+		__builtin_prefetch(c + at + 192);
+	}
 }
 
 /* The children of directory node v that passed (bits, entries from +

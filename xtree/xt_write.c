@@ -151,7 +151,8 @@ area_lane(const xt_view *v, uint32_t d, uint32_t at, uint32_t tail, const double
 	*grown = g;
 }
 
-/* area_lane over all n entries of v into area[], enl[] (grown - area). */
+/* area_lane over all n entries of v into area[], enl[] (grown - area);
+ * d constant in 2-D and 3-D. */
 static inline __attribute__((always_inline)) void
 areas_d(const xt_view *v, uint32_t d, const double *lo, const double *hi, double *area,
 	double *enl)
@@ -177,6 +178,8 @@ static void areas(const xt_view *v, uint32_t d, const double *lo, const double *
 {
 	if (d == 2)
 		areas_d(v, 2, lo, hi, area, enl);
+	else if (d == 3)
+		areas_d(v, 3, lo, hi, area, enl);
 	else
 		areas_d(v, d, lo, hi, area, enl);
 }
@@ -236,71 +239,76 @@ static double overlap_growth(const xt_view *v, uint32_t d, uint32_t i, const dou
 	return overlap_growth_d(v, d, i, lo, hi, bound);
 }
 
-typedef struct cand {
-	double enl, area;
-	uint32_t i;
-} cand;
+/* ChooseSubtree's candidates: entry i's area enlargement and area. */
+typedef struct cands {
+	const double *enl, *area;
+	uint32_t n;
+} cands;
 
-static bool cand_before(const cand *x, const cand *y)
+/* Candidate order: least enlargement, then least area, then index. */
+static inline bool cand_before(const cands *c, uint32_t a, uint32_t b)
 {
-	if (x->enl != y->enl)
-		return x->enl < y->enl;
-	if (x->area != y->area)
-		return x->area < y->area;
-	return x->i < y->i;
+	if (c->enl[a] != c->enl[b])
+		return c->enl[a] < c->enl[b];
+	if (c->area[a] != c->area[b])
+		return c->area[a] < c->area[b];
+	return a < b;
 }
 
 /* Keeps the p best candidates sorted in top[0..*n): insertion, since p is
  * small (32) and most candidates fall out at the first comparison. */
-static void top_insert(cand *top, uint32_t *n, uint32_t p, const cand *c)
+static void top_insert(const cands *c, uint32_t *top, uint32_t *n, uint32_t p, uint32_t i)
 {
-	if (*n == p && !cand_before(c, &top[p - 1]))
+	if (*n == p && !cand_before(c, i, top[p - 1]))
 		return;
 	uint32_t j = *n < p ? (*n)++ : p - 1;
-	while (j > 0 && cand_before(c, &top[j - 1])) {
+	while (j > 0 && cand_before(c, i, top[j - 1])) {
 		top[j] = top[j - 1];
 		j--;
 	}
-	top[j] = *c;
+	top[j] = i;
 }
 
-/* The candidate after `prev` in cand_before order among c[0..n) (prev
- * NULL: the first). Selection, one pass per step: ChooseSubtree usually
- * stops after one or two candidates (an overlap growth of 0), so this
- * beats sorting all of them first. */
-static const cand *next_cand(const cand *c, uint32_t n, const cand *prev)
+/* The candidate after `prev` in cand_before order, or UINT32_MAX.
+ * Selection, one pass per step: with every entry a candidate (n <= p,
+ * small nodes) ChooseSubtree usually stops after one or two of them (an
+ * overlap growth of 0), so this beats sorting them first. With n > p
+ * (4 KiB nodes in 3-D: 68 entries) it needs more steps and the sorted
+ * top-p list is cheaper (3-D inserts took ~40 % more instructions with
+ * selection for every n). */
+static uint32_t next_cand(const cands *c, uint32_t prev)
 {
-	const cand *best = NULL;
-	for (uint32_t i = 0; i < n; i++)
-		if ((!prev || cand_before(prev, &c[i])) && (!best || cand_before(&c[i], best)))
-			best = &c[i];
+	uint32_t best = UINT32_MAX;
+	for (uint32_t i = 0; i < c->n; i++)
+		if (cand_before(c, prev, i) && (best == UINT32_MAX || cand_before(c, i, best)))
+			best = i;
 	return best;
 }
 
-/* Among candidates c[0..n) (c[i] is entry i), visited in cand_before
- * order (the top p of them when n > p), the one of least overlap growth;
- * ties keep the earlier (less enlargement). A growth of 0 cannot be
- * beaten: the search stops. *best holds the first candidate on entry. */
-static int least_overlap(const xt_op *op, const xt_view *v, const cand *c, uint32_t n,
-			 const double *lo, const double *hi, cand *best)
+/* Among the candidates, visited in cand_before order (the top p of them
+ * when n > p), the one of least overlap growth; ties keep the earlier
+ * (less enlargement). A growth of 0 cannot be beaten: the search stops.
+ * *best holds the first candidate on entry. */
+static int least_overlap(const xt_op *op, const xt_view *v, const cands *c, const double *lo,
+			 const double *hi, uint32_t *best)
 {
 	uint32_t p = op->m->o.choose_p, nt = 0;
 	double least = INFINITY;
-	if (n <= p) { /* every entry is a candidate: no list to build */
-		for (const cand *x = &c[best->i]; x && least > 0; x = next_cand(c, n, x)) {
-			double inc = overlap_growth(v, op->d, x->i, lo, hi, least);
+	if (c->n <= p) { /* every entry is a candidate: no list to build */
+		for (uint32_t x = *best; x != UINT32_MAX && least > 0; x = next_cand(c, x)) {
+			double inc = overlap_growth(v, op->d, x, lo, hi, least);
 			if (inc < least)
-				least = inc, *best = *x;
+				least = inc, *best = x;
 		}
 		return 0;
 	}
-	cand tstack[64], *top = p <= 64 ? tstack : malloc((size_t)p * sizeof *top);
+	uint32_t tstack[64], *top = p <= 64 ? tstack : malloc((size_t)p * sizeof *top);
 	if (!top)
 		return STRATA_ENOMEM;
-	for (uint32_t i = 0; i < n; i++)
-		top_insert(top, &nt, p, &c[i]);
+	for (uint32_t i = 0; i < c->n; i++)
+		top_insert(c, top, &nt, p, i);
 	for (uint32_t j = 0; j < nt && least > 0; j++) {
-		double inc = overlap_growth(v, op->d, top[j].i, lo, hi, least);
+		double inc = overlap_growth(v, op->d, top[j], lo, hi, least);
 		if (inc < least)
 			least = inc, *best = top[j];
 	}
@@ -313,37 +321,42 @@ static int least_overlap(const xt_op *op, const xt_view *v, const cand *c, uint3
  * area. For leaves as children: among the choose_p entries of least area
  * enlargement ("nearly minimum overlap"), least overlap enlargement; an
  * entry that already covers the new one (enlargement 0) adds no overlap
- * and wins at once, before any candidate is kept. Only leaf-parents keep
- * the candidates (c): above them the best is tracked alone. */
+ * and wins at once. Areas and enlargements are computed into two arrays
+ * (vectorised, in chunks of 128 entries) that the candidate order reads
+ * by index. */
 static int choose(const xt_op *op, const xt_view *v, const double *lo, const double *hi,
 		  bool child_leaf, uint32_t *out)
 {
+	enum { SMALL = 128 };
 	uint32_t n = v->h->count, d = op->d;
-	cand stack[128], *c = !child_leaf || n <= 128 ? stack : malloc((size_t)n * sizeof *c);
-	if (!c)
-		return STRATA_ENOMEM;
-	cand best = {INFINITY, INFINITY, 0};
-	double area[128 + XT_LANES], enl[128 + XT_LANES];
-	for (uint32_t from = 0; from < n; from += 128) { /* areas in chunks, vectorised */
+	double astack[SMALL], estack[SMALL];
+	double *area = n <= SMALL ? astack : malloc((size_t)n * sizeof *area);
+	double *enl = n <= SMALL ? estack : malloc((size_t)n * sizeof *enl);
+	int rc = area && enl ? 0 : STRATA_ENOMEM;
+	if (rc)
+		goto err;
+	for (uint32_t from = 0; from < n; from += SMALL) {
 		xt_view part = *v;
-		uint32_t len = n - from < 128 ? n - from : 128;
 		xt_hdr h = *v->h;
-		h.count = len;
+		h.count = n - from < SMALL ? n - from : SMALL;
 		part.h = &h;
 		part.lo += from, part.hi += from;
-		areas(&part, d, lo, hi, area, enl);
-		for (uint32_t j = 0; j < len; j++) {
-			cand x = {enl[j], area[j], from + j};
-			if (child_leaf)
-				c[from + j] = x;
-			if (cand_before(&x, &best))
-				best = x;
-		}
+		areas(&part, d, lo, hi, area + from, enl + from);
 	}
-	int rc = child_leaf && best.enl > 0 ? least_overlap(op, v, c, n, lo, hi, &best) : 0;
-	*out = best.i;
-	if (c != stack)
-		free(c);
+	uint32_t best = 0;
+	for (uint32_t j = 1; j < n; j++) /* the first of least (enl, area) */
+		if (enl[j] < enl[best] || (enl[j] == enl[best] && area[j] < area[best]))
+			best = j;
+	if (child_leaf && n && enl[best] > 0) {
+		cands c = {enl, area, n};
+		rc = least_overlap(op, v, &c, lo, hi, &best);
+	}
+	*out = best;
+err:
+	if (area != astack)
+		free(area);
+	if (enl != estack)
+		free(enl);
 	return rc;
 }
 
