@@ -197,13 +197,34 @@ typedef struct bpt_rd {
 	strata_txn *txn;
 } bpt_rd;
 
-int bpt_rd_node(const bpt_rd *r, strata_node_id id, const uint8_t **p, uint32_t *size);
-/* Root name -> meta: STRATA_EWRONGINDEX if empty or not a B+tree meta. */
-int bpt_rd_meta(const bpt_rd *r, const char *name, strata_node_id *meta_id, bpt_meta *m);
+/* own (optional): set to whether a transaction reader owns the node (born
+ * in it: *p is then writable in place, strata_txn_read_own); always 0 for
+ * a snapshot. One lookup either way. */
+int bpt_rd_node_own(const bpt_rd *r, strata_node_id id, const uint8_t **p, uint32_t *size,
+		    int *own);
+static inline int bpt_rd_node(const bpt_rd *r, strata_node_id id, const uint8_t **p,
+			      uint32_t *size)
+{
+	return bpt_rd_node_own(r, id, p, size, NULL);
+}
+/* Root name -> meta: STRATA_EWRONGINDEX if empty or not a B+tree meta.
+ * mp, own (optional): the meta node's bytes and whether the reader owns it. */
+int bpt_rd_meta_own(const bpt_rd *r, const char *name, strata_node_id *meta_id, bpt_meta *m,
+		    const uint8_t **mp, int *own);
+static inline int bpt_rd_meta(const bpt_rd *r, const char *name, strata_node_id *meta_id,
+			      bpt_meta *m)
+{
+	return bpt_rd_meta_own(r, name, meta_id, m, NULL, NULL);
+}
 /* Reads a branch/leaf node and checks its header against the level the
- * path expects: STRATA_ECORRUPT on mismatch. */
-int bpt_rd_tree_node(const bpt_rd *r, const bpt_meta *m, strata_node_id id, unsigned level,
-		     const uint8_t **p);
+ * path expects: STRATA_ECORRUPT on mismatch. own as bpt_rd_node_own. */
+int bpt_rd_tree_node_own(const bpt_rd *r, const bpt_meta *m, strata_node_id id, unsigned level,
+			 const uint8_t **p, int *own);
+static inline int bpt_rd_tree_node(const bpt_rd *r, const bpt_meta *m, strata_node_id id,
+				   unsigned level, const uint8_t **p)
+{
+	return bpt_rd_tree_node_own(r, m, id, level, p, NULL);
+}
 /* The value bytes of a leaf cell (resolving an overflow node). */
 int bpt_rd_value(const bpt_rd *r, const uint8_t *cell, const void **val, size_t *vlen);
 
@@ -255,6 +276,9 @@ unsigned bpt_best_cut(const bpt_ent *e, unsigned cnt, bool leaf, uint32_t cap);
  * points leaf entry e at it through ref (8 bytes that must outlive e). */
 void bpt_overflow_fill(void *node, strata_node_id id, const void *val, size_t vlen, bpt_ent *e,
 		       uint8_t ref[8]);
+/* Copies node src of ns bytes into dst but for the free gap between its
+ * slots and its cells (dst's gap keeps whatever it held). */
+void bpt_copy_used(uint8_t *dst, const uint8_t *src, uint32_t ns);
 /* Length of the shortest separator s with a < s <= b (a < b). */
 uint32_t bpt_sep_len(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Subtree key count of a node's entries. */

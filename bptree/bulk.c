@@ -50,7 +50,9 @@ static int bl_alloc(bl *b, uint32_t size, unsigned kind, void **p, strata_node_i
 		b->ids = ni;
 		b->capids = nc;
 	}
-	int rc = strata_txn_alloc(b->txn, size, (uint8_t)kind, id, p);
+	/* Not zeroed: bpt_build and bpt_overflow_fill write every byte a
+	 * reader or the checker looks at (a built node's free gap is left). */
+	int rc = strata_txn_alloc_uninit(b->txn, size, (uint8_t)kind, id, p);
 	if (rc == 0)
 		b->ids[b->nids++] = *id;
 	return rc;

@@ -39,13 +39,18 @@ void bpt_meta_encode(uint8_t *p, const bpt_meta *m)
 	st64(p + 24, m->count);
 }
 
-int bpt_rd_node(const bpt_rd *r, strata_node_id id, const uint8_t **p, uint32_t *size)
+int bpt_rd_node_own(const bpt_rd *r, strata_node_id id, const uint8_t **p, uint32_t *size,
+		    int *own)
 {
 	const void *d;
+	int mine = 0;
 	int rc = r->snap ? strata_resolve(r->snap, id, &d, size)
-			 : strata_txn_read(r->txn, id, &d, size, NULL);
-	if (rc == 0)
+			 : strata_txn_read_own(r->txn, id, &d, size, &mine);
+	if (rc == 0) {
 		*p = d;
+		if (own)
+			*own = mine;
+	}
 	return rc;
 }
 
@@ -61,7 +66,8 @@ static bool meta_ok(const uint8_t *p, uint32_t size)
 	       m.height <= BPT_MAX_HEIGHT && m.top != STRATA_NODE_NULL;
 }
 
-int bpt_rd_meta(const bpt_rd *r, const char *name, strata_node_id *meta_id, bpt_meta *m)
+int bpt_rd_meta_own(const bpt_rd *r, const char *name, strata_node_id *meta_id, bpt_meta *m,
+		    const uint8_t **mp, int *own)
 {
 	if (!name)
 		return STRATA_EINVAL;
@@ -73,19 +79,21 @@ int bpt_rd_meta(const bpt_rd *r, const char *name, strata_node_id *meta_id, bpt_
 		return STRATA_EWRONGINDEX;
 	const uint8_t *p;
 	uint32_t size;
-	if ((rc = bpt_rd_node(r, *meta_id, &p, &size)))
+	if ((rc = bpt_rd_node_own(r, *meta_id, &p, &size, own)))
 		return rc;
 	if (!meta_ok(p, size))
 		return STRATA_EWRONGINDEX;
 	bpt_meta_decode(p, m);
+	if (mp)
+		*mp = p;
 	return 0;
 }
 
-int bpt_rd_tree_node(const bpt_rd *r, const bpt_meta *m, strata_node_id id, unsigned level,
-		     const uint8_t **p)
+int bpt_rd_tree_node_own(const bpt_rd *r, const bpt_meta *m, strata_node_id id, unsigned level,
+			 const uint8_t **p, int *own)
 {
 	uint32_t size;
-	int rc = bpt_rd_node(r, id, p, &size);
+	int rc = bpt_rd_node_own(r, id, p, &size, own);
 	if (rc)
 		return rc;
 	const uint8_t *n = *p;
@@ -299,6 +307,13 @@ void bpt_build(uint8_t *dst, uint32_t ns, unsigned kind, unsigned level, const b
 	st16(dst + 4, (uint16_t)cnt);
 	st16(dst + 6, (uint16_t)heap);
 	st16(dst + 10, (uint16_t)p);
+}
+
+void bpt_copy_used(uint8_t *dst, const uint8_t *src, uint32_t ns)
+{
+	uint32_t heap = n_heap(src);
+	memcpy(dst, src, BPT_HDR + BPT_SLOT * n_count(src));
+	memcpy(dst + heap, src + heap, ns - heap);
 }
 
 uint32_t bpt_sep_len(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)

@@ -2,12 +2,18 @@
  * write.c — B+tree writes inside a strata_txn: create, put, delete.
  *
  * A write first descends read-only and validates (so bad input leaves the
- * tree untouched), then copies the path meta -> top -> leaf on write
- * (strata_txn_write; a node already born in this transaction is written in
- * place) and repoints each parent at its child's new NodeID. Subtree
- * counts on the path change by the write's delta (+1 insert, -1 delete).
+ * tree untouched), then copies the path meta -> top -> leaf on write and
+ * repoints each parent at its child's new NodeID. The descent reads each
+ * node with strata_txn_read_own: a node born in this transaction is
+ * written in place through the pointer the read returned (no second
+ * lookup); a committed one is claimed with strata_txn_rewrite and only its
+ * used bytes are copied (header and slots, then the cells: not the free gap
+ * between them). Subtree counts on the path change by the write's delta
+ * (+1 insert, -1 delete).
  *
- * The common case changes the leaf in place. When the leaf overflows or
+ * The common case changes the leaf in place; an insert into a committed
+ * leaf that has room copies it and inserts in the same pass (no copy, then
+ * memmove). When the leaf overflows or
  * falls under the fill bound, w_place rebuilds the level from an entry list:
  * split in two, or borrow from / merge with a sibling, and hands the
  * changed parent entry list to the level above, up to the top, which grows
@@ -16,8 +22,10 @@
  * list points into the node being rebuilt; a leaf that must be rebuilt for
  * an insert (split, compaction) is instead claimed with strata_txn_rewrite,
  * whose fresh node is built straight from the old version's bytes, and a
- * split's right half is always built straight into its new node. A split
- * inserts its separator into the parent in place when the parent has room.
+ * split's right half is always built straight into its new node (allocated
+ * without zeroing: the build writes every byte a reader or the checker
+ * looks at). A split inserts its separator into the parent in place when
+ * the parent has room.
  */
 #include <stdlib.h>
 
@@ -27,13 +35,15 @@ typedef struct bpt_w {
 	strata_txn *txn;
 	const char *name;
 	strata_node_id meta_id;
-	uint8_t *meta; /* writable once w_cow ran */
+	uint8_t *meta; /* writable: owned when read, else once w_cow ran */
 	bpt_meta m;
 	uint32_t ns, cap;
-	/* The path, [0] = leaf; node pointers are writable after w_cow. */
+	/* The path, [0] = leaf; node[l] is writable iff own[l] (born in this
+	 * transaction when read, or claimed since). */
 	strata_node_id id[BPT_MAX_HEIGHT];
 	uint8_t *node[BPT_MAX_HEIGHT];
 	unsigned idx[BPT_MAX_HEIGHT];
+	bool own[BPT_MAX_HEIGHT];
 	/* node[l] is not where level l's entry list points (the list came
 	 * from the old version strata_txn_rewrite handed back): build into
 	 * node[l] directly, no scratch copy. */
@@ -52,7 +62,11 @@ static int w_open(bpt_w *w, strata_txn *txn, const char *name)
 	if (!txn || !name)
 		return STRATA_EINVAL;
 	bpt_rd r = {.txn = txn};
-	int rc = bpt_rd_meta(&r, name, &w->meta_id, &w->m);
+	const uint8_t *mp = NULL;
+	int own = 0;
+	int rc = bpt_rd_meta_own(&r, name, &w->meta_id, &w->m, &mp, &own);
+	if (rc == 0 && own)
+		w->meta = (uint8_t *)mp;
 	w->txn = txn;
 	w->name = name;
 	w->ns = w->m.node_size;
@@ -90,11 +104,13 @@ static int w_descend(bpt_w *w, const uint8_t *key, size_t klen)
 	strata_node_id id = w->m.top;
 	for (int l = (int)w->m.height - 1; l >= 0; l--) {
 		const uint8_t *n;
-		int rc = bpt_rd_tree_node(&r, &w->m, id, (unsigned)l, &n);
+		int own;
+		int rc = bpt_rd_tree_node_own(&r, &w->m, id, (unsigned)l, &n, &own);
 		if (rc)
 			return rc;
 		w->id[l] = id;
-		w->node[l] = (uint8_t *)n; /* written only after w_cow made it ours */
+		w->node[l] = (uint8_t *)n; /* written only if own[l] */
+		w->own[l] = own;
 		if (l > 0) {
 			w->idx[l] = bpt_branch_search(n, key, klen);
 			id = bc_child(br_cell(n, w->idx[l]));
@@ -115,26 +131,44 @@ static void w_repoint(bpt_w *w, unsigned l, strata_node_id nid)
 	w->id[l] = nid;
 }
 
-/* Makes meta and the path from the top down to level `low` writable,
- * repointing parents (low 1: the caller claims the leaf itself). */
-static int w_cow(bpt_w *w, unsigned low)
+/* Claims committed node[l] (its parent writable) with strata_txn_rewrite
+ * and copies its used bytes into the new version: the gap between slots
+ * and cells stays as the allocator handed it over (no reader looks there;
+ * a node after a split is half free). */
+static int w_claim_copy(bpt_w *w, unsigned l)
 {
-	void *p;
 	strata_node_id nid;
-	int rc = strata_txn_write(w->txn, w->meta_id, &nid, &p, NULL);
+	void *p;
+	const void *old;
+	int rc = strata_txn_rewrite(w->txn, w->id[l], 0, &nid, &p, &old, NULL);
 	if (rc)
 		return rc;
-	if (nid != w->meta_id && (rc = strata_txn_set_root(w->txn, w->name, nid)))
-		return rc;
-	w->meta_id = nid;
-	w->meta = p;
-	for (int l = (int)w->m.height - 1; l >= (int)low; l--) {
-		if ((rc = strata_txn_write(w->txn, w->id[l], &nid, &p, NULL)))
+	bpt_copy_used(p, old, w->ns);
+	w_repoint(w, l, nid);
+	w->node[l] = p;
+	w->own[l] = true;
+	return 0;
+}
+
+/* Makes meta and the path from the top down to level `low` writable,
+ * repointing parents (low 1: the caller claims the leaf itself). Owned
+ * nodes are writable already. */
+static int w_cow(bpt_w *w, unsigned low)
+{
+	int rc;
+	if (!w->meta) {
+		void *p;
+		strata_node_id nid;
+		if ((rc = strata_txn_write(w->txn, w->meta_id, &nid, &p, NULL)))
 			return rc;
-		if (nid != w->id[l])
-			w_repoint(w, (unsigned)l, nid);
-		w->node[l] = p;
+		if (nid != w->meta_id && (rc = strata_txn_set_root(w->txn, w->name, nid)))
+			return rc;
+		w->meta_id = nid;
+		w->meta = p;
 	}
+	for (int l = (int)w->m.height - 1; l >= (int)low; l--)
+		if (!w->own[l] && (rc = w_claim_copy(w, (unsigned)l)))
+			return rc;
 	return 0;
 }
 
@@ -229,6 +263,25 @@ static void insert_in_place(uint8_t *n, unsigned i, const bpt_ent *e, bool leaf)
 	st16(n + 6, (uint16_t)heap);
 }
 
+/* Writes src (a node of ns bytes) with e inserted at slot i into dst in
+ * one pass: header and slots with the new slot between, the cells, and
+ * e's cell below them; the gap is not copied. fits_in_place(src, e) must
+ * hold. */
+static void copy_insert(uint8_t *dst, const uint8_t *src, uint32_t ns, unsigned i,
+			const bpt_ent *e, bool leaf)
+{
+	unsigned cnt = n_count(src);
+	uint32_t heap = n_heap(src), csz = ent_size(e, leaf) - BPT_SLOT;
+	memcpy(dst, src, BPT_HDR + BPT_SLOT * i);
+	memcpy(dst + BPT_HDR + BPT_SLOT * (i + 1), src + BPT_HDR + BPT_SLOT * i,
+	       BPT_SLOT * (cnt - i));
+	memcpy(dst + heap, src + heap, ns - heap);
+	bpt_put_cell(dst + heap - csz, e, leaf);
+	n_set_slot(dst, i, heap - csz, bpt_hint(e->key, e->klen, n_pfx(src)));
+	st16(dst + 4, (uint16_t)(cnt + 1));
+	st16(dst + 6, (uint16_t)(heap - csz));
+}
+
 /* node[l] (not the top) overflows: split it, and put the right half's
  * entry into the parent: in place when it fits (the common case: no
  * parent rebuild), else through the parent's entry list. */
@@ -243,7 +296,7 @@ static int w_split(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
 	uint32_t slen = w_sep(w, l, e, j, &sep);
 	strata_node_id nid;
 	void *p;
-	int rc = strata_txn_alloc(w->txn, w->ns, (uint8_t)kind_of(l), &nid, &p);
+	int rc = strata_txn_alloc_uninit(w->txn, w->ns, (uint8_t)kind_of(l), &nid, &p);
 	if (rc)
 		return rc;
 	w_halves(w, l, e, cnt, j, p);
@@ -278,8 +331,8 @@ static int w_grow(bpt_w *w, bpt_ent *e, unsigned cnt)
 	uint32_t slen = w_sep(w, l, e, j, &sep);
 	strata_node_id rid, tid;
 	void *rp, *tp;
-	int rc = strata_txn_alloc(w->txn, w->ns, (uint8_t)kind_of(l), &rid, &rp);
-	if (rc || (rc = strata_txn_alloc(w->txn, w->ns, STRATA_BPT_KIND_BRANCH, &tid, &tp)))
+	int rc = strata_txn_alloc_uninit(w->txn, w->ns, (uint8_t)kind_of(l), &rid, &rp);
+	if (rc || (rc = strata_txn_alloc_uninit(w->txn, w->ns, STRATA_BPT_KIND_BRANCH, &tid, &tp)))
 		return rc;
 	w_halves(w, l, e, cnt, j, rp);
 	bpt_ent t[2] = {{.child = w->id[l], .count = c0},
@@ -331,9 +384,12 @@ static int w_merge(bpt_w *w, unsigned l, const bpt_ent *c, unsigned cc, unsigned
 	return w_place(w, l + 1, pe, pc - 1, arr);
 }
 
-/* Shares the combined list c between node[l] and its sibling. */
+/* Shares the combined list c between node[l] and its sibling sid (sn its
+ * bytes, sown whether this transaction owns it). Both pieces are built in
+ * scratch first, so the sibling is overwritten whole: in place when owned,
+ * else claimed by strata_txn_rewrite (nothing copied). */
 static int w_share(bpt_w *w, unsigned l, const bpt_ent *c, unsigned cc, unsigned a,
-		   strata_node_id sid, bool sib_left, int arr)
+		   strata_node_id sid, const uint8_t *sn, bool sown, bool sib_left, int arr)
 {
 	bool leaf = l == 0;
 	unsigned j = bpt_best_cut(c, cc, leaf, w->cap);
@@ -342,10 +398,11 @@ static int w_share(bpt_w *w, unsigned l, const bpt_ent *c, unsigned cc, unsigned
 	uint64_t c0 = bpt_ent_total(c, j, leaf), c1 = bpt_ent_total(c + j, cc - j, leaf);
 	const uint8_t *sep;
 	uint32_t slen = w_pieces(w, l, c, cc, j, &sep);
-	strata_node_id nsid;
-	void *sp;
-	int rc = strata_txn_write(w->txn, sid, &nsid, &sp, NULL);
-	if (rc)
+	strata_node_id nsid = sid;
+	void *sp = (void *)(uintptr_t)sn;
+	const void *old;
+	int rc;
+	if (!sown && (rc = strata_txn_rewrite(w->txn, sid, 0, &nsid, &sp, &old, NULL)))
 		return rc;
 	strata_node_id lid = sib_left ? nsid : w->id[l], rid = sib_left ? w->id[l] : nsid;
 	memcpy(sib_left ? sp : w->node[l], w->scratch[0], w->ns);
@@ -371,7 +428,8 @@ static int w_rebalance(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
 	strata_node_id sid = bc_child(br_cell(par, si));
 	bpt_rd r = {.txn = w->txn};
 	const uint8_t *sn;
-	int rc = bpt_rd_tree_node(&r, &w->m, sid, l, &sn);
+	int sown;
+	int rc = bpt_rd_tree_node_own(&r, &w->m, sid, l, &sn, &sown);
 	if (rc)
 		return rc;
 	unsigned sc = n_count(sn), cc = sc + cnt;
@@ -392,7 +450,7 @@ static int w_rebalance(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
 	}
 	if (bpt_list_size(c, cc, l == 0) <= w->cap)
 		return w_merge(w, l, c, cc, a, sid, arr);
-	return w_share(w, l, c, cc, a, sid, sib_left, arr);
+	return w_share(w, l, c, cc, a, sid, sn, sown, sib_left, arr);
 }
 
 /* Makes level l hold e[0..cnt): rewrite, split, rebalance, grow. e lives
@@ -473,6 +531,24 @@ static int leaf_claim_insert(bpt_w *w, const bpt_ent *e)
 	return w_place(w, 0, w->ents[0], leaf_list(w, old, e), 0);
 }
 
+/* Inserts e into the committed leaf at idx[0], which has room for it:
+ * claimed by strata_txn_rewrite and copied with e in one pass. The parent
+ * is writable. */
+static int leaf_copy_insert(bpt_w *w, const bpt_ent *e)
+{
+	strata_node_id nid;
+	void *p;
+	const void *old;
+	int rc = strata_txn_rewrite(w->txn, w->id[0], 0, &nid, &p, &old, NULL);
+	if (rc)
+		return rc;
+	copy_insert(p, old, w->ns, w->idx[0], e, true);
+	w_repoint(w, 0, nid);
+	w->node[0] = p;
+	w->own[0] = true;
+	return 0;
+}
+
 static bool leaf_short(const bpt_w *w)
 {
 	return w->m.height > 1 && bpt_underfull(n_used(w->node[0], w->ns), w->ns);
@@ -550,8 +626,9 @@ static int put_overflow(bpt_w *w, const void *val, size_t vlen, bpt_ent *e, uint
 {
 	strata_node_id oid;
 	void *p;
-	int rc = strata_txn_alloc(w->txn, (uint32_t)(BPT_HDR + vlen), STRATA_BPT_KIND_OVERFLOW, &oid,
-				  &p);
+	/* Not zeroed: bpt_overflow_fill writes all of it. */
+	int rc = strata_txn_alloc_uninit(w->txn, (uint32_t)(BPT_HDR + vlen),
+					 STRATA_BPT_KIND_OVERFLOW, &oid, &p);
 	if (rc)
 		return rc;
 	bpt_overflow_fill(p, oid, val, vlen, e, ref);
@@ -576,19 +653,21 @@ int strata_bpt_put(strata_txn *txn, const char *name, const void *key, size_t kl
 	bpt_ent e = {.key = key, .klen = (uint32_t)klen, .val = val, .vlen = (uint32_t)vlen};
 	if (!bpt_inline(w.ns, klen, vlen) && (rc = put_overflow(&w, val, vlen, &e, ref)))
 		goto out;
-	/* A new key that does not fit the leaf in place: the leaf is claimed
-	 * by leaf_claim_insert, not copied first. */
-	bool claim = !w.found && !fits_in_place(w.node[0], &e, true);
-	if ((rc = w_cow(&w, claim ? 1 : 0)))
+	/* A new key goes into a leaf the transaction owns in place; else the
+	 * leaf is claimed by strata_txn_rewrite and built in one pass: copied
+	 * with the key when it fits, rebuilt (split or compacted) when not. */
+	if ((rc = w_cow(&w, w.found ? 0 : 1)))
 		goto out;
 	if (w.found) {
 		rc = leaf_replace(&w, &e);
 	} else {
 		w_delta(&w, 1);
-		if (claim)
+		if (!fits_in_place(w.node[0], &e, true))
 			rc = leaf_claim_insert(&w, &e);
-		else
+		else if (w.own[0])
 			insert_in_place(w.node[0], w.idx[0], &e, true);
+		else
+			rc = leaf_copy_insert(&w, &e);
 	}
 	bpt_meta_encode(w.meta, &w.m);
 out:
