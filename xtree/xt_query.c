@@ -222,8 +222,9 @@ static int report_hits(const wq *q, const xt_view *v, uint32_t from, uint32_t le
 static uint64_t children_inside(const wq *q, const xt_view *v, uint32_t level, uint32_t from,
 				uint32_t len, uint64_t bits)
 {
-	if (level != 1 || q->pred == STRATA_XT_CONTAINS || __builtin_popcountll(bits) <= 2)
-		return 0;
+	uint64_t rest = bits & (bits - 1); /* bits less its lowest: more than two set? */
+	if (level != 1 || q->pred == STRATA_XT_CONTAINS || !(rest & (rest - 1)))
+		return 0; /* (no popcount: without -mpopcnt it is a libgcc call) */
 	return node_bits(v, q->d, from, len, 2, q->qlo, q->qhi) & bits;
 }
 
