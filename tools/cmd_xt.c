@@ -202,18 +202,23 @@ static int tree_dims(const xargs *a, strata_store *s, uint32_t *dims)
 }
 
 /* ---- queries ---------------------------------------------------------------------- */
-static int collect(void *ctx, uint64_t id, const double *lo, const double *hi)
+/* strata_xt_ids_fn: the hits come in blocks of ids (the boxes are not
+ * printed, so the per-hit form's box gathering would be wasted). */
+static int collect(void *ctx, const uint64_t *ids, size_t n)
 {
-	(void)lo, (void)hi;
 	xids *x = ctx;
-	if (x->n == x->cap) {
-		x->cap = x->cap ? 2 * x->cap : 1024;
-		uint64_t *v = realloc(x->v, x->cap * sizeof *v);
+	if (x->n + n > x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 1024;
+		while (cap < x->n + n)
+			cap *= 2;
+		uint64_t *v = realloc(x->v, cap * sizeof *v);
 		if (!v)
 			return STRATA_ENOMEM;
 		x->v = v;
+		x->cap = cap;
 	}
-	x->v[x->n++] = id;
+	memcpy(x->v + x->n, ids, n * sizeof *ids);
+	x->n += n;
 	return 0;
 }
 
@@ -240,7 +245,8 @@ int xt_run_query(const xargs *a, const strata_xt_handle *h, uint32_t d, const do
 		return CLI_FAIL;
 	}
 	xids x = {0};
-	int rc = strata_xt_handle_query(h, d, pred, box, n == (int)d ? NULL : box + d, collect, &x);
+	int rc = strata_xt_handle_query_ids(h, d, pred, box, n == (int)d ? NULL : box + d, collect,
+					    &x);
 	if (rc) {
 		free(x.v);
 		return xt_fail(a, "query", rc);
