@@ -229,10 +229,12 @@ STRATA_API int strata_xt_handle_cursor(const strata_xt_handle *h, uint32_t dims,
 typedef int (*strata_xt_ids_fn)(void *ctx, const uint64_t *ids, size_t n);
 
 /* strata_xt_handle_query reporting ids only, a block per call instead of
- * one call per hit: no box is gathered and no call made per hit, which is
- * most of a large window's cost beyond reading the nodes (a 1 % window of
- * 100k 2-D boxes has ~960 hits in ~70 leaves). The same hits as
- * strata_xt_handle_query with the same arguments; the same errors. */
+ * one call per hit: no box is gathered and no call made per hit (about a
+ * third of the instructions of a window with ~1000 hits, 100k 2-D boxes).
+ * The same hits as strata_xt_handle_query with the same arguments.
+ * Errors (as strata_xt_handle_query): STRATA_EINVAL (h or fn NULL, bad
+ * pred), STRATA_EDIMS, STRATA_ECOORD; from reading the nodes
+ * STRATA_ESTALE, STRATA_ECORRUPT; or the callback's nonzero value. */
 STRATA_API int strata_xt_handle_query_ids(const strata_xt_handle *h, uint32_t dims,
 					  strata_xt_pred pred, const double *min,
 					  const double *max, strata_xt_ids_fn fn, void *ctx);
