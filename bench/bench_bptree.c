@@ -9,7 +9,9 @@
  * Figures, for N = 1M and 10M (--quick: 100k):
  *   load_N_*        sequential bulk load of N keys into an empty tree
  *                   (strata_bpt_load; LMDB: MDB_APPEND in one txn), ns/key
- *                   including the commit; a fresh store each run;
+ *                   including the commit; a fresh store each run; every
+ *                   Strata load's wall and CPU time, system time, minor
+ *                   faults and huge-page faults are printed and noted;
  *   get_N_*         random gets of existing keys through one snapshot /
  *                   read txn per batch, ns/get;
  *   scan_N_*        seek to a random key + read 100 entries, ns/scan;
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,13 +153,79 @@ static strata_store *mem_store(void)
 	return st;
 }
 
+/* What each load of the load figure cost besides its wall time, so a slow
+ * load can be told apart: slow on the CPU (the host), or in the kernel
+ * (page faults of fresh memory), or off the CPU (preempted). THP faults
+ * are read system-wide from /proc/vmstat: the bench lock keeps the other
+ * jobs of this host off while it runs. */
+#define LOAD_LOG_MAX 32
+typedef struct load_rec {
+	double wall_ns, cpu_ns; /* per key; cpu: this thread's user + system */
+	double sys_ms;
+	long minflt, thp;
+} load_rec;
+typedef struct load_log {
+	int n;
+	load_rec r[LOAD_LOG_MAX];
+} load_log;
+
+static long thp_faults(void)
+{
+	FILE *f = fopen("/proc/vmstat", "r");
+	char k[64];
+	long v, r = -1;
+	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
+		if (strcmp(k, "thp_fault_alloc") == 0)
+			r = v;
+	if (f)
+		fclose(f);
+	return r;
+}
+
+static double tv_ms(struct timeval t)
+{
+	return (double)t.tv_sec * 1e3 + (double)t.tv_usec / 1e3;
+}
+
 static uint64_t sx_load_fresh(void *arg, uint64_t ops)
 {
-	(void)arg;
+	load_log *lg = arg;
 	strata_store *st = mem_store();
+	struct rusage a, b;
+	long thp0 = thp_faults();
+	getrusage(RUSAGE_THREAD, &a);
 	uint64_t ns = sx_load(st, ops);
+	getrusage(RUSAGE_THREAD, &b);
+	long thp1 = thp_faults();
+	if (lg && lg->n < LOAD_LOG_MAX) {
+		double cpu = tv_ms(b.ru_utime) - tv_ms(a.ru_utime) + tv_ms(b.ru_stime) - tv_ms(a.ru_stime);
+		lg->r[lg->n++] = (load_rec){.wall_ns = (double)ns / (double)ops,
+					    .cpu_ns = cpu * 1e6 / (double)ops,
+					    .sys_ms = tv_ms(b.ru_stime) - tv_ms(a.ru_stime),
+					    .minflt = b.ru_minflt - a.ru_minflt,
+					    .thp = thp0 < 0 ? -1 : thp1 - thp0};
+	}
 	bench_check(strata_close(st), "strata_close");
 	return ns;
+}
+
+/* Every load of the figure (the warm-up first, re-runs included) on
+ * stderr, and as one note: wall/cpu ns per key, sys ms, THP faults. */
+static void load_log_report(bench_session *s, const char *fig, const load_log *lg)
+{
+	char note[BENCH_NOTE_MAX];
+	int len = snprintf(note, sizeof note, "%s per load, warm-up first (wall/cpu ns per key, sys "
+					      "ms, THP faults):", fig);
+	for (int i = 0; i < lg->n; i++) {
+		const load_rec *r = &lg->r[i];
+		fprintf(stderr, "    %s load %d: wall %.1f ns/key, cpu %.1f ns/key (sys %.1f ms), "
+				"minor faults %ld, THP faults %ld\n",
+			fig, i, r->wall_ns, r->cpu_ns, r->sys_ms, r->minflt, r->thp);
+		if (len > 0 && (size_t)len < sizeof note)
+			len += snprintf(note + len, sizeof note - (size_t)len, " %.0f/%.0f/%.0f/%ld",
+					r->wall_ns, r->cpu_ns, r->sys_ms, r->thp);
+	}
+	bench_note(s, "%s", note);
 }
 
 static uint64_t sx_get(void *arg, uint64_t ops)
@@ -477,8 +546,11 @@ static void fig_load(bench_session *s, const size_run *z, bool lmdb)
 	char a[BENCH_NAME_MAX], b[BENCH_NAME_MAX];
 	fig_name(a, "load", z, "strata");
 	fig_name(b, "load", z, "lmdb");
-	if (wants(s, a))
-		bench_measure(s, a, NULL, sx_load_fresh, NULL, z->n);
+	if (wants(s, a)) {
+		load_log lg = {0};
+		bench_measure(s, a, NULL, sx_load_fresh, &lg, z->n);
+		load_log_report(s, a, &lg);
+	}
 	if (lmdb && wants(s, b)) {
 		double v[64];
 		int runs = s->opts.runs < 64 ? s->opts.runs : 64;
