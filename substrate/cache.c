@@ -336,8 +336,7 @@ int cache_load(strata_store *s, ot_entry *e, strata_node_id id, uint64_t loc, ui
 	n->id = id;
 	n->state = CN_CLEAN;
 	rc = io_pread(d->data, n->image, size, (uint64_t)seg_no_of(slot) * SEG_SIZE + seg_offset_of(slot));
-	uint32_t *cell = durable_crc_cell(d, id, false);
-	if (rc == STRATA_ETRUNCATED || (!rc && (!cell || strata_crc32c(0, n->image, size) != *cell))) {
+	if (rc == STRATA_ETRUNCATED || (!rc && strata_crc32c(0, n->image, size) != ot_crc(e))) {
 		store_set_error("node %#" PRIx64 ": image %s (data file)", id,
 				rc ? "lies past the end of its file" : "fails its checksum");
 		rc = STRATA_ECORRUPT;

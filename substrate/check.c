@@ -63,7 +63,7 @@ static void check_entry(strata_store *s, check_ctx *c, uint32_t sh, uint32_t i, 
 	if (!e) /* its chunk failed to load: reported by strata_check */
 		return;
 	uint32_t m = atomic_load(&e->meta);
-	uint64_t b = atomic_load(&e->birth), r = atomic_load(&e->retire);
+	uint64_t b = ot_birth(e), r = ot_retire(e);
 	uint32_t size = OT_INFO_SIZE(atomic_load(&e->info));
 	strata_node_id id = ot_make_id(sh, i, OT_META_TAG(m));
 	switch (OT_META_STATE(m)) {
@@ -153,7 +153,7 @@ static void check_roots(strata_store *s, check_ctx *c, uint64_t cur)
 		if (!v || v->id == STRATA_NODE_NULL)
 			continue;
 		ot_entry *e = ot_entry_of(&s->ot, v->id);
-		uint64_t b = e ? atomic_load(&e->birth) : 0, rt = e ? atomic_load(&e->retire) : 0;
+		uint64_t b = e ? ot_birth(e) : 0, rt = e ? ot_retire(e) : 0;
 		if (!e || !(b <= cur && (cur < rt)))
 			problem(c, "root '%s' names node %#" PRIx64 ", not visible at epoch %" PRIu64,
 				r->name, v->id, cur);

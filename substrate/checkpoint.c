@@ -170,6 +170,7 @@ static void bw_end_section(bwriter *w, ck_section *sec)
 
 /* ---- writing ------------------------------------------------------------------ */
 typedef struct ck_entry_view {
+	ot_entry *e;
 	uint32_t meta, info;
 	uint64_t birth, loc;
 	bool visible;
@@ -178,9 +179,10 @@ typedef struct ck_entry_view {
 static ck_entry_view view_at(ot_entry *e, uint64_t C)
 {
 	ck_entry_view v;
+	v.e = e;
 	v.meta = atomic_load_explicit(&e->meta, memory_order_acquire);
-	uint64_t r = atomic_load_explicit(&e->retire, memory_order_acquire);
-	v.birth = atomic_load_explicit(&e->birth, memory_order_acquire);
+	uint64_t r = ot_retire(e);
+	v.birth = ot_birth(e);
 	v.info = atomic_load_explicit(&e->info, memory_order_relaxed);
 	v.loc = atomic_load_explicit(&e->loc, memory_order_acquire);
 	v.visible = OT_META_STATE(v.meta) != OT_FREE && v.birth <= C && C < r;
@@ -264,48 +266,43 @@ static int reloc_push(ck_ctx *c, strata_node_id id, uint64_t old_loc, uint64_t n
  * (its CRC stays the one recorded: damage is carried, not laundered, and
  * does not stop the checkpoint) and re-addressed at ckpt_adopt; one in
  * memory is checksummed now, so its entry is final. */
-static int large_image(ck_ctx *c, strata_node_id id, uint64_t loc, uint32_t size, uint32_t *crc)
+static int large_image(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uint32_t size,
+		       uint32_t *crc)
 {
 	const void *p;
-	if (loc & LAZY_BIT) {
-		uint32_t *cell = durable_crc_cell(c->d, id, false);
-		if (!cell)
-			return STRATA_ECORRUPT;
-		*crc = *cell;
-		int rc = reloc_push(c, id, loc, c->large_off - ((size + 7) & ~7u));
-		return rc ? rc : large_push(c, id, loc >> 1, size);
+	if (v->loc & LAZY_BIT) {
+		*crc = ot_crc(v->e);
+		int rc = reloc_push(c, id, v->loc, c->large_off - ((size + 7) & ~7u));
+		return rc ? rc : large_push(c, id, v->loc >> 1, size);
 	}
-	ot_entry *e = ot_entry_peek(&c->s->ot, STRATA_NODEID_SHARD(id), STRATA_NODEID_INDEX(id));
-	int rc = e ? durable_load(c->s, e, id, &p) : STRATA_ECORRUPT;
-	uint32_t *cell = rc ? NULL : durable_crc_cell(c->d, id, true);
-	if (rc || !cell)
-		return rc ? rc : STRATA_ENOMEM;
-	*crc = *cell = strata_crc32c(0, p, size);
+	int rc = durable_load(c->s, v->e, id, &p);
+	if (rc)
+		return rc;
+	*crc = strata_crc32c(0, p, size);
+	ot_set_crc(v->e, *crc);
 	return large_push(c, id, UINT64_MAX, size);
 }
 
 /* A small node born since the previous checkpoint: its image goes to its
- * slot in `data`, and its CRC into the entry's cell. */
-static int write_image(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uint32_t *crc)
+ * slot in `data`, and its CRC into the entry's stamps (before cache_clean
+ * lets the image be evicted and read back). */
+static int write_image(ck_ctx *c, const ck_entry_view *v, uint32_t *crc)
 {
-	uint32_t *cell = durable_crc_cell(c->d, id, true);
-	if (!cell)
-		return STRATA_ENOMEM;
 	/* A node on disk (LAZY) is in `data` already, whatever its birth: a
 	 * bounded cache may have evicted it after an earlier write. */
 	if (v->birth > c->prev && !(v->loc & LAZY_BIT)) {
 		uint32_t size = OT_INFO_SIZE(v->info);
 		const void *img = loc_image(v->loc);
 		const void *slot = loc_slot(v->loc);
-		*cell = strata_crc32c(0, img, size);
 		uint64_t at = (uint64_t)seg_no_of(slot) * SEG_SIZE + seg_offset_of(slot);
+		ot_set_crc(v->e, strata_crc32c(0, img, size));
 		int rc = io_pwrite(c->d->data, img, size, at);
 		if (rc)
 			return rc;
 		if LOC_CACHED(v->loc) /* in `data` now: evictable */
 			cache_clean(c->s, v->loc);
 	}
-	*crc = *cell;
+	*crc = ot_crc(v->e);
 	return 0;
 }
 
@@ -319,13 +316,13 @@ static int put_visible(ck_ctx *c, strata_node_id id, const ck_entry_view *v, uin
 		c->large_off += (size + 7) & ~7u;
 		c->cur->nlarge++;
 		c->cur->large_bytes += size;
-		rc = large_image(c, id, v->loc, size, &crc);
+		rc = large_image(c, id, v, size, &crc);
 	} else {
 		const void *p = loc_slot(v->loc);
 		put64(rec, (uint64_t)seg_no_of(p) << SEG_SHIFT | seg_offset_of(p));
 		rc = mark_slot(c, seg_no_of(p), seg_offset_of(p), size);
 		if (!rc)
-			rc = write_image(c, id, v, &crc);
+			rc = write_image(c, v, &crc);
 	}
 	put64(rec + 8, v->birth);
 	put32(rec + 20, v->info);
@@ -1042,13 +1039,8 @@ static int fault_live(fault_ctx *f, uint32_t i, strata_node_id id, const uint8_t
 			return FAULT_BAD(f, i, "slot not allocated, or not of its class");
 		mem = (uint64_t)(uintptr_t)p | LAZY_BIT;
 	}
-	uint32_t *cell = durable_crc_cell(f->d, id, true);
-	if (!cell)
-		return STRATA_ENOMEM;
-	*cell = crc;
 	atomic_store_explicit(&e->loc, mem, memory_order_relaxed);
-	atomic_store_explicit(&e->birth, birth, memory_order_relaxed);
-	atomic_store_explicit(&e->retire, EPOCH_INF, memory_order_relaxed);
+	ot_stamp_init(e, birth, EPOCH_INF, crc, memory_order_relaxed);
 	atomic_store_explicit(&e->info, info, memory_order_relaxed);
 	return 0;
 }

@@ -142,7 +142,7 @@ static int moved_push(durable *d, void *slot, uint32_t size)
 
 /* Its image, wherever it is now: memory (a slot or a cache node) or, for a
  * node not read since open, `data` (read into r->buf, checked). */
-static int image_of(round *r, strata_node_id id, uint64_t loc, uint32_t size, const void **img)
+static int image_of(round *r, const ot_entry *e, uint64_t loc, uint32_t size, const void **img)
 {
 	if (!(loc & LAZY_BIT)) {
 		*img = loc_image(loc);
@@ -150,8 +150,7 @@ static int image_of(round *r, strata_node_id id, uint64_t loc, uint32_t size, co
 	}
 	const void *old = loc_slot(loc);
 	int rc = io_pread(r->d->data, r->buf, size, data_off(old));
-	uint32_t *cell = durable_crc_cell(r->d, id, false);
-	if (!rc && (!cell || strata_crc32c(0, r->buf, size) != *cell))
+	if (!rc && strata_crc32c(0, r->buf, size) != ot_crc(e))
 		rc = STRATA_ECORRUPT; /* damaged: it stays where it is, an error for readers */
 	*img = r->buf;
 	return rc;
@@ -189,7 +188,7 @@ static void move_one(round *r, ot_entry *e, strata_node_id id, uint32_t size)
 	void *old = loc_slot(loc);
 	const void *img;
 	void *fresh = NULL;
-	int rc = image_of(r, id, loc, size, &img);
+	int rc = image_of(r, e, loc, size, &img);
 	if (!rc && !(fresh = seg_alloc_node_raw(&s->seg, size)))
 		rc = STRATA_ENOMEM;
 	if (!rc && !s->seg.headers_only && !LOC_CACHED(loc))
@@ -227,7 +226,7 @@ static void move_all(round *r)
 			}
 			uint32_t m = atomic_load(&e->meta);
 			uint32_t size = OT_INFO_SIZE(atomic_load(&e->info));
-			if (OT_META_STATE(m) != OT_LIVE || atomic_load(&e->retire) != EPOCH_INF ||
+			if (OT_META_STATE(m) != OT_LIVE || ot_retire(e) != EPOCH_INF ||
 			    seg_class_of(size) == STRATA_CLASS_LARGE)
 				continue;
 			uint32_t segno = seg_no_of(loc_slot(atomic_load(&e->loc)));

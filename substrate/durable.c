@@ -59,23 +59,6 @@ void durable_poison(strata_store *s, int err)
 	}
 }
 
-/* ---- per-entry image CRCs ------------------------------------------------------ */
-uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create)
-{
-	_Atomic(uint32_t *) *slot = &d->crc_dirs[ot_dir_slot(id)];
-	uint32_t *chunk = atomic_load_explicit(slot, memory_order_acquire);
-	if (!chunk && create) {
-		uint32_t *fresh = strata_mem_zmap(sizeof(uint32_t) * OT_CHUNK);
-		if (!fresh)
-			return NULL;
-		if (!atomic_compare_exchange_strong(slot, &chunk, fresh))
-			strata_mem_zunmap(fresh, sizeof(uint32_t) * OT_CHUNK);
-		else
-			chunk = fresh;
-	}
-	return chunk ? &chunk[STRATA_NODEID_INDEX(id) & (OT_CHUNK - 1)] : NULL;
-}
-
 /* Bounded cache: dirty images cannot be evicted, so a checkpoint is due
  * once they fill half of it. */
 static bool cache_dirty_high(durable *d)
@@ -84,7 +67,8 @@ static bool cache_dirty_high(durable *d)
 }
 
 /* ---- lazy loading ------------------------------------------------------------------ */
-static int load_image(strata_store *s, strata_node_id id, uint64_t loc, uint32_t size, void **out)
+static int load_image(strata_store *s, const ot_entry *e, strata_node_id id, uint64_t loc,
+		      uint32_t size, void **out)
 {
 	durable *d = s->dur;
 	bool large = seg_class_of(size) == STRATA_CLASS_LARGE;
@@ -94,9 +78,8 @@ static int load_image(strata_store *s, strata_node_id id, uint64_t loc, uint32_t
 	int rc = large ? io_pread(d->ckpt, p, size, loc >> 1)
 		       : io_pread(d->data, p, size,
 				  (uint64_t)seg_no_of(p) * SEG_SIZE + seg_offset_of(p));
-	uint32_t *cell = durable_crc_cell(d, id, false);
 	/* An image past the end of its file is damage like a bad checksum. */
-	if (rc == STRATA_ETRUNCATED || (!rc && (!cell || strata_crc32c(0, p, size) != *cell))) {
+	if (rc == STRATA_ETRUNCATED || (!rc && strata_crc32c(0, p, size) != ot_crc(e))) {
 		store_set_error("node %#" PRIx64 ": image %s (%s)", id,
 				rc ? "lies past the end of its file" : "fails its checksum",
 				large ? "checkpoint large section" : "data file");
@@ -136,7 +119,7 @@ int durable_load(strata_store *s, ot_entry *e, strata_node_id id, const void **d
 		rc = cache_load(s, e, id, loc, size, &img);
 	} else {
 		void *p;
-		if (!(rc = load_image(s, id, loc, size, &p))) {
+		if (!(rc = load_image(s, e, id, loc, size, &p))) {
 			atomic_store_explicit(&e->loc, (uint64_t)(uintptr_t)p, memory_order_release);
 			img = p;
 		}
@@ -614,7 +597,7 @@ static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 		return STRATA_ECORRUPT; /* reused without being retired first */
 	if (OT_META_STATE(m) == OT_RETIRED) { /* reclaimed, then reused */
 		durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e),
-				  OT_INFO_SIZE(GET(e->info)), GET(e->birth), GET(e->retire));
+				  OT_INFO_SIZE(GET(e->info)), ot_birth(e), ot_retire(e));
 		count_add(&s->nodes_retired, -1);
 	}
 	uint64_t loc;
@@ -624,8 +607,7 @@ static int apply_node(strata_store *s, const wal_frame *f, uint64_t E)
 	if LOC_CACHED(loc)
 		cache_set_id(loc, n.id);
 	SET(e->loc, loc);
-	SET(e->birth, E);
-	SET(e->retire, EPOCH_INF);
+	ot_stamp_init(e, E, EPOCH_INF, 0, memory_order_relaxed); /* its CRC: at the next checkpoint */
 	SET(e->info, OT_INFO(n.size, n.kind));
 	SET(e->meta, OT_META(tag, OT_LIVE));
 	count_add(&s->nodes_live, 1);
@@ -640,7 +622,7 @@ static int apply_retire(strata_store *s, const wal_frame *f, uint64_t E)
 	ot_entry *e = ot_entry_of(&s->ot, id);
 	if (!e || OT_META_STATE(GET(e->meta)) != OT_LIVE)
 		return STRATA_ECORRUPT;
-	SET(e->retire, E);
+	ot_stamp_set(&e->rstamp, E);
 	SET(e->meta, OT_META(STRATA_NODEID_TAG(id), OT_RETIRED));
 	count_add(&s->nodes_live, -1);
 	count_add(&s->nodes_retired, 1);
@@ -711,8 +693,7 @@ static int after_replay(strata_store *s)
 			if (OT_META_STATE(m) != OT_RETIRED)
 				continue;
 			durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e),
-					  OT_INFO_SIZE(atomic_load(&e->info)), atomic_load(&e->birth),
-					  atomic_load(&e->retire));
+					  OT_INFO_SIZE(atomic_load(&e->info)), ot_birth(e), ot_retire(e));
 			atomic_store(&e->meta, OT_META(OT_META_TAG(m), OT_FREE));
 			atomic_fetch_sub(&s->nodes_retired, 1);
 		}
@@ -853,9 +834,6 @@ static int durable_new(const strata_options *o, io_env *env, durable **out)
 	if (!(d->dir = strata_mem_alloc(n + 1)))
 		return STRATA_ENOMEM;
 	memcpy(d->dir, o->path, n + 1);
-	d->crc_dirs = strata_mem_zmap(sizeof(*d->crc_dirs) * OT_DIR * OT_MAX_SHARDS);
-	if (!d->crc_dirs)
-		return STRATA_ENOMEM;
 	pthread_mutex_init(&d->pub_lock, NULL);
 	pthread_cond_init(&d->pub_cond, NULL);
 	pthread_mutex_init(&d->ckpt_lock, NULL);
@@ -997,22 +975,6 @@ void durable_free(strata_store *s)
 	s->dur = NULL;
 }
 
-/* CRC cells exist only for entries the object table has issued (below
- * their shard's next_index): only those directory slots are looked at,
- * not all OT_DIR * OT_MAX_SHARDS (32 MiB of pointers) at every close. */
-static void free_crc_cells(durable *d, const otable *ot)
-{
-	for (uint32_t sh = 0; ot && sh < ot->shards_max; sh++) {
-		for (uint64_t c = 0; c * OT_CHUNK < ot->shards[sh].next_index; c++) {
-			uint32_t *cell = atomic_load_explicit(&d->crc_dirs[(sh << OT_DIR_BITS) | c],
-							      memory_order_relaxed);
-			if (cell)
-				strata_mem_zunmap(cell, sizeof(uint32_t) * OT_CHUNK);
-		}
-	}
-	strata_mem_zunmap(d->crc_dirs, sizeof(*d->crc_dirs) * OT_DIR * OT_MAX_SHARDS);
-}
-
 /* Dirty cache nodes are reachable only from their entries. */
 static void free_dirty_images(durable *d, const otable *ot)
 {
@@ -1032,7 +994,7 @@ static void free_dirty_images(durable *d, const otable *ot)
 }
 
 /* ot: the store's object table (NULL: d was never attached to a store,
- * so it made no CRC cells). */
+ * so it has no dirty cache nodes). */
 static void durable_release(durable *d, const otable *ot)
 {
 	if (!d)
@@ -1045,8 +1007,6 @@ static void durable_release(durable *d, const otable *ot)
 	io_close(d->ckpt);
 	io_close(d->super);
 	io_close(d->lock_file); /* releases the lock */
-	if (d->crc_dirs)
-		free_crc_cells(d, ot);
 	strata_mem_free(d->limbo, d->limbo_cap * sizeof *d->limbo);
 	strata_mem_free(d->moved, d->moved_cap * sizeof *d->moved);
 	strata_mem_free(d->sgrace, d->sgrace_cap * sizeof *d->sgrace);

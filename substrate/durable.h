@@ -127,7 +127,6 @@ typedef struct durable {
 	/* lazy loading, and the bounded cache (cache.cap > 0) */
 	pthread_mutex_t load_locks[LOAD_LOCKS];
 	ncache cache;
-	_Atomic(uint32_t *) *crc_dirs; /* per entry CRC32C of its image, like ot.dirs */
 
 	/* the coordinator thread */
 	pthread_t thread;
@@ -167,7 +166,6 @@ int durable_new_image(strata_store *s, uint32_t size, uint64_t *loc, void **imag
 /* Frees a node's slot, through limbo if the durable checkpoint has it. */
 void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth, uint64_t retire);
 /* CRC cell of an entry (create: allocate its chunk). NULL if absent. */
-uint32_t *durable_crc_cell(durable *d, strata_node_id id, bool create);
 
 void durable_poison(strata_store *s, int err);
 /* strata_stats: live_bytes, file_bytes, space_amplification. requested:

@@ -16,7 +16,9 @@
  * to a reader at epoch s iff b <= s < r. Values with EPOCH_PENDING set are
  * transaction markers ("born/retired by open transaction T"), larger than any
  * epoch, so they read as "not yet born" / "not yet retired" to every reader
- * but T.
+ * but T. Epochs and markers are 48-bit values (epochs below 2^47): an
+ * object-table entry keeps b and r as stamps, value << 16 | half of the
+ * image's CRC32C, so a DURABLE store needs no CRC beside its 32 B entries.
  */
 #ifndef STRATA_INTERNAL_H
 #define STRATA_INTERNAL_H
@@ -33,8 +35,10 @@
 #define STRATA_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define CACHELINE 64
 
-#define EPOCH_INF UINT64_MAX
-#define EPOCH_PENDING (1ull << 63)
+/* Epochs stop at EPOCH_PENDING (commit returns STRATA_EFULL): 1.4e14
+ * commits, 4.5 years at a sustained million a second. */
+#define EPOCH_INF ((1ull << 48) - 1)
+#define EPOCH_PENDING (1ull << 47)
 
 /* ---- allocation funnel (mem.c) ------------------------------------------- */
 void *strata_mem_alloc(size_t size);
@@ -138,14 +142,87 @@ uint8_t seg_class_at(seg_alloc *a, uint32_t segno);
 /* ---- object table (otable.c) --------------------------------------------- */
 enum ot_state { OT_FREE = 0, OT_RESERVED = 1, OT_LIVE = 2, OT_RETIRED = 3 };
 
-/* 32 bytes. meta = tag << 4 | state; info = size (24 bits) | kind << 24. */
+/* 32 bytes. meta = tag << 4 | state; info = size (24 bits) | kind << 24.
+ * bstamp / rstamp: birth / retire << STAMP_SHIFT | the high / low half of
+ * the CRC32C of the image at loc (DURABLE, once written to a file; else 0).
+ * Only the value halves decide visibility; the CRC halves change only by
+ * ot_set_crc, and every other writer keeps them (ot_stamp_* below). */
 typedef struct ot_entry {
 	_Atomic uint64_t loc; /* node bytes (IN_MEMORY: a pointer) */
-	_Atomic uint64_t birth;
-	_Atomic uint64_t retire;
+	_Atomic uint64_t bstamp;
+	_Atomic uint64_t rstamp;
 	_Atomic uint32_t meta;
 	_Atomic uint32_t info;
 } ot_entry;
+_Static_assert(sizeof(ot_entry) == 32, "an object-table entry is 32 bytes");
+
+#define STAMP_SHIFT 16
+#define STAMP_LOW 0xffffull
+static inline uint64_t stamp_val(uint64_t stamp)
+{
+	return stamp >> STAMP_SHIFT;
+}
+/* A reader at epoch s tests b <= s < r on stamps as bstamp <= key < rstamp
+ * with key = s << 16 | 0xffff: no shift or mask on the hot path. */
+static inline uint64_t stamp_key(uint64_t epoch)
+{
+	return epoch << STAMP_SHIFT | STAMP_LOW;
+}
+static inline uint64_t ot_birth(const ot_entry *e)
+{
+	return stamp_val(atomic_load_explicit(&((ot_entry *)e)->bstamp, memory_order_acquire));
+}
+static inline uint64_t ot_retire(const ot_entry *e)
+{
+	return stamp_val(atomic_load_explicit(&((ot_entry *)e)->rstamp, memory_order_acquire));
+}
+/* A fresh occupant (ot_alloc, chunk load): value halves set, CRC 0 or
+ * `crc`; birth first, both release (snapshot.c: "Why no re-check"). */
+static inline void ot_stamp_init(ot_entry *e, uint64_t birth, uint64_t retire, uint32_t crc,
+				 memory_order mo)
+{
+	atomic_store_explicit(&e->bstamp, birth << STAMP_SHIFT | crc >> 16, mo);
+	atomic_store_explicit(&e->rstamp, retire << STAMP_SHIFT | (crc & STAMP_LOW), mo);
+}
+/* Replaces a stamp's value half, keeping its CRC half (a checkpoint may be
+ * setting that at the same time). */
+static inline void ot_stamp_set(_Atomic uint64_t *w, uint64_t value)
+{
+	uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(w, &old, value << STAMP_SHIFT | (old & STAMP_LOW),
+						      memory_order_acq_rel, memory_order_relaxed))
+		;
+}
+/* Value half `expect` -> `value`, CRC half kept; false if it was not `expect`. */
+static inline bool ot_stamp_cas(_Atomic uint64_t *w, uint64_t expect, uint64_t value)
+{
+	uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+	do {
+		if (stamp_val(old) != expect)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(w, &old, value << STAMP_SHIFT | (old & STAMP_LOW),
+							memory_order_acq_rel, memory_order_relaxed));
+	return true;
+}
+static inline uint32_t ot_crc(const ot_entry *e)
+{
+	uint64_t b = atomic_load_explicit(&((ot_entry *)e)->bstamp, memory_order_acquire);
+	uint64_t r = atomic_load_explicit(&((ot_entry *)e)->rstamp, memory_order_acquire);
+	return (uint32_t)((b & STAMP_LOW) << 16 | (r & STAMP_LOW));
+}
+/* Records the CRC32C of the image at loc; before anything may read the
+ * image back from a file (the caller orders that, e.g. cache_clean). */
+static inline void ot_set_crc(ot_entry *e, uint32_t crc)
+{
+	uint64_t b = atomic_load_explicit(&e->bstamp, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&e->bstamp, &b, (b & ~STAMP_LOW) | crc >> 16,
+						      memory_order_release, memory_order_relaxed))
+		;
+	uint64_t r = atomic_load_explicit(&e->rstamp, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&e->rstamp, &r, (r & ~STAMP_LOW) | (crc & STAMP_LOW),
+						      memory_order_release, memory_order_relaxed))
+		;
+}
 
 #define OT_META(tag, st) (((uint32_t)(tag) << 4) | (uint32_t)(st))
 #define OT_META_TAG(m) ((m) >> 4)
@@ -260,7 +337,7 @@ static inline strata_node_id ot_make_id(uint32_t shard, uint32_t index, uint32_t
  * own copy. */
 struct strata_snapshot {
 	_Atomic uint64_t pin;
-	uint64_t epoch;
+	uint64_t key; /* stamp_key(pinned epoch): compared with entry stamps */
 	_Atomic uint64_t cgen; /* pin_table.gen when pinned (the cache's grace) */
 	/* Copy of otable.dirs: resolve reads nothing but this cache line,
 	 * the directory slot and the entry. */
@@ -274,6 +351,11 @@ struct strata_snapshot {
 	_Atomic uint64_t opened_ns; /* CLOCK_MONOTONIC_COARSE at open */
 	_Atomic uint64_t hits; /* bounded-cache hits; written by the owner only */
 } __attribute__((aligned(CACHELINE)));
+
+static inline uint64_t snap_epoch(const struct strata_snapshot *s)
+{
+	return stamp_val(s->key);
+}
 
 enum { PIN_SNAPSHOT = 0, PIN_TXN = 1, PIN_CHECKPOINT = 2 };
 /* An expired snapshot's pin: not free (its slot stays its own until close),

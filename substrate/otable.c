@@ -190,8 +190,7 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 			/* meta first; the release stores after it let a reader that
 			 * sees any new field also see the new tag on its re-check. */
 			atomic_store_explicit(&e->meta, OT_META(tag, OT_RESERVED), memory_order_relaxed);
-			atomic_store_explicit(&e->birth, birth, memory_order_release);
-			atomic_store_explicit(&e->retire, EPOCH_INF, memory_order_release);
+			ot_stamp_init(e, birth, EPOCH_INF, 0, memory_order_release);
 			atomic_store_explicit(&e->loc, loc, memory_order_release);
 			atomic_store_explicit(&e->info, info, memory_order_release);
 			atomic_fetch_add_explicit(&sh->reserved, 1, memory_order_relaxed);

@@ -91,7 +91,7 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur, uint8_
 			e = now;
 			atomic_store(&s->pin, e);
 		}
-		s->epoch = e;
+		s->key = stamp_key(e);
 		tl_slot_hint = i;
 		return s;
 	}

@@ -169,7 +169,7 @@ int strata_snapshot_list(strata_store *s, strata_snapshot_info *out, size_t max,
 		if (k < max) {
 			strata_snapshot_info *o = &out[k];
 			bool gone = e == PIN_EXPIRED;
-			o->epoch = p->epoch;
+			o->epoch = snap_epoch(p);
 			o->age_ms = (now - atomic_load_explicit(&p->opened_ns, memory_order_relaxed)) / 1000000u;
 			o->retained_bytes = gone ? 0 : retained_after(&s->rec, e, &o->retained_nodes);
 			if (gone)

@@ -46,11 +46,11 @@ void strata_snapshot_close(strata_snapshot *snap)
 
 uint64_t strata_snapshot_epoch(const strata_snapshot *snap)
 {
-	return snap ? snap->epoch : 0;
+	return snap ? snap_epoch(snap) : 0;
 }
 
 typedef struct entry_read {
-	uint64_t birth, retire;
+	uint64_t bstamp, rstamp; /* as read from the entry */
 	uint32_t info;
 	const void *data;
 } entry_read;
@@ -83,11 +83,12 @@ static inline int read_visible(const strata_snapshot *snap, strata_node_id id, e
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
 	if (STRATA_UNLIKELY(OT_META_TAG(m) != STRATA_NODEID_TAG(id)))
 		return STRATA_ESTALE;
-	/* retire before birth, both acquire: see "Why no re-check" above. */
-	out->retire = atomic_load_explicit(&e->retire, memory_order_acquire);
-	out->birth = atomic_load_explicit(&e->birth, memory_order_acquire);
-	uint64_t s = snap->epoch;
-	if (STRATA_UNLIKELY(!(out->birth <= s && s < out->retire)))
+	/* retire before birth, both acquire: see "Why no re-check" above.
+	 * Stamps against the snapshot's key: b <= s < r (internal.h). */
+	out->rstamp = atomic_load_explicit(&e->rstamp, memory_order_acquire);
+	out->bstamp = atomic_load_explicit(&e->bstamp, memory_order_acquire);
+	uint64_t k = snap->key;
+	if (STRATA_UNLIKELY(!(out->bstamp <= k && k < out->rstamp)))
 		return OT_META_STATE(m) == OT_FREE ? STRATA_ESTALE : STRATA_ENOTVISIBLE;
 	out->info = atomic_load_explicit(&e->info, memory_order_relaxed);
 	out->data = (const void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
@@ -149,8 +150,8 @@ int strata_node_stat(const strata_snapshot *snap, strata_node_id id, strata_node
 	info->size = OT_INFO_SIZE(r.info);
 	info->kind = OT_INFO_KIND(r.info);
 	info->size_class = (uint8_t)seg_class_of(info->size);
-	info->birth = r.birth;
-	info->retire = r.retire & EPOCH_PENDING ? EPOCH_INF : r.retire;
+	info->birth = stamp_val(r.bstamp);
+	info->retire = stamp_val(r.rstamp) >= EPOCH_PENDING ? UINT64_MAX : stamp_val(r.rstamp);
 	return 0;
 }
 
@@ -165,7 +166,7 @@ int strata_snapshot_root(const strata_snapshot *snap, const char *name, strata_n
 	if (rc)
 		return rc;
 	root *r = catalog_find(&snap->store->cat, name, len);
-	const root_version *v = r ? root_version_at(r, snap->epoch) : NULL;
+	const root_version *v = r ? root_version_at(r, snap_epoch(snap)) : NULL;
 	if (!v)
 		return STRATA_ENOTFOUND;
 	*id = v->id;

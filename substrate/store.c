@@ -183,8 +183,7 @@ void store_free_node(strata_store *s, strata_node_id id, ot_entry *e)
 	uint32_t size = OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed));
 	if (s->dur)
 		durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e), size,
-				  atomic_load_explicit(&e->birth, memory_order_relaxed),
-				  atomic_load_explicit(&e->retire, memory_order_relaxed));
+				  ot_birth(e), ot_retire(e));
 	else
 		seg_free_node(&s->seg, entry_data(e), size);
 	ot_free(&s->ot, id);

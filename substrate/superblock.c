@@ -57,6 +57,10 @@ int sb_decode(const uint8_t slot[SB_SLOT], sb_state *out)
 	out->wal_start_lsn = get64(slot + 64);
 	out->wal_file_size = get64(slot + 72);
 	out->last_epoch = get64(slot + 80);
+	/* Epochs stay below the marker range (internal.h): a checksummed slot
+	 * naming one above was not written by a working store. */
+	if (out->ckpt_epoch >= EPOCH_PENDING || out->last_epoch >= EPOCH_PENDING)
+		return STRATA_ECORRUPT;
 	return 0;
 }
 

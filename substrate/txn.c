@@ -154,8 +154,9 @@ int strata_txn_begin(strata_store *s, const char *const *names, size_t n, unsign
 	rc = STRATA_EFULL;
 	if (!(t->pin = pin_acquire(&s->pins, &s->epoch_current, PIN_TXN)))
 		goto err;
-	t->base = t->pin->epoch;
-	t->marker = EPOCH_PENDING | atomic_fetch_add_explicit(&s->next_txn, 1, memory_order_relaxed);
+	t->base = snap_epoch(t->pin);
+	t->marker = EPOCH_PENDING |
+		    (atomic_fetch_add_explicit(&s->next_txn, 1, memory_order_relaxed) & (EPOCH_PENDING - 1));
 	*out = t;
 	return 0;
 err:
@@ -186,8 +187,7 @@ static int txn_lookup(const strata_txn *t, strata_node_id id, txn_view *v)
 	if (!e || OT_META_STATE(atomic_load_explicit(&e->meta, memory_order_acquire)) == OT_FREE)
 		return STRATA_ESTALE;
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
-	uint64_t b = atomic_load_explicit(&e->birth, memory_order_acquire);
-	uint64_t r = atomic_load_explicit(&e->retire, memory_order_acquire);
+	uint64_t b = ot_birth(e), r = ot_retire(e);
 	uint32_t info = atomic_load_explicit(&e->info, memory_order_acquire);
 	void *data = (void *)(uintptr_t)atomic_load_explicit(&e->loc, memory_order_acquire);
 	if (OT_META_TAG(atomic_load_explicit(&e->meta, memory_order_relaxed)) != OT_META_TAG(m) ||
@@ -319,14 +319,25 @@ int strata_txn_read(strata_txn *t, strata_node_id id, const void **data, uint32_
 	return 0;
 }
 
+/* Our marker -> `to` in a retire stamp we claimed: one xor keeps the CRC
+ * half that a checkpoint may be writing meanwhile. */
+static void retire_flip(strata_txn *t, ot_entry *e, uint64_t to)
+{
+	atomic_fetch_xor_explicit(&e->rstamp, (t->marker ^ to) << STAMP_SHIFT, memory_order_release);
+}
+
+static void retire_undo(strata_txn *t, ot_entry *e)
+{
+	retire_flip(t, e, EPOCH_INF);
+}
+
 /* Claims the right to retire a committed node at this commit. */
 static int retire_claim(strata_txn *t, strata_node_id id, ot_entry *e, uint32_t size)
 {
-	uint64_t inf = EPOCH_INF;
-	if (!atomic_compare_exchange_strong(&e->retire, &inf, t->marker))
+	if (!ot_stamp_cas(&e->rstamp, EPOCH_INF, t->marker))
 		return STRATA_EBUSY;
 	if (idvec_push(&t->retired, id)) {
-		atomic_store(&e->retire, EPOCH_INF);
+		retire_undo(t, e);
 		return STRATA_ENOMEM;
 	}
 	t->retired_bytes += size;
@@ -337,7 +348,7 @@ static void retire_unclaim(strata_txn *t, ot_entry *e, uint32_t size)
 {
 	t->retired.n--;
 	t->retired_bytes -= size;
-	atomic_store(&e->retire, EPOCH_INF);
+	retire_undo(t, e);
 }
 
 int strata_txn_write(strata_txn *t, strata_node_id id, strata_node_id *new_id, void **data,
@@ -481,7 +492,7 @@ static bool root_needs_version(const txn_root *tr)
 static ot_entry *owned_entry(strata_txn *t, strata_node_id id)
 {
 	ot_entry *e = ot_entry_of(&t->s->ot, id);
-	if (e && atomic_load_explicit(&e->birth, memory_order_relaxed) == t->marker)
+	if (e && stamp_val(atomic_load_explicit(&e->bstamp, memory_order_relaxed)) == t->marker)
 		return e;
 	return NULL;
 }
@@ -506,8 +517,10 @@ static void stamp_nodes(strata_txn *t, uint64_t E)
 		ot_entry *e = owned_entry(t, id);
 		if (!e)
 			continue;
-		/* release: resolve's no-re-check argument (snapshot.c) */
-		atomic_store_explicit(&e->birth, E, memory_order_release);
+		/* release: resolve's no-re-check argument (snapshot.c). A plain
+		 * store: nothing else writes the stamp of a node not yet born
+		 * (its CRC half is still 0: checkpoints skip invisible nodes). */
+		atomic_store_explicit(&e->bstamp, E << STAMP_SHIFT, memory_order_release);
 		atomic_store_explicit(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_LIVE),
 				      memory_order_relaxed);
 		atomic_fetch_sub_explicit(&t->s->ot.shards[STRATA_NODEID_SHARD(id)].reserved, 1,
@@ -517,7 +530,7 @@ static void stamp_nodes(strata_txn *t, uint64_t E)
 	for (size_t i = 0; i < t->retired.n; i++) {
 		strata_node_id id = t->retired.v[i];
 		ot_entry *e = ot_entry_of(&t->s->ot, id);
-		atomic_store_explicit(&e->retire, E, memory_order_release);
+		retire_flip(t, e, E);
 		atomic_store_explicit(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_RETIRED),
 				      memory_order_relaxed);
 	}
@@ -634,7 +647,7 @@ static uint64_t commit_locked(strata_txn *t, commit_prep *p, const wal_rec *recs
 	strata_store *s = t->s;
 	uint64_t E = (s->dur ? s->dur->epoch_assigned
 			     : atomic_load_explicit(&s->epoch_current, memory_order_relaxed)) + 1;
-	if (E & EPOCH_PENDING) { /* epochs stay below 2^63: above are transaction markers */
+	if (E & EPOCH_PENDING) { /* epochs stay below 2^47: above are transaction markers */
 		*rc = STRATA_EFULL;
 		return 0;
 	}
@@ -722,8 +735,7 @@ void strata_txn_abort(strata_txn *t)
 			store_free_node(s, t->reserved.v[i], e);
 	}
 	for (size_t i = 0; i < t->retired.n; i++) {
-		ot_entry *e = ot_entry_of(&s->ot, t->retired.v[i]);
-		atomic_store(&e->retire, EPOCH_INF);
+		retire_undo(t, ot_entry_of(&s->ot, t->retired.v[i]));
 	}
 	atomic_fetch_add_explicit(&s->aborts, 1, memory_order_relaxed);
 	txn_release(t);

@@ -3,7 +3,7 @@
  * store holds is read back and checked, then every root is resolved.
  *
  * Where a CRC comes from: a checkpoint records the CRC32C of every image
- * visible at its epoch C (durable_crc_cell). An image not loaded yet
+ * visible at its epoch C (ot_crc: the halves in its stamps). An image not loaded yet
  * (LAZY_BIT) is checked against it by durable_load as it is read. An image
  * already in memory is checked against it only if the node was visible at
  * the durable checkpoint (birth <= C < retire): for other nodes the cell is
@@ -86,11 +86,10 @@ static void verify_loaded(verify_ctx *v, ot_entry *e, strata_node_id id, const v
 	}
 	if (!v->d)
 		return;
-	uint64_t b = atomic_load(&e->birth), r = atomic_load(&e->retire);
+	uint64_t b = ot_birth(e), r = ot_retire(e);
 	if (!(b <= v->ckpt_epoch && v->ckpt_epoch < r))
 		return; /* not in the durable checkpoint: no recorded CRC */
-	const uint32_t *cell = durable_crc_cell(v->d, id, false);
-	if (!cell || strata_crc32c(0, p, size) != *cell)
+	if (strata_crc32c(0, p, size) != ot_crc(e))
 		problem(v, "node %#" PRIx64 ": image in memory (%u bytes) differs from the one "
 			   "checkpointed at epoch %" PRIu64 ": %s",
 			id, size, v->ckpt_epoch, strata_strerror(STRATA_ECORRUPT));
@@ -162,14 +161,14 @@ static void verify_roots(verify_ctx *v)
 	pthread_mutex_lock(&cat->lock); /* no new names: the directory stays */
 	root_dir *dir = atomic_load(&cat->dir);
 	for (uint32_t i = 0; i < dir->n; i++) {
-		const root_version *rv = root_version_at(dir->roots[i], snap->epoch);
+		const root_version *rv = root_version_at(dir->roots[i], snap_epoch(snap));
 		const void *p;
 		uint32_t size;
 		if (!rv || rv->id == STRATA_NODE_NULL)
 			continue;
 		if ((rc = strata_resolve(snap, rv->id, &p, &size)))
 			problem(v, "root '%s': node %#" PRIx64 " does not resolve at epoch %" PRIu64 ": %s",
-				dir->roots[i]->name, rv->id, snap->epoch, strata_strerror(rc));
+				dir->roots[i]->name, rv->id, snap_epoch(snap), strata_strerror(rc));
 	}
 	pthread_mutex_unlock(&cat->lock);
 	strata_snapshot_close(snap);

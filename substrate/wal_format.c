@@ -168,6 +168,6 @@ int walf_commit_decode(const wal_frame *f, wal_commit_rec *r)
 	r->epoch = get64(f->payload);
 	r->frames = get32(f->payload + 8);
 	r->batch_lsn = get64(f->payload + 16);
-	/* Epochs with bit 63 set are in-memory transaction markers. */
-	return r->epoch && !(r->epoch >> 63) && r->batch_lsn < f->lsn ? 0 : STRATA_ECORRUPT;
+	/* Epochs at or above EPOCH_PENDING are in-memory transaction markers. */
+	return r->epoch && r->epoch < EPOCH_PENDING && r->batch_lsn < f->lsn ? 0 : STRATA_ECORRUPT;
 }

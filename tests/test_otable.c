@@ -315,8 +315,8 @@ Test(otable, entry_lookup_checks_tag_and_state)
 	ot_entry *e = ot_entry_of(&ot, id);
 	cr_assert_not_null(e);
 	cr_assert_eq(OT_META_STATE(atomic_load(&e->meta)), OT_RESERVED);
-	cr_assert_eq(atomic_load(&e->birth), 77);
-	cr_assert_eq(atomic_load(&e->retire), EPOCH_INF);
+	cr_assert_eq(ot_birth(e), 77);
+	cr_assert_eq(ot_retire(e), EPOCH_INF);
 	cr_assert_eq(atomic_load(&e->loc), 0xbeef);
 	cr_assert_eq(OT_INFO_SIZE(atomic_load(&e->info)), 123);
 	cr_assert_eq(OT_INFO_KIND(atomic_load(&e->info)), 9);
@@ -327,6 +327,36 @@ Test(otable, entry_lookup_checks_tag_and_state)
 	cr_assert_null(ot_entry_of(&ot, id));
 	cr_assert_eq(atomic_load(&e->loc), 0, "free clears the location");
 	ot_destroy(&ot);
+}
+
+/* Stamps: the CRC halves survive every change of the epoch halves, and
+ * the reader's key gives b <= s < r at the edges (internal.h). */
+Test(otable, stamps_keep_the_crc_and_order_like_epochs)
+{
+	ot_entry e = {0};
+	ot_stamp_init(&e, 5, EPOCH_INF, 0xdeadbeefu, memory_order_relaxed);
+	cr_assert_eq(ot_crc(&e), 0xdeadbeefu);
+	cr_assert(ot_birth(&e) == 5 && ot_retire(&e) == EPOCH_INF);
+	uint64_t marker = EPOCH_PENDING | 12345;
+	cr_assert(ot_stamp_cas(&e.rstamp, EPOCH_INF, marker));
+	cr_assert(!ot_stamp_cas(&e.rstamp, EPOCH_INF, marker), "claimed once only");
+	cr_assert_eq(ot_retire(&e), marker);
+	ot_stamp_set(&e.rstamp, 9);
+	cr_assert(ot_retire(&e) == 9 && ot_crc(&e) == 0xdeadbeefu, "the CRC outlives a retire");
+	ot_set_crc(&e, 0x01234567u);
+	cr_assert(ot_crc(&e) == 0x01234567u && ot_birth(&e) == 5 && ot_retire(&e) == 9,
+		  "setting the CRC leaves the epochs alone");
+	for (uint64_t s = 0; s < 12; s++) {
+		uint64_t k = stamp_key(s);
+		bool vis = atomic_load(&e.bstamp) <= k && k < atomic_load(&e.rstamp);
+		cr_assert_eq(vis, s >= 5 && s < 9, "epoch %llu", (unsigned long long)s);
+	}
+	/* The last epoch is below every marker and below "never retired". */
+	uint64_t last = stamp_key(EPOCH_PENDING - 1);
+	ot_stamp_init(&e, EPOCH_PENDING - 1, EPOCH_INF, 0xffffffffu, memory_order_relaxed);
+	cr_assert(atomic_load(&e.bstamp) <= last && last < atomic_load(&e.rstamp));
+	ot_stamp_init(&e, marker, EPOCH_INF, 0xffffffffu, memory_order_relaxed);
+	cr_assert(atomic_load(&e.bstamp) > last, "a marker birth is unborn to every epoch");
 }
 
 /* ---- shards ---------------------------------------------------------------- */

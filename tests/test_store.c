@@ -350,10 +350,10 @@ Test(store, check_catches_retired_birth_after_retire)
 	ot_entry *e = entry_of(s, a);
 	cr_assert_eq(OT_META_STATE(atomic_load(&e->meta)), OT_RETIRED);
 	expect_clean(s);
-	uint64_t birth = atomic_load(&e->birth);
-	atomic_store(&e->birth, atomic_load(&e->retire) + 1);
+	uint64_t birth = ot_birth(e);
+	ot_stamp_set(&e->bstamp, ot_retire(e) + 1);
 	expect_corrupt(s, "birth");
-	atomic_store(&e->birth, birth);
+	ot_stamp_set(&e->bstamp, birth);
 	expect_clean(s);
 	strata_snapshot_close(pin);
 	test_close(s);
@@ -364,15 +364,15 @@ Test(store, check_catches_live_node_with_retire_epoch)
 	strata_store *s = test_open(NULL);
 	strata_node_id a = commit_root(s, "r", 100, 1);
 	ot_entry *e = entry_of(s, a);
-	atomic_store(&e->retire, 1);
+	ot_stamp_set(&e->rstamp, 1);
 	expect_corrupt(s, "live but retired");
-	atomic_store(&e->retire, EPOCH_INF);
+	ot_stamp_set(&e->rstamp, EPOCH_INF);
 	expect_clean(s);
 	/* A live node born in the future. */
-	uint64_t birth = atomic_load(&e->birth);
-	atomic_store(&e->birth, 1000);
+	uint64_t birth = ot_birth(e);
+	ot_stamp_set(&e->bstamp, 1000);
 	expect_corrupt(s, "live with birth");
-	atomic_store(&e->birth, birth);
+	ot_stamp_set(&e->bstamp, birth);
 	expect_clean(s);
 	test_close(s);
 }
@@ -386,12 +386,12 @@ Test(store, check_catches_reserved_node_with_epoch_birth)
 	void *p;
 	cr_assert_eq(strata_txn_alloc(t, 40, 0, &id, &p), 0);
 	ot_entry *e = entry_of(s, id);
-	uint64_t marker = atomic_load(&e->birth);
+	uint64_t marker = ot_birth(e);
 	cr_assert(marker & EPOCH_PENDING);
 	expect_clean(s);
-	atomic_store(&e->birth, 1);
+	ot_stamp_set(&e->bstamp, 1);
 	expect_corrupt(s, "reserved but birth");
-	atomic_store(&e->birth, marker);
+	ot_stamp_set(&e->bstamp, marker);
 	expect_clean(s);
 	strata_txn_abort(t);
 	test_close(s);

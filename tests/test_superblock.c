@@ -75,6 +75,25 @@ Test(superblock, newer_version_with_good_crc_is_eformat)
 	cr_assert_eq(sb_decode(slot, &b), STRATA_EFORMAT);
 }
 
+/* A slot with a good CRC but an epoch in the marker range (>= 2^47) was
+ * not written by a working store: corruption, never adopted. */
+Test(superblock, epoch_in_marker_range_is_ecorrupt)
+{
+	static uint8_t slot[SB_SLOT];
+	sb_state a = sample(1), b;
+	a.ckpt_epoch = EPOCH_PENDING - 1;
+	a.last_epoch = EPOCH_PENDING - 1;
+	sb_encode(&a, slot);
+	cr_assert_eq(sb_decode(slot, &b), 0, "the last epoch is valid");
+	a.last_epoch = EPOCH_PENDING;
+	sb_encode(&a, slot);
+	cr_assert_eq(sb_decode(slot, &b), STRATA_ECORRUPT);
+	a.last_epoch = 3;
+	a.ckpt_epoch = EPOCH_PENDING;
+	sb_encode(&a, slot);
+	cr_assert_eq(sb_decode(slot, &b), STRATA_ECORRUPT);
+}
+
 /* SUPER in the simulator; its directory entry made durable, as the
  * store does when it creates the file. */
 static io_file *super_file(io_env *env)

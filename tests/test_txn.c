@@ -243,6 +243,30 @@ Test(txn, copy_on_write_semantics)
 	test_close(s);
 }
 
+/* Epochs end at 2^47 - 1: the commit that would take 2^47 returns
+ * STRATA_EFULL and publishes nothing; nodes of the last epoch resolve. */
+Test(txn, epochs_end_below_the_marker_range)
+{
+	strata_store *s = test_open(NULL);
+	atomic_store(&s->epoch_current, EPOCH_PENDING - 2);
+	strata_node_id x = commit_root(s, "r", 32, 4);
+	cr_assert_eq(atomic_load(&s->epoch_current), EPOCH_PENDING - 1);
+	expect_root(s, "r", x, 32, 4);
+	strata_txn *t = begin1(s, "r");
+	strata_node_id y = alloc_fill(t, 16, 6);
+	cr_assert_eq(strata_txn_set_root(t, "r", y), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), STRATA_EFULL);
+	cr_assert_eq(atomic_load(&s->epoch_current), EPOCH_PENDING - 1);
+	expect_root(s, "r", x, 32, 4);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_resolve(snap, y, &(const void *){NULL}, NULL), STRATA_ESTALE,
+		     "the refused commit's node is gone");
+	strata_snapshot_close(snap);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	test_close(s);
+}
+
 /* strata_txn_read_own tells committed nodes from the transaction's own,
  * and an own node's pointer is the one strata_txn_write hands back. */
 Test(txn, read_own_tells_own_nodes_apart)

@@ -152,6 +152,16 @@ Test(wal_format, malformed_payloads_refused)
 	put_frame(buf, WAL_COMMIT, 8, 1, pl, 24);
 	cr_assert_eq(walf_frame_check(buf, sizeof buf, 8, 1, &f), 0);
 	cr_assert_eq(walf_commit_decode(&f, &cm), STRATA_ECORRUPT);
+	/* Epochs end below EPOCH_PENDING (2^47): above are transaction markers. */
+	walf_commit_encode(pl, EPOCH_PENDING, 0, 1);
+	put_frame(buf, WAL_COMMIT, 8, 1, pl, 24);
+	cr_assert_eq(walf_frame_check(buf, sizeof buf, 8, 1, &f), 0);
+	cr_assert_eq(walf_commit_decode(&f, &cm), STRATA_ECORRUPT, "an epoch of 2^47 is damage");
+	walf_commit_encode(pl, EPOCH_PENDING - 1, 0, 1);
+	put_frame(buf, WAL_COMMIT, 8, 1, pl, 24);
+	cr_assert_eq(walf_frame_check(buf, sizeof buf, 8, 1, &f), 0);
+	cr_assert_eq(walf_commit_decode(&f, &cm), 0, "the last epoch is one");
+	cr_assert_eq(cm.epoch, EPOCH_PENDING - 1);
 	put_frame(buf, 9, 8, 1, pl, 16); /* unknown type */
 	cr_assert_eq(walf_frame_check(buf, sizeof buf, 8, 1, &f), STRATA_ECORRUPT);
 }

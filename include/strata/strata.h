@@ -371,7 +371,7 @@ STRATA_API uint64_t strata_txn_base_epoch(const strata_txn *txn);
  *           every later write returns STRATA_EIO; reads go on),
  *         STRATA_ENOSPC (storage full: this commit is not visible; the
  *           store is read-only from then on),
- *         STRATA_EFULL (epochs or WAL positions would reach 2^63, which no
+ *         STRATA_EFULL (epochs would reach 2^47, WAL positions 2^63; no
  *           real store does: nothing published, as if aborted),
  *         other -errno. */
 STRATA_API int strata_txn_commit(strata_txn *txn, uint64_t *epoch);
