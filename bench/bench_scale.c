@@ -626,10 +626,10 @@ static void fig_ot(bench_session *s, store_spec *sp)
 	bench_add_target(s, "ot_bytes_per_entry", 32.0);
 	uint64_t files = dir_bytes(sp->dir, false);
 	bench_note(s, "ot_bytes_per_entry: VmRSS growth while strata_node_stat touched all %llu "
-		   "entries of store %s (%.0f chunks loaded), less the images left in the 64 KiB "
-		   "cache (%.2f MiB at the end, strata_stats cache_bytes); ot_rss_per_entry_raw: "
-		   "the same growth with them", (unsigned long long)sp->nodes, sp->label, o.d[1],
+		   "entries of store %s (%.0f chunks loaded), less the 64 KiB cache's images "
+		   "(%.2f MiB at the end)", (unsigned long long)sp->nodes, sp->label, o.d[1],
 		   o.d[3]);
+	bench_note(s, "ot_rss_per_entry_raw: the same VmRSS growth, cache images included");
 	bench_note(s, "object table by design: 32 B per entry (each image's CRC32C in the "
 		   "low bits of its birth and retire stamps); "
 		   "store %s on disk (data + checkpoint): %.1f B per node", sp->label,

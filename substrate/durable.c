@@ -256,6 +256,8 @@ static int dur_status(durable *d)
 	return atomic_load(&d->poisoned) ? STRATA_EIO : 0;
 }
 
+static int set_clean_flag(strata_store *s, bool clean);
+
 int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t E,
 		       strata_durability dm, uint64_t *end_lsn)
 {
@@ -263,6 +265,13 @@ int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t 
 	int rc = dur_status(d);
 	if (rc)
 		return rc;
+	/* A crash after this commit must not find the clean flag (wal.h
+	 * WAL_REPLAY_CLEAN): one superblock write per open, before any frame. */
+	if (d->clean_pending) {
+		if ((rc = set_clean_flag(s, false)))
+			return rc;
+		d->clean_pending = false;
+	}
 	pub_entry p = {.epoch = E, .start_lsn = wal_end(d->wal), .sync = dm == STRATA_SYNC};
 	pthread_mutex_lock(&d->pub_lock);
 	rc = pq_reserve(d); /* room first: nothing may fail after the append */
@@ -347,17 +356,21 @@ static void remove_old_ckpt(durable *d, uint64_t gen)
 static int set_clean_flag(strata_store *s, bool clean)
 {
 	durable *d = s->dur;
-	sb_state nsb = d->sb;
-	nsb.generation++;
-	nsb.flags = clean ? SB_FLAG_CLEAN : 0;
-	int rc = sb_write(d->super, &nsb);
-	if (rc) {
-		durable_poison(s, rc);
-		return rc;
+	pthread_mutex_lock(&d->sb_lock);
+	int rc = 0;
+	if (!(d->sb.flags & SB_FLAG_CLEAN) != !clean) {
+		sb_state nsb = d->sb;
+		nsb.generation++;
+		nsb.flags = clean ? SB_FLAG_CLEAN : 0;
+		if (!(rc = sb_write(d->super, &nsb))) {
+			d->sb = nsb;
+			sb_publish(&d->sbc, &nsb);
+		}
 	}
-	d->sb = nsb;
-	sb_publish(&d->sbc, &nsb);
-	return 0;
+	pthread_mutex_unlock(&d->sb_lock);
+	if (rc)
+		durable_poison(s, rc);
+	return rc;
 }
 
 /* Writes a checkpoint; clean: the store is closing and the WAL is empty
@@ -377,30 +390,32 @@ static int checkpoint_locked(strata_store *s, bool clean, bool force)
 	}
 	ckpt_written w;
 	io_file *nf = NULL;
-	sb_state nsb = d->sb;
-	nsb.generation++;
-	nsb.ckpt_gen = d->sb.ckpt_gen + 1;
-	if (!(rc = ckpt_write(s, nsb.ckpt_gen, C, L, d->ckpt_epoch, &w)) &&
-	    !(rc = ckpt_open_read(d, nsb.ckpt_gen, &nf))) {
+	uint64_t gen = d->sb.ckpt_gen + 1, old_gen = d->sb.ckpt_gen; /* ckpt_lock: ours */
+	if (!(rc = ckpt_write(s, gen, C, L, d->ckpt_epoch, &w)) && !(rc = ckpt_open_read(d, gen, &nf))) {
+		pthread_mutex_lock(&d->sb_lock);
+		sb_state nsb = d->sb;
+		nsb.generation++;
+		nsb.ckpt_gen = gen;
 		nsb.ckpt_epoch = C;
 		nsb.ckpt_size = w.size;
 		nsb.ckpt_crc = w.header_crc;
 		nsb.flags = clean ? SB_FLAG_CLEAN : 0;
 		nsb.wal_start_lsn = L;
 		nsb.last_epoch = C;
-		rc = sb_write(d->super, &nsb);
+		if (!(rc = sb_write(d->super, &nsb))) {
+			d->sb = nsb;
+			sb_publish(&d->sbc, &nsb);
+		}
+		pthread_mutex_unlock(&d->sb_lock);
 	}
 	if (rc) {
 		io_close(nf);
 		ckpt_written_free(&w);
 		pin_release(&s->pins, pin);
 		durable_poison(s, rc);
-		store_set_error("checkpoint %" PRIu64 " failed: %s", nsb.ckpt_gen, strata_strerror(rc));
+		store_set_error("checkpoint %" PRIu64 " failed: %s", gen, strata_strerror(rc));
 		return rc;
 	}
-	uint64_t old_gen = d->sb.ckpt_gen;
-	d->sb = nsb;
-	sb_publish(&d->sbc, &nsb);
 	/* What was still on disk is read from the new file from now on: the
 	 * old one is unused. */
 	ckpt_adopt(s, &w, nf);
@@ -804,7 +819,9 @@ static int recover(strata_store *s, bool salvage, wal_replay_result *res)
 	d->ckpt_epoch = d->sb.ckpt_epoch;
 	atomic_store(&s->epoch_current, d->sb.ckpt_epoch);
 	d->epoch_assigned = d->sb.ckpt_epoch;
-	rc = wal_replay(&d->wcfg, d->sb.wal_start_lsn, salvage, apply_commit, s, res);
+	unsigned flags = (salvage ? WAL_REPLAY_SALVAGE : 0) |
+			 (d->sb.flags & SB_FLAG_CLEAN ? WAL_REPLAY_CLEAN : 0);
+	rc = wal_replay(&d->wcfg, d->sb.wal_start_lsn, flags, apply_commit, s, res);
 	if (rc) {
 		store_set_error("%s: WAL replay: %s%s%s", d->dir, strata_strerror(rc),
 				res->message[0] ? ": " : "", res->message);
@@ -837,6 +854,7 @@ static int durable_new(const strata_options *o, io_env *env, durable **out)
 	pthread_mutex_init(&d->pub_lock, NULL);
 	pthread_cond_init(&d->pub_cond, NULL);
 	pthread_mutex_init(&d->ckpt_lock, NULL);
+	pthread_mutex_init(&d->sb_lock, NULL);
 	pthread_mutex_init(&d->limbo_lock, NULL);
 	pthread_mutex_init(&d->wake_lock, NULL);
 	pthread_cond_init(&d->wake, NULL);
@@ -913,6 +931,9 @@ static int open_dir(strata_store *s, const strata_options *o, io_env *env)
 		return rc;
 	}
 	wal_set_on_durable(d->wal, on_durable, s);
+	/* Cleared by the first commit, before its frames: an open that appends
+	 * nothing (strata check, info) leaves the store as it found it. */
+	d->clean_pending = exists && (d->sb.flags & SB_FLAG_CLEAN);
 	sb_publish(&d->sbc, &d->sb);
 	d->ckpt_lsn = d->sb.wal_start_lsn;
 	d->ckpt_ns = now_ns();
@@ -1004,6 +1025,8 @@ static void durable_release(durable *d, const otable *ot)
 	cache_destroy(&d->cache);
 	wal_close(d->wal);
 	io_close(d->data);
+	if (d->lazy_bm) /* headers never built stay unbuilt: seg_destroy unmaps them */
+		io_unmap(d->ckpt, d->lazy_bm, d->lazy_bm_len);
 	io_close(d->ckpt);
 	io_close(d->super);
 	io_close(d->lock_file); /* releases the lock */

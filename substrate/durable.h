@@ -96,6 +96,12 @@ typedef struct durable {
 
 	/* checkpoints (ckpt_lock: one at a time) */
 	pthread_mutex_t ckpt_lock;
+	/* Read-modify-write of `sb` and its write to SUPER (checkpoint flips,
+	 * the clean flag); taken after ckpt_lock or commit_lock, never before. */
+	pthread_mutex_t sb_lock;
+	/* Opened after a clean close, nothing appended yet: the first commit
+	 * clears SB_FLAG_CLEAN first (wal.h WAL_REPLAY_CLEAN). commit_lock. */
+	bool clean_pending;
 	/* read by committers and the coordinator without ckpt_lock */
 	_Atomic uint64_t ckpt_lsn; /* WAL start of the durable checkpoint */
 	_Atomic uint64_t ckpt_ns;  /* when it completed (CLOCK_MONOTONIC) */
@@ -105,6 +111,10 @@ typedef struct durable {
 	uint64_t ckpt_large_off; /* its large section */
 	uint64_t ckpt_size, ckpt_file_epoch;
 	bool ckpt_copying; /* a checkpoint is copying chunks out of it */
+	/* The open's used-slot bitmaps, mapped from `ckpt` while segments
+	 * lack headers (segment.c "Open"); ckpt_drop_bitmaps ends it. */
+	const void *lazy_bm;
+	uint64_t lazy_bm_len;
 	/* read: a lazy large image is being read from `ckpt`; write: ckpt_adopt
 	 * changes the file and re-addresses such images */
 	pthread_rwlock_t file_lock;
@@ -242,6 +252,7 @@ int ckpt_write(strata_store *s, uint64_t gen, uint64_t epoch, uint64_t wal_lsn, 
 /* After the superblock names the checkpoint `w` (file f, open read-only):
  * it becomes the file chunks and large images on disk are read from. */
 void ckpt_adopt(strata_store *s, ckpt_written *w, io_file *f);
+void ckpt_drop_bitmaps(strata_store *s, io_file *f, bool build);
 void ckpt_written_free(ckpt_written *w);
 /* Opens checkpoint `gen` of the store read-only. */
 int ckpt_open_read(durable *d, uint64_t gen, io_file **f);

@@ -61,7 +61,10 @@ typedef struct seg_class {
 	uint32_t slot_size;
 	struct segment *current; /* allocate here first */
 	struct segment *partial; /* doubly linked: segments with free slots */
-	struct segment *all;     /* every segment of the class */
+	struct segment *all;     /* every segment of the class (with a header) */
+	/* Segments of this class an open left without a header that have
+	 * free slots: allocation builds them (last first) before making new. */
+	uint32_t *cand, ncand;
 	_Atomic uint64_t segments, slots_total, slots_used, bytes_requested;
 } seg_class;
 
@@ -76,9 +79,19 @@ typedef struct seg_alloc {
 	 * the header is touched; a huge page would make it 2 MiB resident. */
 	bool headers_only;
 	pthread_mutex_t nos_lock;
-	struct segment **by_no; /* segment number -> segment */
+	struct segment **by_no; /* segment number -> segment (NULL: no header yet) */
 	_Atomic uint32_t nsegs;
 	uint32_t nos_cap;
+	/* Lazy headers (segment.c, "Open"): segments [0, lazy_n) of an open
+	 * sit in one mapping, lazy_block; segment i gets its header when first
+	 * needed, from class lazy_cls[i] and the checkpoint's used-slot words
+	 * at lazy_used + lazy_word[i], which stay mapped until seg_build_all. */
+	char *lazy_block;
+	uint8_t *lazy_cls;
+	uint64_t *lazy_word;
+	const uint64_t *lazy_used;
+	uint32_t lazy_n;
+	_Atomic uint32_t lazy_left; /* segments still without a header */
 } seg_alloc;
 
 int seg_init(seg_alloc *a);
@@ -126,9 +139,15 @@ static inline uint32_t seg_used_words(unsigned cls)
 	return (seg_nslots(cls) + 63) / 64;
 }
 /* Loading a checkpoint: makes segments 0..n-1 with the given classes;
- * used (may be NULL: all free) holds each segment's used-slot bitmap,
- * seg_used_words(class) words each, one after the other. */
-int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used);
+ * used holds each segment's used-slot bitmap, seg_used_words(class) words
+ * each, one after the other. lazy: headers are built when first needed,
+ * and `used` must stay readable until seg_build_all() (the counters and
+ * the checks of `used` are complete at once either way).
+ * Errors: STRATA_ECORRUPT (a class or a bit out of range), STRATA_ENOMEM. */
+int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used,
+		      bool lazy);
+/* Builds every header a lazy load left; `used` is not read after it. */
+void seg_build_all(seg_alloc *a);
 /* Loading a checkpoint: bytes requested by the live nodes of class cls. */
 void seg_load_requested(seg_alloc *a, unsigned cls, uint64_t bytes);
 /* Slot number at `offset` in a segment of class cls; UINT32_MAX if none. */

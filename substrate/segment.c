@@ -20,6 +20,18 @@
  * (IN_MEMORY; DURABLE keeps it for its class, or compaction cuts it off
  * the end of `data`).
  * Each class has its own lock; classes never share segments.
+ *
+ * Open (DURABLE): the segments a checkpoint names get their 2 MiB of
+ * address space in one mapping, but no header: a header is two pages to
+ * fault in and clear, and at 100M nodes (3052 segments) those faults were
+ * most of the open. Counters are set from the checkpoint's bitmaps at once;
+ * a header is built when first needed (lazy_build, under the class lock):
+ * by seg_slot_at (loading an entry whose image is there), by allocation
+ * (the class's candidates, lazy segments with free slots, before a new
+ * segment), or by seg_build_all (check, compaction, checkpoint adoption,
+ * which then lets go of the checkpoint's bitmaps). A lazy segment cannot
+ * change before its header exists: freeing needs a pointer into it, which
+ * only seg_slot_at or allocation hands out.
  */
 #include <stdio.h>
 #include <string.h>
@@ -210,6 +222,28 @@ static void seg_unmap(segment *g)
 		strata_mem_free(g, SEG_SIZE);
 }
 
+/* A header with every slot free. mapped: g is fresh anonymous memory
+ * (zero already: writing it would only fault it in). */
+static void header_init(segment *g, const seg_class *c, unsigned cls, bool mapped)
+{
+	if (!mapped)
+		memset(g, 0, sizeof *g);
+	g->mapped = mapped;
+	g->magic = SEG_MAGIC;
+	g->cls = (uint16_t)cls;
+	g->nslots = (SEG_SIZE - SEG_DATA_OFF) / c->slot_size;
+	g->nfree = g->nslots;
+	bm_fill(g);
+}
+
+static void class_link(seg_class *c, segment *g)
+{
+	g->all_next = c->all;
+	if (g->all_next)
+		g->all_next->all_prev = g;
+	c->all = g;
+}
+
 /* mem: the segment's 2 MiB (aligned) from a fresh anonymous mapping (zero),
  * or NULL to get it from the funnel. */
 static segment *seg_new_at(seg_alloc *a, seg_class *c, unsigned cls, bool huge, void *mem)
@@ -221,24 +255,14 @@ static segment *seg_new_at(seg_alloc *a, seg_class *c, unsigned cls, bool huge, 
 	if (huge && !a->headers_only)
 		(void)madvise(g, SEG_SIZE, MADV_HUGEPAGE); /* a hint: failure changes nothing */
 #endif
-	if (!mem) /* a fresh mapping is zero already: writing it would only fault it in */
-		memset(g, 0, sizeof *g);
-	g->mapped = mem != NULL;
-	g->magic = SEG_MAGIC;
-	g->cls = (uint16_t)cls;
-	g->nslots = (SEG_SIZE - SEG_DATA_OFF) / c->slot_size;
-	g->nfree = g->nslots;
-	bm_fill(g);
+	header_init(g, c, cls, mem != NULL);
 	/* Numbered last: numbering publishes the segment to checkpoints
 	 * (seg_class_at), which must find its header complete. */
 	if (a->durable && number_segment(a, g)) {
 		seg_unmap(g);
 		return NULL;
 	}
-	g->all_next = c->all;
-	if (g->all_next)
-		g->all_next->all_prev = g;
-	c->all = g;
+	class_link(c, g);
 	counter_add(&c->segments, 1);
 	counter_add(&c->slots_total, g->nslots);
 	return g;
@@ -276,8 +300,11 @@ int seg_init(seg_alloc *a)
 	return 0;
 }
 
+static void lazy_release(seg_alloc *a);
+
 void seg_destroy(seg_alloc *a)
 {
+	lazy_release(a);
 	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++) {
 		seg_class *c = &a->classes[i];
 		while (c->all)
@@ -322,6 +349,8 @@ uint8_t seg_class_at(seg_alloc *a, uint32_t segno)
 	pthread_mutex_lock(&a->nos_lock);
 	segment *g = a->by_no[segno];
 	pthread_mutex_unlock(&a->nos_lock);
+	if (!g && segno < a->lazy_n) /* no header yet; lazy_cls never changes */
+		return a->lazy_cls[segno];
 	return g ? (uint8_t)g->cls : 255;
 }
 
@@ -355,12 +384,17 @@ static uint32_t popcount_words(const uint64_t *w, uint32_t n)
 	return t;
 }
 
-/* Marks the slots set in used[] (seg_used_words(cls) words) as taken. */
-static int load_used(seg_class *c, segment *g, const uint64_t *used)
+/* used[] (seg_used_words(cls) words) may not mark slots past the last. */
+static bool used_valid(unsigned cls, const uint64_t *used)
+{
+	uint32_t nslots = seg_nslots(cls), words = seg_used_words(cls);
+	return !(nslots % 64 && used[words - 1] >> (nslots % 64));
+}
+
+/* Marks the slots set in used[] as taken; returns how many. */
+static uint32_t used_apply(segment *g, const uint64_t *used)
 {
 	uint32_t words = (g->nslots + 63) / 64;
-	if (g->nslots % 64 && used[words - 1] >> (g->nslots % 64))
-		return STRATA_ECORRUPT; /* bits past the last slot */
 	for (uint32_t w = 0; w < words; w++) {
 		g->l0[w] &= ~used[w];
 		if (!g->l0[w])
@@ -371,8 +405,7 @@ static int load_used(seg_class *c, segment *g, const uint64_t *used)
 			g->l2 &= ~(1ull << k);
 	uint32_t taken = popcount_words(used, words);
 	g->nfree = g->nslots - taken;
-	counter_add(&c->slots_used, taken);
-	return 0;
+	return taken;
 }
 
 /* n segments' worth of 2 MiB-aligned address space in one mapping (NULL
@@ -395,13 +428,151 @@ static char *map_segments(uint32_t n)
 	return (char *)start;
 }
 
-int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used)
+/* Segment segno's header from the load's bitmaps, under c's lock (c is
+ * its class); its counters were added at the load. */
+static segment *lazy_build(seg_alloc *a, seg_class *c, uint32_t segno)
+{
+	pthread_mutex_lock(&a->nos_lock);
+	segment *g = a->by_no[segno];
+	pthread_mutex_unlock(&a->nos_lock);
+	if (g)
+		return g;
+	g = (segment *)(a->lazy_block + (size_t)segno * SEG_SIZE);
+	header_init(g, c, a->lazy_cls[segno], true);
+	g->segno = segno;
+	used_apply(g, a->lazy_used + a->lazy_word[segno]);
+	class_link(c, g);
+	if (g->nfree)
+		partial_push(c, g);
+	pthread_mutex_lock(&a->nos_lock);
+	a->by_no[segno] = g;
+	pthread_mutex_unlock(&a->nos_lock);
+	atomic_fetch_sub_explicit(&a->lazy_left, 1, memory_order_release);
+	return g;
+}
+
+/* Allocation found no partial segment: build candidates until one has
+ * room (under c's lock). Once every header is built, candidates are stale
+ * (seg_trim_tail may have released one since): never built again. */
+static segment *lazy_take(seg_alloc *a, seg_class *c)
+{
+	while (!c->partial && c->ncand && atomic_load_explicit(&a->lazy_left, memory_order_acquire))
+		lazy_build(a, c, c->cand[--c->ncand]);
+	return c->partial;
+}
+
+/* A segment number that may still lack its header: build it. */
+static segment *lazy_get(seg_alloc *a, uint32_t segno)
+{
+	if (!atomic_load_explicit(&a->lazy_left, memory_order_acquire) || segno >= a->lazy_n)
+		return NULL;
+	seg_class *c = &a->classes[a->lazy_cls[segno]];
+	pthread_mutex_lock(&c->lock);
+	segment *g = lazy_build(a, c, segno);
+	pthread_mutex_unlock(&c->lock);
+	return g;
+}
+
+void seg_build_all(seg_alloc *a)
+{
+	if (!atomic_load_explicit(&a->lazy_left, memory_order_acquire))
+		return;
+	for (uint32_t i = 0; i < a->lazy_n; i++)
+		lazy_get(a, i);
+	for (unsigned k = 0; k < STRATA_NUM_CLASSES; k++) {
+		pthread_mutex_lock(&a->classes[k].lock);
+		a->classes[k].ncand = 0;
+		pthread_mutex_unlock(&a->classes[k].lock);
+	}
+}
+
+/* Close: segments never built give back their address space. */
+static void lazy_release(seg_alloc *a)
+{
+	for (uint32_t i = 0; i < a->lazy_n && atomic_load(&a->lazy_left); i++)
+		if (!a->by_no[i])
+			munmap(a->lazy_block + (size_t)i * SEG_SIZE, SEG_SIZE);
+	for (unsigned k = 0; k < STRATA_NUM_CLASSES; k++) {
+		strata_mem_free(a->classes[k].cand, 0);
+		a->classes[k].cand = NULL;
+		a->classes[k].ncand = 0;
+	}
+	strata_mem_free(a->lazy_cls, 0);
+	strata_mem_free(a->lazy_word, 0);
+	a->lazy_cls = NULL;
+	a->lazy_word = NULL;
+	a->lazy_n = 0;
+}
+
+/* Checks classes and bitmaps, sets the counters, and lists each class's
+ * segments with room (candidates, lowest number last: taken first). */
+static int lazy_plan(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used)
+{
+	uint32_t per[STRATA_NUM_CLASSES] = {0};
+	uint64_t w = 0;
+	bool *room = strata_mem_alloc(n);
+	if (!room)
+		return STRATA_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		unsigned cls = classes[i];
+		if (cls >= STRATA_NUM_CLASSES || !used_valid(cls, used + w)) {
+			strata_mem_free(room, n);
+			return STRATA_ECORRUPT;
+		}
+		a->lazy_cls[i] = (uint8_t)cls;
+		a->lazy_word[i] = w;
+		uint32_t taken = popcount_words(used + w, seg_used_words(cls));
+		seg_class *c = &a->classes[cls];
+		counter_add(&c->segments, 1);
+		counter_add(&c->slots_total, seg_nslots(cls));
+		counter_add(&c->slots_used, taken);
+		room[i] = taken < seg_nslots(cls);
+		per[cls] += room[i];
+		w += seg_used_words(cls);
+	}
+	int rc = 0;
+	for (unsigned k = 0; k < STRATA_NUM_CLASSES && !rc; k++)
+		if (per[k] && !(a->classes[k].cand = strata_mem_alloc(per[k] * sizeof(uint32_t))))
+			rc = STRATA_ENOMEM;
+	for (uint32_t i = n; !rc && i-- > 0;) {
+		seg_class *c = &a->classes[classes[i]];
+		if (room[i])
+			c->cand[c->ncand++] = i;
+	}
+	strata_mem_free(room, n);
+	return rc;
+}
+
+static int load_lazy(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used)
+{
+	char *block = map_segments(n);
+	strata_mem_free(a->by_no, a->nos_cap * sizeof *a->by_no);
+	a->nos_cap = 0;
+	a->by_no = strata_mem_calloc(n, sizeof *a->by_no);
+	a->lazy_cls = strata_mem_alloc(n);
+	a->lazy_word = strata_mem_alloc(n * sizeof *a->lazy_word);
+	if (!block || !a->by_no || !a->lazy_cls || !a->lazy_word) {
+		if (block)
+			munmap(block, (size_t)n * SEG_SIZE);
+		return STRATA_ENOMEM; /* the allocator is freed with its store */
+	}
+	a->nos_cap = n;
+	a->lazy_block = block;
+	a->lazy_used = used;
+	a->lazy_n = n;
+	atomic_store(&a->lazy_left, n);
+	int rc = lazy_plan(a, classes, n, used);
+	atomic_store_explicit(&a->nsegs, n, memory_order_release);
+	return rc;
+}
+
+static int load_eager(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used)
 {
 	char *block = n ? map_segments(n) : NULL;
 	int rc = 0;
 	uint32_t i = 0;
 	for (; i < n && !rc; i++) {
-		if (classes[i] >= STRATA_NUM_CLASSES) {
+		if (classes[i] >= STRATA_NUM_CLASSES || !used_valid(classes[i], used)) {
 			rc = STRATA_ECORRUPT;
 			break;
 		}
@@ -412,17 +583,27 @@ int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const ui
 			i++; /* seg_new_at unmapped it */
 			break;
 		}
-		if (g->segno != i) /* numbering must start from an empty allocator */
+		if (g->segno != i) { /* numbering must start from an empty allocator */
 			rc = STRATA_ECORRUPT;
-		else if (used && !(rc = load_used(c, g, used)))
-			used += seg_used_words(classes[i]);
-		if (!rc && g->nfree)
+			break;
+		}
+		counter_add(&c->slots_used, used_apply(g, used));
+		used += seg_used_words(classes[i]);
+		if (g->nfree)
 			partial_push(c, g);
 	}
 	/* Made segments go with the allocator; the rest of the mapping now. */
 	for (; block && i < n; i++)
 		munmap(block + (size_t)i * SEG_SIZE, SEG_SIZE);
 	return rc;
+}
+
+int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used,
+		      bool lazy)
+{
+	if (atomic_load(&a->nsegs))
+		return STRATA_ECORRUPT; /* numbering must start from an empty allocator */
+	return lazy && n ? load_lazy(a, classes, n, used) : load_eager(a, classes, n, used);
 }
 
 void seg_load_requested(seg_alloc *a, unsigned cls, uint64_t bytes)
@@ -448,6 +629,8 @@ void *seg_slot_at(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size)
 	segment *g = a->by_no[segno];
 	pthread_mutex_unlock(&a->nos_lock);
 	uint32_t i = seg_slot_index(offset, cls);
+	if (!g && i != UINT32_MAX && segno < a->lazy_n && a->lazy_cls[segno] == cls)
+		g = lazy_get(a, segno);
 	if (!g || g->cls != cls || i == UINT32_MAX)
 		return NULL;
 	seg_class *c = &a->classes[cls];
@@ -484,7 +667,7 @@ static void *alloc_node(seg_alloc *a, uint32_t size, bool zero)
 	pthread_mutex_lock(&c->lock);
 	segment *g = c->current;
 	if (!g || !g->nfree) {
-		g = c->partial;
+		g = c->partial ? c->partial : lazy_take(a, c);
 		if (g)
 			partial_remove(c, g);
 		else if (!(g = seg_new(a, c, cls, atomic_load_explicit(&c->segments, memory_order_relaxed) > 0))) {
@@ -560,6 +743,7 @@ found:;
  * every caller of these holds. */
 int seg_usage(seg_alloc *a, seg_usage_row *out, uint32_t max)
 {
+	seg_build_all(a);
 	pthread_mutex_lock(&a->nos_lock);
 	uint32_t n = atomic_load_explicit(&a->nsegs, memory_order_relaxed);
 	n = n < max ? n : max;
@@ -610,6 +794,7 @@ void seg_drain(seg_alloc *a, uint32_t segno, bool on)
 
 uint32_t seg_trim_tail(seg_alloc *a)
 {
+	seg_build_all(a); /* a segment without a header is not known empty */
 	for (;;) {
 		pthread_mutex_lock(&a->nos_lock);
 		uint32_t n = atomic_load_explicit(&a->nsegs, memory_order_relaxed);
@@ -685,6 +870,7 @@ static int check_one(const seg_class *c, const segment *g, unsigned cls, bool du
 int seg_check(seg_alloc *a, strata_report_fn report, void *ctx)
 {
 	int bad = 0;
+	seg_build_all(a); /* counters include them: so must the walk */
 	for (unsigned cls = 0; cls < STRATA_NUM_CLASSES; cls++) {
 		seg_class *c = &a->classes[cls];
 		pthread_mutex_lock(&c->lock);

@@ -107,13 +107,21 @@ typedef struct wal_replay_result {
 	char message[256];      /* what was found, where (corruption or cut tail) */
 } wal_replay_result;
 
+/* wal_replay flags. SALVAGE: on corruption keep the commits before it.
+ * CLEAN: the superblock says the store closed cleanly and nothing was
+ * appended since (durable.c clears the flag before an open appends), so
+ * the log ends at start_lsn: if no frame is valid there, the files after
+ * it are not scanned for proof of a lost commit (at 1 GiB WAL files that
+ * scan was half of opening a 100M-node store). */
+enum { WAL_REPLAY_SALVAGE = 1u << 0, WAL_REPLAY_CLEAN = 1u << 1 };
+
 /* Replays from start_lsn. Returns 0 (a clean log or a torn tail, described
  * in res), STRATA_ECORRUPT (a bad frame followed by a commit flushed after
  * it: res->message names file, offset, LSN; with salvage, 0 and replay
  * stops before the bad frame), or an I/O error, or the callback's status.
- * Reads only. */
-int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_commit_fn fn, void *ctx,
-	       wal_replay_result *res);
+ * flags: WAL_REPLAY_* (a bool `true` is SALVAGE). Reads only. */
+int wal_replay(const wal_config *cfg, uint64_t start_lsn, unsigned flags, wal_commit_fn fn,
+	       void *ctx, wal_replay_result *res);
 /* Zeroes and syncs [res->cut_from, res->cut_to), the stale frames past
  * the end of the log, so they can never be read as part of it. */
 int wal_cut_tail(const wal_config *cfg, const wal_replay_result *res);

@@ -294,9 +294,10 @@ static int judge_missing(reader *r, uint64_t lsn, bool salvage, wal_replay_resul
 	return salvage ? 0 : STRATA_ECORRUPT;
 }
 
-int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_commit_fn fn, void *ctx,
-	       wal_replay_result *res)
+int wal_replay(const wal_config *cfg, uint64_t start_lsn, unsigned flags, wal_commit_fn fn,
+	       void *ctx, wal_replay_result *res)
 {
+	bool salvage = flags & WAL_REPLAY_SALVAGE, clean = flags & WAL_REPLAY_CLEAN;
 	memset(res, 0, sizeof *res);
 	res->end_lsn = start_lsn;
 	if (!cfg->file_size || (cfg->file_size & (cfg->file_size - 1)))
@@ -305,20 +306,22 @@ int wal_replay(const wal_config *cfg, uint64_t start_lsn, bool salvage, wal_comm
 	uint64_t F = cfg->file_size, lsn = advance(start_lsn, F);
 	unsigned shift = (unsigned)__builtin_ctzll(F); /* a power of two (wal_open, sb_read) */
 	int rc = 0;
-	bool bad;
-	for (;;) {
+	bool bad, first = true; /* no frame read yet */
+	for (;; first = false) {
 		mapped *m;
 		if ((rc = map_file(&r, lsn >> shift, &m)))
 			break;
 		if (!m) { /* no file (or not this log's): the log ends here... */
-			rc = judge_missing(&r, lsn, salvage, res);
+			if (!(clean && first))
+				rc = judge_missing(&r, lsn, salvage, res);
 			break; /* ...unless a later file proves this one was durable */
 		}
 		uint64_t off = lsn & (F - 1);
 		wal_frame f;
 		if (off >= m->len ||
 		    walf_frame_check(m->p + off, m->len - off, lsn, m->salt, &f)) {
-			rc = judge(&r, lsn, lsn, salvage, res);
+			if (!(clean && first)) /* clean: nothing can follow */
+				rc = judge(&r, lsn, lsn, salvage, res);
 			break;
 		}
 		res->bytes += f.size;

@@ -218,6 +218,43 @@ Test(durable, state_survives_close_and_reopen)
 	io_sim_free(env);
 }
 
+/* After a clean close the superblock's clean flag lets recovery skip the
+ * scan past the end of the log (wal.h WAL_REPLAY_CLEAN). The first commit
+ * after a reopen must clear it before its frames: otherwise a damaged first
+ * frame would end the log quietly, and the synced commits after it would
+ * be lost without a word. An open that commits nothing writes nothing. */
+Test(durable, clean_flag_is_cleared_before_the_first_append)
+{
+	io_env *env = fresh_env();
+	model hist[11];
+	bool closed;
+	cr_assert_eq(script(env, 10, 4, hist, &closed), 10);
+	cr_assert(closed);
+	strata_store *s;
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	cr_assert(s->dur->sb.flags & SB_FLAG_CLEAN);
+	uint64_t gen = s->dur->sb.generation, start = s->dur->sb.wal_start_lsn;
+	uint64_t fsize = s->dur->sb.wal_file_size;
+	cr_assert_eq(strata_close(s), 0);
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	cr_assert_eq(s->dur->sb.generation, gen, "open + close without a commit wrote a superblock");
+	model m = hist[10];
+	for (uint32_t k = 11; k <= 15; k++)
+		cr_assert_eq(do_commit(s, k, &m), 0);
+	cr_assert(!(s->dur->sb.flags & SB_FLAG_CLEAN), "the first commit cleared the flag");
+	io_sim_crash_after(env, io_sim_steps(env));
+	strata_close(s); /* the process "died" */
+	io_sim_power_loss(env, IO_SIM_DROP_ALL, 1);
+	char path[64];
+	snprintf(path, sizeof path, "db/wal.%016llx", (unsigned long long)(start / fsize));
+	uint64_t off = start % fsize ? start % fsize : WAL_FILE_HDR; /* the first frame after it */
+	cr_assert_eq(io_sim_flip_bit(env, path, off + 30, 1), 0);
+	cr_assert_eq(open_sim(env, &s), STRATA_ECORRUPT,
+		     "synced commits after a damaged frame are reported, not dropped: %s",
+		     strata_last_error());
+	io_sim_free(env);
+}
+
 /* A transaction that frees one of its own nodes and is issued the same
  * handle again, then replaces that node with strata_txn_rewrite, must log
  * only the last NodeID: recovery refuses a second image of a live handle

@@ -448,3 +448,98 @@ Test(segment, slot_in_use_rejects_foreign_and_interior_pointers)
 	seg_free_node(&a, p, 100);
 	seg_destroy(&a);
 }
+
+/* ---- lazy headers (a checkpoint load) ---------------------------------------- */
+#define BIG 60000u /* class 65536: 31 slots a segment, one bitmap word */
+
+static void *slot_of(seg_alloc *a, uint32_t segno, uint32_t i)
+{
+	return seg_slot_at(a, segno, 4224u + i * 65536u, BIG);
+}
+
+/* Counters at once, a header only when something needs it, candidates
+ * taken (lowest number first) before any new segment, used slots never
+ * handed out, and seg_check (which builds the rest) clean. */
+Test(segment, lazy_load_builds_headers_on_demand)
+{
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	seg_set_durable(&a);
+	unsigned cls = seg_class_of(BIG);
+	cr_assert_eq(seg_nslots(cls), 31);
+	const uint8_t classes[4] = {cls, cls, cls, cls};
+	const uint64_t full = (1ull << 31) - 1, used[4] = {full, (1u << 0) | (1u << 5), full, 0};
+	cr_assert_eq(seg_load_segments(&a, classes, 4, used, true), 0);
+	seg_class *c = &a.classes[cls];
+	cr_assert_eq(atomic_load(&a.lazy_left), 4, "no header built by the load");
+	cr_assert_eq(atomic_load(&c->segments), 4);
+	cr_assert_eq(atomic_load(&c->slots_total), 124);
+	cr_assert_eq(atomic_load(&c->slots_used), 64);
+	cr_assert_eq(seg_class_at(&a, 2), cls, "the class is known without a header");
+
+	cr_assert_null(seg_slot_at(&a, 0, 4224u, 100), "wrong class: nothing built");
+	cr_assert_eq(atomic_load(&a.lazy_left), 4);
+	void *s15 = slot_of(&a, 1, 5);
+	cr_assert_not_null(s15, "a used slot");
+	cr_assert_null(slot_of(&a, 1, 3), "a free slot");
+	cr_assert_eq(atomic_load(&a.lazy_left), 3, "only segment 1 was built");
+	void *s10 = slot_of(&a, 1, 0);
+
+	void *p[60];
+	for (int i = 0; i < 60; i++) {
+		p[i] = seg_alloc_node(&a, BIG);
+		cr_assert_not_null(p[i]);
+		cr_assert(p[i] != s15 && p[i] != s10, "a used slot handed out");
+		for (int j = 0; j < i; j++)
+			cr_assert_neq(p[i], p[j]);
+		uint32_t want = i < 29 ? 1 : 3; /* segment 1's 29 free slots, then 3's 31 */
+		cr_assert_eq(seg_no_of(p[i]), want, "allocation %d went to segment %u", i,
+			     seg_no_of(p[i]));
+	}
+	cr_assert_eq(atomic_load(&c->segments), 4, "no new segment while candidates had room");
+	cr_assert_eq(atomic_load(&a.lazy_left), 2, "segments 0 and 2 (full) still unbuilt");
+	void *q = seg_alloc_node(&a, BIG);
+	cr_assert_eq(seg_no_of(q), 4, "then a new one");
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	cr_assert_eq(atomic_load(&a.lazy_left), 0, "seg_check built the rest");
+	cr_assert_not_null(slot_of(&a, 2, 30));
+	seg_destroy(&a);
+}
+
+/* Once everything is built, a segment released by seg_trim_tail must not
+ * come back as a stale candidate (it did: a header was written into the
+ * released mapping, SIGSEGV in the crash campaign). */
+Test(segment, lazy_candidates_go_stale_after_trim)
+{
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	seg_set_durable(&a);
+	unsigned cls = seg_class_of(BIG);
+	const uint8_t classes[2] = {cls, cls};
+	const uint64_t used[2] = {1, 0};
+	cr_assert_eq(seg_load_segments(&a, classes, 2, used, true), 0);
+	cr_assert_eq(seg_trim_tail(&a), 1, "the empty last segment is cut");
+	for (int i = 0; i < 31; i++) {
+		void *p = seg_alloc_node(&a, BIG);
+		cr_assert_not_null(p);
+		cr_assert_eq(seg_no_of(p), i < 30 ? 0 : 1);
+	}
+	cr_assert_eq(atomic_load(&a.classes[cls].segments), 2);
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	seg_destroy(&a);
+}
+
+/* A bitmap bit past the last slot is refused at the load, lazy or not. */
+Test(segment, lazy_load_checks_every_bitmap)
+{
+	unsigned cls = seg_class_of(BIG);
+	const uint8_t classes[2] = {cls, cls};
+	const uint64_t used[2] = {0, 1ull << 40};
+	for (int lazy = 0; lazy < 2; lazy++) {
+		seg_alloc a;
+		cr_assert_eq(seg_init(&a), 0);
+		seg_set_durable(&a);
+		cr_assert_eq(seg_load_segments(&a, classes, 2, used, lazy), STRATA_ECORRUPT);
+		seg_destroy(&a);
+	}
+}
