@@ -226,6 +226,7 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 	st->large_bytes = atomic_load(&s->seg.large_bytes);
 	st->chunks_loaded = atomic_load(&s->ot.chunks_faulted);
 	st->chunks_on_disk = atomic_load(&s->ot.chunks_lazy);
+	st->segments_unbuilt = atomic_load(&s->seg.lazy_left);
 	uint64_t requested = st->large_bytes;
 	for (unsigned i = 0; i < STRATA_NUM_CLASSES; i++) {
 		seg_class *c = &s->seg.classes[i];

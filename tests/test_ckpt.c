@@ -118,6 +118,11 @@ Test(ckpt, open_reads_no_entry_and_chunks_load_on_first_use, .timeout = 300)
 	strata_store_stats st = stats(s);
 	cr_assert_eq(st.chunks_on_disk, 3, "40000 entries: 3 chunks, none loaded at open");
 	cr_assert_eq(st.chunks_loaded, 0);
+	uint64_t segs = 0;
+	for (unsigned c = 0; c < STRATA_NUM_CLASSES; c++)
+		segs += st.classes[c].segments;
+	cr_assert_gt(segs, 1);
+	cr_assert_eq(st.segments_unbuilt, segs, "no segment header is built at open");
 	cr_assert_eq(st.nodes_live, NNODES, "counts come from the checkpoint header");
 	cr_assert_eq(st.large_objects, NNODES / LARGE_EVERY);
 	/* One node of the last chunk: exactly that chunk loads. */
@@ -131,10 +136,13 @@ Test(ckpt, open_reads_no_entry_and_chunks_load_on_first_use, .timeout = 300)
 	st = stats(s);
 	cr_assert_eq(st.chunks_loaded, 1);
 	cr_assert_eq(st.chunks_on_disk, 2);
+	cr_assert_lt(st.segments_unbuilt, segs, "the chunk's loads built headers (%" PRIu64
+		     " of %" PRIu64 " left)", st.segments_unbuilt, segs);
 	expect_nodes(s, ids, NNODES);
 	st = stats(s);
 	cr_assert_eq(st.chunks_on_disk, 0);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(stats(s).segments_unbuilt, 0, "the check builds the rest");
 	cr_assert_eq(strata_close(s), 0);
 	io_sim_free(env);
 }

@@ -317,6 +317,7 @@ static int print_stats(const char *dir)
 	field("amplification", "%.2f (file bytes / live bytes)", st.space_amplification);
 	field("object table", "%" PRIu64 " chunks on disk, %" PRIu64 " loaded", st.chunks_on_disk,
 	      st.chunks_loaded);
+	field("segment headers", "%" PRIu64 " not built yet", st.segments_unbuilt);
 	field("compaction", "%" PRIu64 " rounds, %" PRIu64 " nodes moved, %" PRIu64
 	      " segments given back (this open)", st.compact_rounds, st.compact_moved_nodes,
 	      st.compact_segments_freed);

@@ -461,6 +461,8 @@ typedef struct strata_store_stats {
 	uint64_t chunks_on_disk; /* DURABLE: object-table chunks not loaded yet (an open
 				  * reads none; each loads on first use) */
 	uint64_t chunks_loaded;  /* chunks loaded that way since open */
+	uint64_t segments_unbuilt; /* DURABLE: segments whose header (2 pages) is not built
+				    * yet (an open builds none; each on first use) */
 	double fragmentation;    /* 1 - bytes_requested / segment_bytes (0 when empty) */
 	strata_class_stats classes[STRATA_NUM_CLASSES];
 	/* ---- bounded cache (DURABLE, cache_bytes > 0; else all 0) ---- */
