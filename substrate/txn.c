@@ -267,46 +267,31 @@ static int alloc_node(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id
 	return 0;
 }
 
-int strata_txn_alloc(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id *id, void **data)
+static int alloc_checked(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id *id,
+			 void **data, bool zero)
 {
 	if (!t || !id || !data || size == 0)
 		return STRATA_EINVAL;
 	if (size > STRATA_NODE_MAX)
 		return STRATA_ETOOBIG;
-	return alloc_node(t, size, kind, id, data, true);
+	return alloc_node(t, size, kind, id, data, zero);
+}
+
+int strata_txn_alloc(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id *id, void **data)
+{
+	return alloc_checked(t, size, kind, id, data, true);
 }
 
 int strata_txn_alloc_uninit(strata_txn *t, uint32_t size, uint8_t kind, strata_node_id *id,
 			    void **data)
 {
-	if (!t || !id || !data || size == 0)
-		return STRATA_EINVAL;
-	if (size > STRATA_NODE_MAX)
-		return STRATA_ETOOBIG;
-	return alloc_node(t, size, kind, id, data, false);
+	return alloc_checked(t, size, kind, id, data, false);
 }
 
-int strata_txn_read_own(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
-			int *owned)
+/* strata_txn_read and strata_txn_read_own (the out-pointers optional). */
+static int read_view(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
+		     uint8_t *kind, int *owned)
 {
-	if (!t || !data || !owned)
-		return STRATA_EINVAL;
-	txn_view v;
-	int rc = txn_lookup(t, id, &v);
-	if (rc)
-		return rc;
-	*data = v.data;
-	if (size)
-		*size = v.size;
-	*owned = v.own;
-	return 0;
-}
-
-int strata_txn_read(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
-		    uint8_t *kind)
-{
-	if (!t || !data)
-		return STRATA_EINVAL;
 	txn_view v;
 	int rc = txn_lookup(t, id, &v);
 	if (rc)
@@ -316,7 +301,25 @@ int strata_txn_read(strata_txn *t, strata_node_id id, const void **data, uint32_
 		*size = v.size;
 	if (kind)
 		*kind = v.kind;
+	if (owned)
+		*owned = v.own;
 	return 0;
+}
+
+int strata_txn_read_own(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
+			int *owned)
+{
+	if (!t || !data || !owned)
+		return STRATA_EINVAL;
+	return read_view(t, id, data, size, NULL, owned);
+}
+
+int strata_txn_read(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
+		    uint8_t *kind)
+{
+	if (!t || !data)
+		return STRATA_EINVAL;
+	return read_view(t, id, data, size, kind, NULL);
 }
 
 /* Our marker -> `to` in a retire stamp we claimed: one xor keeps the CRC

@@ -89,6 +89,17 @@ static void write_nodes(strata_store *s, uint32_t n, strata_node_id *ids)
 	}
 }
 
+/* A store in the simulator with nodes [0, NNODES) written (13x the cache). */
+static strata_store *written_store(io_env **env, strata_node_id **ids)
+{
+	*env = test_sim_env();
+	strata_store *s = open_sim(*env, CAP);
+	*ids = calloc(NNODES, sizeof **ids);
+	cr_assert_not_null(*ids);
+	write_nodes(s, NNODES, *ids);
+	return s;
+}
+
 static void read_check(strata_store *s, const strata_node_id *ids, uint32_t k, uint32_t v)
 {
 	strata_snapshot *snap;
@@ -115,10 +126,9 @@ static void assert_bounded(strata_store *s)
 
 Test(cache, reads_a_store_many_times_the_cache)
 {
-	io_env *env = test_sim_env();
-	strata_store *s = open_sim(env, CAP);
-	strata_node_id *ids = calloc(NNODES, sizeof *ids);
-	write_nodes(s, NNODES, ids);
+	io_env *env;
+	strata_node_id *ids;
+	strata_store *s = written_store(&env, &ids);
 	assert_bounded(s);
 	test_rng r = {42};
 	for (int pass = 0; pass < 2; pass++) {
@@ -145,10 +155,9 @@ Test(cache, reads_a_store_many_times_the_cache)
 
 Test(cache, a_snapshot_keeps_what_it_read_until_it_closes)
 {
-	io_env *env = test_sim_env();
-	strata_store *s = open_sim(env, CAP);
-	strata_node_id *ids = calloc(NNODES, sizeof *ids);
-	write_nodes(s, NNODES, ids);
+	io_env *env;
+	strata_node_id *ids;
+	strata_store *s = written_store(&env, &ids);
 	/* Node 5 (not the root's node, which every commit reads: hot). */
 	strata_snapshot *old;
 	cr_assert_eq(strata_snapshot_open(s, &old), 0);
@@ -181,10 +190,9 @@ Test(cache, a_snapshot_keeps_what_it_read_until_it_closes)
  * (13x the cache) passes through probation without displacing them. */
 Test(cache, a_scan_does_not_flush_the_hot_set)
 {
-	io_env *env = test_sim_env();
-	strata_store *s = open_sim(env, CAP);
-	strata_node_id *ids = calloc(NNODES, sizeof *ids);
-	write_nodes(s, NNODES, ids);
+	io_env *env;
+	strata_node_id *ids;
+	strata_store *s = written_store(&env, &ids);
 	enum { HOT = 60 }; /* ~66 KB: a quarter of the cache */
 	for (int round = 0; round < 3; round++) {
 		for (uint32_t k = 0; k < HOT; k++)
@@ -282,10 +290,9 @@ Test(cache, a_damaged_image_is_an_error)
  * one as ECORRUPT. */
 Test(cache, a_retired_image_keeps_its_checksum)
 {
-	io_env *env = test_sim_env();
-	strata_store *s = open_sim(env, CAP);
-	strata_node_id *ids = calloc(NNODES, sizeof *ids);
-	write_nodes(s, NNODES, ids);
+	io_env *env;
+	strata_node_id *ids;
+	strata_store *s = written_store(&env, &ids);
 	strata_snapshot *old;
 	cr_assert_eq(strata_snapshot_open(s, &old), 0);
 	const char *rname = "r";
@@ -319,10 +326,9 @@ Test(cache, a_retired_image_keeps_its_checksum)
  * freeing half the nodes halves it while the data file keeps its size. */
 Test(cache, space_is_reported)
 {
-	io_env *env = test_sim_env();
-	strata_store *s = open_sim(env, CAP);
-	strata_node_id *ids = calloc(NNODES, sizeof *ids);
-	write_nodes(s, NNODES, ids);
+	io_env *env;
+	strata_node_id *ids;
+	strata_store *s = written_store(&env, &ids);
 	uint64_t all = 0, kept = 0;
 	for (uint32_t k = 0; k < NNODES; k++) {
 		all += size_of(k);
