@@ -363,7 +363,10 @@ static int set_clean_flag(strata_store *s, bool clean)
 		nsb.generation++;
 		nsb.flags = clean ? SB_FLAG_CLEAN : 0;
 		if (!(rc = sb_write(d->super, &nsb))) {
-			d->sb = nsb;
+			/* Only these two fields: a checkpoint reads the others
+			 * under ckpt_lock alone, and they do not change here. */
+			d->sb.generation = nsb.generation;
+			d->sb.flags = nsb.flags;
 			sb_publish(&d->sbc, &nsb);
 		}
 	}
@@ -386,7 +389,7 @@ static int checkpoint_locked(strata_store *s, bool clean, bool force)
 		return rc;
 	if (!force && C == d->sb.ckpt_epoch && L == d->sb.wal_start_lsn && d->sb.ckpt_gen) {
 		pin_release(&s->pins, pin); /* nothing new: at close, the clean flag */
-		return clean && !(d->sb.flags & SB_FLAG_CLEAN) ? set_clean_flag(s, true) : 0;
+		return clean ? set_clean_flag(s, true) : 0; /* a no-op when it is set */
 	}
 	ckpt_written w;
 	io_file *nf = NULL;
