@@ -106,7 +106,7 @@ void *seg_alloc_node(seg_alloc *a, uint32_t size);
 void *seg_alloc_node_raw(seg_alloc *a, uint32_t size);
 void seg_free_node(seg_alloc *a, void *p, uint32_t size);
 /* Debug: is p the start of an allocated slot of the class for `size`? */
-bool seg_slot_in_use(const seg_alloc *a, const void *p, uint32_t size);
+bool seg_slot_in_use(seg_alloc *a, const void *p, uint32_t size);
 /* Checks every segment's bitmaps and counters; reports problems. */
 int seg_check(seg_alloc *a, strata_report_fn report, void *ctx);
 /* ---- DURABLE mode ---- */

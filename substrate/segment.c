@@ -717,23 +717,30 @@ void seg_free_node(seg_alloc *a, void *p, uint32_t size)
 	pthread_mutex_unlock(&c->lock);
 }
 
-bool seg_slot_in_use(const seg_alloc *a, const void *p, uint32_t size)
+/* Under the class lock: the checker runs beside checkpoints, whose limbo
+ * release frees slots (TSan). */
+bool seg_slot_in_use(seg_alloc *a, const void *p, uint32_t size)
 {
 	unsigned cls = seg_class_of(size);
 	if (cls == STRATA_CLASS_LARGE)
 		return p != NULL;
+	seg_class *c = &a->classes[cls];
 	const segment *g = seg_of(p);
-	for (const segment *x = a->classes[cls].all; x; x = x->all_next)
-		if (x == g)
-			goto found;
-	return false;
-found:;
-	size_t off = (size_t)((const char *)p - (const char *)g);
-	uint32_t ss = a->classes[cls].slot_size;
-	if (off < SEG_DATA_OFF || (off - SEG_DATA_OFF) % ss)
-		return false;
-	uint32_t i = (uint32_t)((off - SEG_DATA_OFF) / ss);
-	return i < g->nslots && !bm_is_free(g, i);
+	bool used = false;
+	pthread_mutex_lock(&c->lock);
+	for (const segment *x = c->all; x; x = x->all_next) {
+		if (x != g)
+			continue;
+		size_t off = (size_t)((const char *)p - (const char *)g);
+		uint32_t ss = c->slot_size;
+		if (off >= SEG_DATA_OFF && (off - SEG_DATA_OFF) % ss == 0) {
+			uint32_t i = (uint32_t)((off - SEG_DATA_OFF) / ss);
+			used = i < g->nslots && !bm_is_free(g, i);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return used;
 }
 
 /* ---- compaction (DURABLE) -------------------------------------------------- */
