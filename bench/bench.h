@@ -131,5 +131,11 @@ void bench_path_join(char *out, size_t n, const char *dir, const char *name);
 void bench_make_tmpdir(char *out, size_t n, const char *suite);
 void bench_remove_tree(const char *dir);
 void bench_evict_dir(const char *dir); /* its files synced, then out of the page cache */
+/* Runs fn(arg, out) in a forked child (out zeroed first) and copies the
+ * child's `size` bytes of *out back through a pipe. The child exits
+ * without closing anything (a store it left open is abandoned as by a
+ * crash); a child that dies or fails ends the program here too. */
+void bench_in_child(void (*fn)(const void *arg, void *out), const void *arg, void *out,
+		    size_t size);
 
 #endif /* STRATA_BENCH_H */

@@ -123,46 +123,25 @@ typedef struct child_out {
 
 typedef void (*child_fn)(const void *arg, child_out *out);
 
-static void read_all(int fd, void *buf, size_t n)
+/* fn and arg of a typed child, for bench_in_child. */
+typedef struct typed_call {
+	child_fn fn;
+	const void *arg;
+} typed_call;
+
+static void run_typed(const void *c, void *out)
 {
-	for (size_t got = 0; got < n;) {
-		ssize_t k = read(fd, (char *)buf + got, n - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			fprintf(stderr, "strata-bench: a child process died (see above)\n");
-			exit(1);
-		}
-		got += (size_t)k;
-	}
+	const typed_call *t = c;
+	t->fn(t->arg, out);
 }
 
-/* Runs fn in a forked child, which exits without closing anything (a store
- * it left open is abandoned as by a crash). A failing library call in the
- * child ends the program here too. */
+/* Runs fn in a forked child (bench_in_child: a store it left open is
+ * abandoned as by a crash). */
 static child_out in_child(child_fn fn, const void *arg)
 {
-	int pfd[2];
-	if (pipe(pfd))
-		bench_sys_fail("pipe");
-	fflush(stdout); /* the child must not print the parent's buffers again */
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid < 0)
-		bench_sys_fail("fork");
-	if (pid == 0) {
-		close(pfd[0]);
-		child_out o = {0};
-		fn(arg, &o);
-		_exit(write(pfd[1], &o, sizeof o) == (ssize_t)sizeof o ? 0 : 1);
-	}
-	close(pfd[1]);
 	child_out o;
-	read_all(pfd[0], &o, sizeof o);
-	close(pfd[0]);
-	int status;
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-		bench_sys_fail("child process");
+	typed_call t = {fn, arg};
+	bench_in_child(run_typed, &t, &o, sizeof o);
 	return o;
 }
 

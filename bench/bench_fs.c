@@ -1,7 +1,8 @@
 /*
  * bench_fs.c — the files the suites measure stores in: a temporary
  * directory under $TMPDIR (default /tmp), joined paths, removal of a tree,
- * and dropping a directory's files from the page cache. Failures of the
+ * and dropping a directory's files from the page cache; and the forked
+ * children the scale and durable suites measure in. Failures of the
  * harness itself (not of Strata) end the run: exit 1 with the errno text.
  */
 #include <dirent.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -72,4 +74,57 @@ void bench_evict_dir(const char *dir)
 		close(fd);
 	}
 	closedir(d);
+}
+
+/* ---- child processes ----------------------------------------------------------- */
+static void read_all(int fd, void *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t k = read(fd, (char *)buf + got, n - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			fprintf(stderr, "strata-bench: a child process died (see above)\n");
+			exit(1);
+		}
+		got += (size_t)k;
+	}
+}
+
+static void write_all(int fd, const void *buf, size_t n)
+{
+	for (size_t put = 0; put < n;) {
+		ssize_t k = write(fd, (const char *)buf + put, n - put);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			_exit(1);
+		put += (size_t)k;
+	}
+}
+
+void bench_in_child(void (*fn)(const void *arg, void *out), const void *arg, void *out,
+		    size_t size)
+{
+	int pfd[2];
+	if (pipe(pfd))
+		bench_sys_fail("pipe");
+	fflush(stdout); /* the child must not print the parent's buffers again */
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0)
+		bench_sys_fail("fork");
+	if (pid == 0) {
+		close(pfd[0]);
+		memset(out, 0, size);
+		fn(arg, out);
+		write_all(pfd[1], out, size);
+		_exit(0);
+	}
+	close(pfd[1]);
+	read_all(pfd[0], out, size);
+	close(pfd[0]);
+	int status;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		bench_sys_fail("child process");
 }

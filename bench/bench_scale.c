@@ -162,52 +162,24 @@ typedef struct child_out {
 
 typedef void (*child_fn)(const void *arg, child_out *out);
 
-static void read_all(int fd, void *buf, size_t n)
+/* fn and arg of a typed child, for bench_in_child. */
+typedef struct typed_call {
+	child_fn fn;
+	const void *arg;
+} typed_call;
+
+static void run_typed(const void *c, void *out)
 {
-	for (size_t got = 0; got < n;) {
-		ssize_t k = read(fd, (char *)buf + got, n - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			fprintf(stderr, "strata-bench: a child process died (see above)\n");
-			exit(1);
-		}
-		got += (size_t)k;
-	}
+	const typed_call *t = c;
+	t->fn(t->arg, out);
 }
 
-/* Runs fn in a forked child; what it fills in comes back through a pipe.
- * A failing library call in the child ends the program here too. */
+/* A failing library call in the child ends the program here too. */
 static child_out in_child(child_fn fn, const void *arg)
 {
-	int pfd[2];
-	if (pipe(pfd))
-		bench_sys_fail("pipe");
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid < 0)
-		bench_sys_fail("fork");
-	if (pid == 0) {
-		close(pfd[0]);
-		static child_out o;
-		fn(arg, &o);
-		const char *p = (const char *)&o;
-		for (size_t put = 0; put < sizeof o;) {
-			ssize_t k = write(pfd[1], p + put, sizeof o - put);
-			if (k <= 0)
-				_exit(1);
-			put += (size_t)k;
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	static child_out o;
-	read_all(pfd[0], &o, sizeof o);
-	close(pfd[0]);
-	int status;
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-		bench_sys_fail("child process");
+	static child_out o; /* large: not on the stack */
+	typed_call t = {fn, arg};
+	bench_in_child(run_typed, &t, &o, sizeof o);
 	return o;
 }
 
