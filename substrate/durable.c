@@ -798,7 +798,7 @@ static int read_super(durable *d)
 	 * would wrap: the first commit spun forever). */
 	if (F < WAL_MIN_FILE || F > (1ull << 40) || (F & (F - 1)) || !d->sb.ckpt_epoch ||
 	    (L % F && L % F < WAL_FILE_HDR) || L % 8 || L >= WAL_LSN_MAX ||
-	    (d->sb.ckpt_epoch >> 63)) {
+	    d->sb.ckpt_epoch >= EPOCH_PENDING) { /* sb_decode refuses these already */
 		store_set_error("%s/SUPER: impossible WAL file size, start LSN or epoch", d->dir);
 		return STRATA_ECORRUPT;
 	}
