@@ -135,7 +135,7 @@ void bench_evict_dir(const char *dir); /* its files synced, then out of the page
  * child's `size` bytes of *out back through a pipe. The child exits
  * without closing anything (a store it left open is abandoned as by a
  * crash); a child that dies or fails ends the program here too. */
-void bench_in_child(void (*fn)(const void *arg, void *out), const void *arg, void *out,
-		    size_t size);
+typedef void (*bench_child_fn)(const void *arg, void *out);
+void bench_in_child(bench_child_fn fn, const void *arg, void *out, size_t size);
 
 #endif /* STRATA_BENCH_H */

@@ -121,27 +121,12 @@ typedef struct child_out {
 	char msg[200];
 } child_out;
 
-typedef void (*child_fn)(const void *arg, child_out *out);
-
-/* fn and arg of a typed child, for bench_in_child. */
-typedef struct typed_call {
-	child_fn fn;
-	const void *arg;
-} typed_call;
-
-static void run_typed(const void *c, void *out)
-{
-	const typed_call *t = c;
-	t->fn(t->arg, out);
-}
-
 /* Runs fn in a forked child (bench_in_child: a store it left open is
  * abandoned as by a crash). */
-static child_out in_child(child_fn fn, const void *arg)
+static child_out in_child(bench_child_fn fn, const void *arg)
 {
 	child_out o;
-	typed_call t = {fn, arg};
-	bench_in_child(run_typed, &t, &o, sizeof o);
+	bench_in_child(fn, arg, &o, sizeof o);
 	return o;
 }
 
@@ -760,8 +745,9 @@ static void wal_txn(strata_store *st, unsigned flags, uint64_t *seq)
 /* Child: NONE commits until the WAL holds `target` bytes, one SYNC commit
  * to make all of it durable, then exit without close. No checkpoint runs:
  * neither by size nor by time. */
-static void child_write_wal(const void *arg, child_out *out)
+static void child_write_wal(const void *arg, void *res)
 {
+	child_out *out = res;
 	const wal_job *j = arg;
 	strata_options o = durable_options(j->dir, true);
 	no_checkpoints(&o);
@@ -797,8 +783,9 @@ static void first_resolve(strata_store *st)
 
 /* Child: times strata_open (and the first resolve), then exits without
  * close, leaving the files as they were. */
-static void child_open(const void *arg, child_out *out)
+static void child_open(const void *arg, void *res)
 {
+	child_out *out = res;
 	const open_job *j = arg;
 	strata_options o = durable_options(j->dir, false);
 	no_checkpoints(&o); /* the recovered store stays as it is */
@@ -927,8 +914,9 @@ static void build_txn(strata_store *st, uint64_t from, uint64_t n, bool last)
 
 /* Child: nodes committed in big NONE transactions, then a clean close
  * (its final checkpoint leaves the WAL empty). */
-static void child_build(const void *arg, child_out *out)
+static void child_build(const void *arg, void *res)
 {
+	child_out *out = res;
 	const build_job *j = arg;
 	strata_options o = durable_options(j->dir, true);
 	strata_store *st;

@@ -103,8 +103,7 @@ static void write_all(int fd, const void *buf, size_t n)
 	}
 }
 
-void bench_in_child(void (*fn)(const void *arg, void *out), const void *arg, void *out,
-		    size_t size)
+void bench_in_child(bench_child_fn fn, const void *arg, void *out, size_t size)
 {
 	int pfd[2];
 	if (pipe(pfd))

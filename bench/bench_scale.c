@@ -160,26 +160,11 @@ typedef struct child_out {
 	char msg[200];
 } child_out;
 
-typedef void (*child_fn)(const void *arg, child_out *out);
-
-/* fn and arg of a typed child, for bench_in_child. */
-typedef struct typed_call {
-	child_fn fn;
-	const void *arg;
-} typed_call;
-
-static void run_typed(const void *c, void *out)
-{
-	const typed_call *t = c;
-	t->fn(t->arg, out);
-}
-
 /* A failing library call in the child ends the program here too. */
-static child_out in_child(child_fn fn, const void *arg)
+static child_out in_child(bench_child_fn fn, const void *arg)
 {
 	static child_out o; /* large: not on the stack */
-	typed_call t = {fn, arg};
-	bench_in_child(run_typed, &t, &o, sizeof o);
+	bench_in_child(fn, arg, &o, sizeof o);
 	return o;
 }
 
@@ -227,8 +212,9 @@ static void label_of(char *buf, size_t n, uint64_t nodes)
  * and without a cache bound: with cache_bytes = 4 GiB the build of 100M
  * stalled past 66M nodes (VmRSS 14 GB, the writer in grace_collect). It
  * needs ~11 GB of memory and ~20 GB of disk while it runs. */
-static void child_build(const void *arg, child_out *out)
+static void child_build(const void *arg, void *res)
 {
+	child_out *out = res;
 	const store_spec *sp = arg;
 	strata_options o = durable_options(sp->dir, true);
 	o.compact_amplification = 0;
@@ -327,8 +313,9 @@ typedef struct open_job {
 
 /* Child: times strata_open, the first point query, then point queries of
  * loaded nodes; exits without close. */
-static void child_open(const void *arg, child_out *out)
+static void child_open(const void *arg, void *res)
 {
+	child_out *out = res;
 	const open_job *j = arg;
 	strata_options o = reader_options(j->sp->dir, 0);
 	strata_store *st;
@@ -491,8 +478,9 @@ static random_batch random_once(strata_store *st, const strata_node_id *ids, uin
 /* Child: the store opened with the cache bound; one untimed batch fills
  * the cache (and loads every object-table chunk); then runs batches, each
  * redone (up to MAX_RETRIES times) when preempted. */
-static void child_random(const void *arg, child_out *out)
+static void child_random(const void *arg, void *res)
 {
+	child_out *out = res;
 	const random_job *j = arg;
 	strata_node_id *ids = load_ids(j->sp);
 	strata_options o = reader_options(j->sp->dir, j->cache_bytes);
@@ -556,8 +544,9 @@ static void fig_random(bench_session *s, store_spec *sp)
 /* A segment header's resident pages: the 4224 B before slot 0 (FORMAT.md). */
 #define SEG_HEADER_BYTES 8192.0
 
-static void child_ot(const void *arg, child_out *out)
+static void child_ot(const void *arg, void *res)
 {
+	child_out *out = res;
 	const store_spec *sp = arg;
 	strata_node_id *ids = load_ids(sp); /* read, so already resident */
 	strata_options o = reader_options(sp->dir, OT_FIG_CACHE);
@@ -653,8 +642,9 @@ static void amp_of(const char *dir, strata_store *st, double *apparent, double *
  * closed (reader runs), 3 amp after compaction, 4 disk amp after it,
  * 5 churn replacements/s, 6 compaction seconds, 7 MiB moved, 8 live MiB,
  * 9 file MiB after churn, 10 file MiB after compaction; rc: compact's. */
-static void child_churn(const void *arg, child_out *out)
+static void child_churn(const void *arg, void *res)
 {
+	child_out *out = res;
 	const churn_job *j = arg;
 	strata_options o = durable_options(j->dir, true);
 	o.checkpoint_wal_bytes = j->wal_bytes;
@@ -778,8 +768,9 @@ static void lmdb_key(uint64_t i, unsigned char *key)
 /* Child: LMDB under the same churn. d[0] file / live after the churn (with
  * the reader still open in reader runs), d[1] after mdb_env_copy2 with
  * MDB_CP_COMPACT (the copy's file), d[5] puts/s. */
-static void child_lmdb_churn(const void *arg, child_out *out)
+static void child_lmdb_churn(const void *arg, void *res)
 {
+	child_out *out = res;
 	const churn_job *j = arg;
 	MDB_env *env;
 	MDB_dbi dbi;

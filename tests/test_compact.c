@@ -95,6 +95,15 @@ static void sparse_store(strata_store *s, uint32_t n, strata_node_id *ids, bool 
 	sparse_store_r(s, n, ids, live, keep_every, true);
 }
 
+/* The end of a test: a clean close, then what it allocated. */
+static void close_all(strata_store *s, io_env *env, strata_node_id *ids, bool *live)
+{
+	cr_assert_eq(strata_close(s), 0);
+	free(ids);
+	free(live);
+	io_sim_free(env);
+}
+
 static void expect_all(strata_store *s, uint32_t n, const strata_node_id *ids, const bool *live)
 {
 	strata_snapshot *snap;
@@ -142,10 +151,7 @@ static void shrinks(uint64_t cache)
 	expect_all(s, N, ids, live);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
 	cr_assert_lt(test_stats(s).file_bytes, before.file_bytes / 2, "smaller after reopen too");
-	cr_assert_eq(strata_close(s), 0);
-	free(ids);
-	free(live);
-	io_sim_free(env);
+	close_all(s, env, ids, live);
 }
 
 Test(compact, a_sparse_store_shrinks_and_keeps_every_node)
@@ -185,10 +191,7 @@ Test(compact, a_reader_keeps_the_old_places_until_it_closes)
 	cr_assert_leq(test_stats(s).space_amplification, 1.5);
 	expect_all(s, N, ids, live);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
-	cr_assert_eq(strata_close(s), 0);
-	free(ids);
-	free(live);
-	io_sim_free(env);
+	close_all(s, env, ids, live);
 }
 
 /* Slots of nodes retired before the durable checkpoint are in no
@@ -218,10 +221,7 @@ Test(compact, slots_freed_after_a_long_reader_come_back)
 	cr_assert_gt(moved, 0);
 	cr_assert_leq(test_stats(s).space_amplification, 1.5);
 	expect_all(s, N, ids, live);
-	cr_assert_eq(strata_close(s), 0);
-	free(ids);
-	free(live);
-	io_sim_free(env);
+	close_all(s, env, ids, live);
 }
 
 /* Nodes retired but not reclaimed yet (reclamation runs after commits;
@@ -248,10 +248,7 @@ Test(compact, compacts_what_reclamation_has_not_freed_yet)
 	cr_assert_leq(test_stats(s).space_amplification, 1.5);
 	expect_all(s, N, ids, live);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
-	cr_assert_eq(strata_close(s), 0);
-	free(ids);
-	free(live);
-	io_sim_free(env);
+	close_all(s, env, ids, live);
 }
 
 /* ---- concurrent readers and writer ------------------------------------------------------ */
@@ -342,10 +339,7 @@ static void concurrent(uint64_t cache)
 	cr_assert_eq(strata_close(s), 0);
 	s = open_sim(env, cache);
 	expect_all(s, N, ids, live);
-	cr_assert_eq(strata_close(s), 0);
-	free(ids);
-	free(live);
-	io_sim_free(env);
+	close_all(s, env, ids, live);
 }
 
 Test(compact, readers_and_a_writer_during_compaction, .timeout = 120)
