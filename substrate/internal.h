@@ -92,6 +92,8 @@ typedef struct seg_alloc {
 	const uint64_t *lazy_used;
 	uint32_t lazy_n;
 	_Atomic uint32_t lazy_left; /* segments still without a header */
+	/* Segments made from the process's pool / from fresh memory (segpool.c). */
+	_Atomic uint64_t pool_hits, pool_misses;
 } seg_alloc;
 
 int seg_init(seg_alloc *a);
@@ -157,6 +159,22 @@ uint32_t seg_slot_index(uint32_t offset, unsigned cls);
 void *seg_slot_at(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size);
 /* Class of segment n (255 if none), for writing checkpoints. */
 uint8_t seg_class_at(seg_alloc *a, uint32_t segno);
+
+/* ---- segment pool (segpool.c) ------------------------------------------- */
+#define SEGPOOL_HIT 1u    /* came from the pool (faulted in already, not zero) */
+#define SEGPOOL_MAPPED 2u /* free it with munmap, not the funnel */
+/* A free 2 MiB-aligned segment, from the pool first, else fresh from the
+ * funnel; NULL on ENOMEM. *flags: SEGPOOL_* bits. */
+void *segpool_get(unsigned *flags);
+/* Gives a segment back: kept in the pool within its bound, else freed. */
+void segpool_put(void *mem, bool mapped);
+/* Every store's open and close: the prefault thread runs only while a
+ * store is open (the last close joins it). */
+void segpool_store_opened(void);
+void segpool_store_closed(void);
+void segpool_stats(uint64_t *prefaulted, uint64_t *pooled_bytes, bool *thread_running);
+/* Test hook: the n-th next segpool_get (0: the next) returns NULL; -1: off. */
+void segpool_fail_in(long n);
 
 /* ---- object table (otable.c) --------------------------------------------- */
 enum ot_state { OT_FREE = 0, OT_RESERVED = 1, OT_LIVE = 2, OT_RETIRED = 3 };

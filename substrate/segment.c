@@ -216,10 +216,9 @@ static void bm_fill(segment *g)
  * lazily). WAL replay of 256 MiB of 1 KiB nodes: 0.92 -> 1.29 GB/s. */
 static void seg_unmap(segment *g)
 {
-	if (g->mapped)
-		munmap(g, SEG_SIZE);
-	else
-		strata_mem_free(g, SEG_SIZE);
+	/* To the process-wide pool, where any store's next segment comes from
+	 * first; beyond its bound it frees g (munmap or the funnel, by mapped). */
+	segpool_put(g, g->mapped);
 }
 
 /* A header with every slot free. mapped: g is fresh anonymous memory
@@ -245,17 +244,25 @@ static void class_link(seg_class *c, segment *g)
 }
 
 /* mem: the segment's 2 MiB (aligned) from a fresh anonymous mapping (zero),
- * or NULL to get it from the funnel. */
+ * or NULL to get it from the segment pool (segpool.c: a free segment of
+ * the process, else fresh from the funnel). */
 static segment *seg_new_at(seg_alloc *a, seg_class *c, unsigned cls, bool huge, void *mem)
 {
-	segment *g = mem ? mem : strata_mem_aligned(SEG_SIZE, SEG_SIZE);
+	unsigned from = 0;
+	segment *g = mem ? mem : segpool_get(&from);
 	if (!g)
 		return NULL;
+	if (!mem)
+		atomic_fetch_add_explicit(from & SEGPOOL_HIT ? &a->pool_hits : &a->pool_misses, 1,
+					  memory_order_relaxed);
 #ifdef MADV_HUGEPAGE
-	if (huge && !a->headers_only)
+	/* A pooled segment is faulted in already: advising it now would only
+	 * take the address-space lock against other threads' faults. */
+	if (huge && !a->headers_only && !(from & SEGPOOL_HIT))
 		(void)madvise(g, SEG_SIZE, MADV_HUGEPAGE); /* a hint: failure changes nothing */
 #endif
 	header_init(g, c, cls, mem != NULL);
+	g->mapped |= (from & SEGPOOL_MAPPED) != 0; /* pooled, but first carved from a mapping */
 	/* Numbered last: numbering publishes the segment to checkpoints
 	 * (seg_class_at), which must find its header complete. */
 	if (a->durable && number_segment(a, g)) {

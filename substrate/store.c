@@ -93,6 +93,7 @@ int store_open_env(const strata_options *opts, io_env *env, strata_store **out)
 		goto err_ot;
 	if ((rc = seg_init(&s->seg)))
 		goto err_seg;
+	segpool_store_opened();
 	if ((rc = pin_init(&s->pins, s, &s->ot, o.max_snapshots)))
 		goto err_pin;
 	if ((rc = catalog_init(&s->cat)))
@@ -111,6 +112,7 @@ err_cat:
 	pin_destroy(&s->pins);
 err_pin:
 	seg_destroy(&s->seg);
+	segpool_store_closed();
 err_seg:
 	ot_destroy(&s->ot);
 err_ot:
@@ -173,6 +175,7 @@ static void store_destroy(strata_store *s)
 	catalog_destroy(&s->cat);
 	pin_destroy(&s->pins);
 	seg_destroy(&s->seg);
+	segpool_store_closed(); /* the last store's close joins the prefault thread */
 	ot_destroy(&s->ot);
 	pthread_mutex_destroy(&s->commit_lock);
 	strata_mem_free(s, sizeof *s);
@@ -252,6 +255,9 @@ int strata_stats(strata_store *s, strata_store_stats *st)
 		st->compact_moved_bytes = atomic_load(&d->compact_moved_bytes);
 		st->compact_segments_freed = atomic_load(&d->compact_segments_freed);
 	}
+	st->pool_hits = atomic_load(&s->seg.pool_hits);
+	st->pool_misses = atomic_load(&s->seg.pool_misses);
+	segpool_stats(&st->pool_prefaulted, &st->pool_bytes, NULL);
 	uint64_t held = st->segment_bytes + st->large_bytes;
 	if (d)
 		durable_space(s, requested, st);

@@ -490,6 +490,15 @@ typedef struct strata_store_stats {
 	uint64_t compact_moved_nodes;
 	uint64_t compact_moved_bytes;
 	uint64_t compact_segments_freed; /* given back to the file system */
+	/* Segment pool (strata_segment_pool_set). pool_hits / pool_misses: this
+	 * store's new segments that came from the pool (already faulted in) /
+	 * from fresh memory. pool_prefaulted and pool_bytes are process-wide:
+	 * segments the prefault thread faulted in since the process started,
+	 * and the bytes of free segments in the pool now. */
+	uint64_t pool_hits;
+	uint64_t pool_misses;
+	uint64_t pool_prefaulted;
+	uint64_t pool_bytes;
 } strata_store_stats;
 
 /* One open snapshot or transaction (strata_snapshot_list). */
@@ -522,6 +531,23 @@ STRATA_API int strata_stats(strata_store *store, strata_store_stats *st);
  * when writers are quiet. */
 typedef void (*strata_report_fn)(void *ctx, const char *message);
 STRATA_API int strata_check(strata_store *store, strata_report_fn report, void *ctx);
+
+/* ---- segment pool (process-wide) --------------------------------------------
+ * A store's node memory comes in 2 MiB segments. Segments a store releases
+ * (emptied, or all of them at close) stay in one pool for the whole
+ * process, faulted in, and any store's next segment comes from there
+ * first, so a new store reuses a closed one's memory instead of faulting
+ * in fresh pages. The pool holds at most `bytes` (rounded down to 2 MiB;
+ * 0 turns it off and frees what it holds); the default is 256 MiB, or a
+ * sixteenth of physical memory if that is less. Returns the previous
+ * bound. Thread-safe; design/ARCHITECTURE.md, "Segment pool". */
+STRATA_API size_t strata_segment_pool_set(size_t bytes);
+
+/* Keeps `segments` free segments faulted in ahead of need (within the
+ * pool's bound), refilled by a background thread that runs while at least
+ * one store is open; the last strata_close joins it. 0 (the default) turns
+ * it off. Returns the previous value. Thread-safe. */
+STRATA_API unsigned strata_segment_prefault_set(unsigned segments);
 
 /* Library version string, e.g. "0.1.0". */
 STRATA_API const char *strata_version(void);
