@@ -117,6 +117,7 @@ static int maybe_shrink(xt_op *op, xt_path *P, uint32_t L)
 	uint32_t need = xt_blocks_for(op->m, P->v[L].h->count, L == 0);
 	if (need >= P->v[L].h->blocks)
 		return 0;
+	xt_op_forget(op);
 	int rc = xt_node_resize(op->t, op->m, &P->id[L], &P->v[L], need);
 	if (rc)
 		return rc;
@@ -133,6 +134,7 @@ static int condense(xt_op *op, xt_path *P)
 	for (uint32_t L = 0; L < P->top; L++) {
 		xt_view *v = &P->v[L], *pv = &P->v[L + 1];
 		if (v->h->count < xt_min_count(op->m, L == 0)) {
+			xt_op_forget(op);
 			if ((rc = orphan_all(op, v, L)) || (rc = strata_txn_free(op->t, P->id[L])))
 				return rc;
 			xt_node_remove(pv, op->d, P->slot[L]);
@@ -162,6 +164,7 @@ static int shorten(xt_op *op)
 		if (h->level == 0 && h->count == 1)
 			return 0;
 		strata_node_id child = h->count ? xt_view_of(p, op->d).ids[0] : STRATA_NODE_NULL;
+		xt_op_forget(op);
 		if ((rc = strata_txn_free(op->t, op->m->top)))
 			return rc;
 		op->m->top = child;

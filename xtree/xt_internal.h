@@ -218,17 +218,31 @@ void xt_node_append_ent(xt_view *v, uint32_t d, const xt_ents *e, uint32_t i);
 typedef struct xt_op {
 	strata_txn *t;
 	const char *name;
-	xt_meta *m;        /* writable meta */
+	xt_meta *m;        /* writable meta (after xt_op_write) */
+	strata_node_id mid; /* the meta node as xt_op_begin found it */
+	bool m_owned;      /* ... already this transaction's: m is writable */
 	uint32_t d;
+	/* The nodes this operation made writable, by level (bit L of own_mask:
+	 * own_id[L] / own_p[L] hold one): a reinsertion's descent finds them
+	 * without asking the substrate again. Forgotten (xt_op_forget)
+	 * whenever a node is freed or reallocated. */
+	uint32_t own_mask;
 	uint32_t reinserted; /* bit L: overflow at level L was treated by reinsert */
 	xt_ents pending;   /* entries waiting to be reinserted ... */
 	uint8_t *plevel;   /* ... and the level each goes to */
 	uint32_t plevel_cap;
+	/* last, so xt_op_begin clears only what comes before */
+	strata_node_id own_id[XT_MAXH];
+	void *own_p[XT_MAXH];
 } xt_op;
 
 int xt_op_begin(xt_op *op, strata_txn *t, const char *name, uint32_t dims);
 int xt_op_write(xt_op *op);
 void xt_op_end(xt_op *op);
+static inline void xt_op_forget(xt_op *op)
+{
+	op->own_mask = 0;
+}
 int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const double *hi,
 		  uint32_t level);
 int xt_drain_pending(xt_op *op);
