@@ -11,7 +11,8 @@
  *                   (strata_bpt_load; LMDB: MDB_APPEND in one txn), ns/key
  *                   including the commit; a fresh store each run; every
  *                   Strata load's wall and CPU time, system time, minor
- *                   faults and huge-page faults are printed and noted;
+ *                   faults, huge-page faults and segments taken from the
+ *                   segment pool / fresh are printed and noted;
  *   get_N_*         random gets of existing keys through one snapshot /
  *                   read txn per batch, ns/get;
  *   scan_N_*        seek to a random key + read 100 entries, ns/scan;
@@ -24,6 +25,9 @@
  *                   _cpu: gets per reader CPU second; Strata IN_MEMORY vs
  *                   LMDB MDB_NOSYNC; the ratios give the 2r/1r scaling.
  * Inserts grow the trees run after run (each run adds its keys).
+ * Environment: STRATA_BPT_FIGS (which figures), STRATA_BPT_POOL_MB and
+ * STRATA_BPT_PREFAULT (segment pool bound, prefault watermark),
+ * STRATA_BPT_LOAD_COLD=1 (each load starts with an empty pool).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -163,6 +167,7 @@ typedef struct load_rec {
 	double wall_ns, cpu_ns; /* per key; cpu: this thread's user + system */
 	double sys_ms;
 	long minflt, thp;
+	uint64_t pool_hits, pool_misses; /* the store's segments: reused / fresh */
 } load_rec;
 typedef struct load_log {
 	int n;
@@ -187,9 +192,31 @@ static double tv_ms(struct timeval t)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_usec / 1e3;
 }
 
+/* jemalloc's control call where the library runs on jemalloc (weak: absent
+ * with libc malloc). */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+	__attribute__((weak));
+
+/* STRATA_BPT_LOAD_COLD=1: every load starts with an empty segment pool and
+ * no freed memory left resident in jemalloc (all arenas purged), as the
+ * first store of a process does: it faults in fresh memory (or takes what
+ * the prefault thread, started by this open, has ready). Without the
+ * purge, jemalloc hands the freed segments straight back, still faulted
+ * in. */
+static void pool_empty_if_cold(void)
+{
+	const char *c = getenv("STRATA_BPT_LOAD_COLD");
+	if (!c || *c != '1')
+		return;
+	strata_segment_pool_set(strata_segment_pool_set(0));
+	if (mallctl)
+		(void)mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: every arena */
+}
+
 static uint64_t sx_load_fresh(void *arg, uint64_t ops)
 {
 	load_log *lg = arg;
+	pool_empty_if_cold();
 	strata_store *st = mem_store();
 	struct rusage a, b;
 	long thp0 = thp_faults();
@@ -197,33 +224,41 @@ static uint64_t sx_load_fresh(void *arg, uint64_t ops)
 	uint64_t ns = sx_load(st, ops);
 	getrusage(RUSAGE_THREAD, &b);
 	long thp1 = thp_faults();
+	strata_store_stats ss;
+	bench_check(strata_stats(st, &ss), "strata_stats");
 	if (lg && lg->n < LOAD_LOG_MAX) {
 		double cpu = tv_ms(b.ru_utime) - tv_ms(a.ru_utime) + tv_ms(b.ru_stime) - tv_ms(a.ru_stime);
 		lg->r[lg->n++] = (load_rec){.wall_ns = (double)ns / (double)ops,
 					    .cpu_ns = cpu * 1e6 / (double)ops,
 					    .sys_ms = tv_ms(b.ru_stime) - tv_ms(a.ru_stime),
 					    .minflt = b.ru_minflt - a.ru_minflt,
-					    .thp = thp0 < 0 ? -1 : thp1 - thp0};
+					    .thp = thp0 < 0 ? -1 : thp1 - thp0,
+					    .pool_hits = ss.pool_hits,
+					    .pool_misses = ss.pool_misses};
 	}
 	bench_check(strata_close(st), "strata_close");
 	return ns;
 }
 
 /* Every load of the figure (the warm-up first, re-runs included) on
- * stderr, and as one note: wall/cpu ns per key, sys ms, THP faults. */
+ * stderr, and as one note: wall/cpu ns per key, sys ms, THP faults,
+ * segments from the pool / fresh. */
 static void load_log_report(bench_session *s, const char *fig, const load_log *lg)
 {
 	char note[BENCH_NOTE_MAX];
 	int len = snprintf(note, sizeof note, "%s per load, warm-up first (wall/cpu ns per key, sys "
-					      "ms, THP faults):", fig);
+					      "ms, THP faults, pool hits/misses):", fig);
 	for (int i = 0; i < lg->n; i++) {
 		const load_rec *r = &lg->r[i];
 		fprintf(stderr, "    %s load %d: wall %.1f ns/key, cpu %.1f ns/key (sys %.1f ms), "
-				"minor faults %ld, THP faults %ld\n",
-			fig, i, r->wall_ns, r->cpu_ns, r->sys_ms, r->minflt, r->thp);
+				"minor faults %ld, THP faults %ld, pool hits %llu misses %llu\n",
+			fig, i, r->wall_ns, r->cpu_ns, r->sys_ms, r->minflt, r->thp,
+			(unsigned long long)r->pool_hits, (unsigned long long)r->pool_misses);
 		if (len > 0 && (size_t)len < sizeof note)
-			len += snprintf(note + len, sizeof note - (size_t)len, " %.0f/%.0f/%.0f/%ld",
-					r->wall_ns, r->cpu_ns, r->sys_ms, r->thp);
+			len += snprintf(note + len, sizeof note - (size_t)len, " %.0f/%.0f/%.0f/%ld/%llu/%llu",
+					r->wall_ns, r->cpu_ns, r->sys_ms, r->thp,
+					(unsigned long long)r->pool_hits,
+					(unsigned long long)r->pool_misses);
 	}
 	bench_note(s, "%s", note);
 }
@@ -701,8 +736,29 @@ static void run_size(bench_session *s, size_run *z)
 		separator_note(s, z);
 }
 
+/* STRATA_BPT_POOL_MB and STRATA_BPT_PREFAULT (environment): the segment
+ * pool's bound and the prefault watermark for this run, to compare
+ * settings with one binary (STRATA_BPT_POOL_MB=0: no pool, as before it
+ * existed). Each run notes what it used. */
+static void pool_settings(bench_session *s)
+{
+	const char *mb = getenv("STRATA_BPT_POOL_MB"), *pf = getenv("STRATA_BPT_PREFAULT");
+	if (mb && *mb)
+		strata_segment_pool_set((size_t)strtoull(mb, NULL, 10) << 20);
+	if (pf && *pf)
+		strata_segment_prefault_set((unsigned)strtoul(pf, NULL, 10));
+	size_t bound = strata_segment_pool_set(0);
+	strata_segment_pool_set(bound);
+	unsigned wm = strata_segment_prefault_set(0);
+	strata_segment_prefault_set(wm);
+	const char *cold = getenv("STRATA_BPT_LOAD_COLD");
+	bench_note(s, "segment pool %zu MiB, prefault watermark %u segments%s", bound >> 20, wm,
+		   cold && *cold == '1' ? ", every load starts with an empty pool" : "");
+}
+
 int bench_bptree(bench_session *s)
 {
+	pool_settings(s);
 	size_run sizes[] = {{.n = 1000000, .label = "1M"}, {.n = 10000000, .label = "10M"}};
 	size_run quick = {.n = 100000, .label = "100k"};
 	if (s->opts.quick) {
