@@ -476,6 +476,38 @@ Test(xtree_diff, small_nodes_8d_clustered)
 	test_close(s);
 }
 
+/* 3-D in 4 KiB blocks, the default before 1 KiB (trees keep the node size
+ * they were created with): 68-entry nodes, so ChooseSubtree takes its
+ * sorted top-p path (n > choose_p), which 1 KiB 3-D nodes never reach. */
+Test(xtree_diff, nodes_4k_3d)
+{
+	strata_xt_options o = {.node_size = 4096};
+	strata_store *s = test_open(NULL);
+	run_workload(s, 3, 34, false, false, 6000, &o);
+	test_close(s);
+}
+
+/* The default node size by dimension count: what xtree.h promises. */
+Test(xtree, default_node_sizes)
+{
+	static const uint32_t dims[] = {1, 2, 3, 4, 8, 16, 32};
+	static const uint32_t want[] = {1024, 1024, 1024, 4096, 8192, 16384, 32768};
+	strata_store *s = test_open(NULL);
+	for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "t%u", dims[i]);
+		create(s, name, dims[i], NULL);
+		strata_snapshot *snap;
+		cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+		strata_xt_stats st;
+		cr_assert_eq(strata_xt_stats_get(snap, name, &st), 0);
+		cr_expect_eq(st.node_size, want[i], "%u-D: %u", dims[i], st.node_size);
+		cr_expect_geq(st.dir_capacity, dims[i] <= 3 ? 16u : 32u, "%u-D", dims[i]);
+		strata_snapshot_close(snap);
+	}
+	test_close(s);
+}
+
 /* ---- the basics, by hand ------------------------------------------------------------- */
 Test(xtree, create_insert_query_knn)
 {

@@ -47,7 +47,7 @@ extern "C" {
 /* Tree parameters, fixed at creation. 0 in a field means its default. */
 typedef struct strata_xt_options {
 	uint32_t node_size;       /* bytes of one block (a normal node); a power of two
-				     in 512..65536; default: 1024 in 1-2 dimensions,
+				     in 512..65536; default: 1024 in 1-3 dimensions,
 				     else 4096, or more so a directory node holds at
 				     least 32 entries */
 	uint32_t min_fill_pct;    /* R* minimum fill m, % of capacity; default 40 */
