@@ -316,10 +316,14 @@ static int least_overlap(const xt_op *op, const xt_view *v, const cands *c, cons
 	uint32_t p = op->m->o.choose_p, nt = 0;
 	double least = INFINITY;
 	if (c->n <= p) { /* every entry is a candidate: no list to build */
-		for (uint32_t x = *best; x != UINT32_MAX && least > 0; x = next_cand(c, x)) {
+		for (uint32_t x = *best;;) {
 			double inc = overlap_growth(v, op->d, x, lo, hi, least);
 			if (inc < least)
 				least = inc, *best = x;
+			/* no next candidate once one adds no overlap: the
+			 * usual case, and next_cand is a pass over the node */
+			if (!(least > 0) || (x = next_cand(c, x)) == UINT32_MAX)
+				break;
 		}
 		return 0;
 	}
