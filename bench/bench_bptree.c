@@ -687,6 +687,19 @@ static void separator_note(bench_session *s, const size_run *z)
 		   st[0].leaf_fill * 100);
 }
 
+/* Where the loaded store's segments came from by now (load, gets, scans,
+ * inserts): the insert figure's growth is where fresh memory is faulted. */
+static void pool_note(bench_session *s, sx *m, const char *label)
+{
+	strata_store_stats st;
+	bench_check(strata_stats(m->st, &st), "strata_stats");
+	bench_note(s, "%s store after the inserts: segments from the pool %llu, fresh %llu; "
+		      "prefaulted (process) %llu; %llu MiB in segments",
+		   label, (unsigned long long)st.pool_hits, (unsigned long long)st.pool_misses,
+		   (unsigned long long)st.pool_prefaulted,
+		   (unsigned long long)(st.segment_bytes >> 20));
+}
+
 static void run_size(bench_session *s, size_run *z)
 {
 	lmdb_kv *lm = NULL;
@@ -726,6 +739,7 @@ static void run_size(bench_session *s, size_run *z)
 		fig_pair(s, z, "get", &m, lm, "lmdb", sx_get, lmdb_kv_get, gets, false);
 		fig_pair(s, z, "scan", &m, lm, "lmdb", sx_scan, lmdb_kv_scan, scans, false);
 		fig_pair(s, z, "insert", &m, lm, "lmdb", sx_insert, lmdb_kv_insert, ins, true);
+		pool_note(s, &m, z->label);
 		fig_mixed(s, &m, lm, z->n, z->label);
 		lmdb_kv_close(lm);
 		bench_check(strata_close(m.st), "strata_close");
