@@ -33,6 +33,10 @@
  *                      divided by the entries; after a warm-up read of the
  *                      first node, whose chunk is not counted;
  *                      ot_rss_per_entry_raw: the same without subtracting;
+ *                      ot_bytes_per_entry_2nd_half: the same figure over
+ *                      the second half of the entries only (the marginal
+ *                      cost: what is allocated once, whatever the count,
+ *                      falls in the first half);
  *   space_amp_*        strata_stats().space_amplification (file bytes /
  *                      live bytes) after a churn of random node
  *                      replacements (1 KiB nodes, strata_txn_write, 1000 per
@@ -544,6 +548,16 @@ static void fig_random(bench_session *s, store_spec *sp)
 /* A segment header's resident pages: the 4224 B before slot 0 (FORMAT.md). */
 #define SEG_HEADER_BYTES 8192.0
 
+/* Resident growth between two points of the touch, less the cache's
+ * images and the segment headers built in between, per entry. */
+static double ot_growth(uint64_t r0, uint64_t r1, const strata_store_stats *s0,
+			const strata_store_stats *s1, double n)
+{
+	double headers = (double)(s0->segments_unbuilt - s1->segments_unbuilt) * SEG_HEADER_BYTES;
+	double cached = (double)s1->cache_bytes - (double)s0->cache_bytes;
+	return ((double)(r1 - r0) - cached - headers) / n;
+}
+
 static void child_ot(const void *arg, void *res)
 {
 	child_out *out = res;
@@ -563,12 +577,17 @@ static void child_ot(const void *arg, void *res)
 	strata_snapshot_close(w);
 	strata_store_stats s0;
 	bench_check(strata_stats(st, &s0), "strata_stats");
-	uint64_t r0 = rss_bytes();
+	uint64_t r0 = rss_bytes(), mid = first + (sp->nodes - first) / 2, rm = r0;
+	strata_store_stats sm = s0;
 	/* A snapshot per node: strata_node_stat reads the image too (into the
 	 * 64 KiB cache), and a snapshot held throughout would keep them all. */
 	for (uint64_t i = first; i < sp->nodes; i++) {
 		strata_snapshot *snap;
 		strata_node_info info;
+		if (i == mid) {
+			bench_check(strata_stats(st, &sm), "strata_stats");
+			rm = rss_bytes();
+		}
 		BENCH_CHECK(strata_snapshot_open(st, &snap), "strata_snapshot_open");
 		BENCH_CHECK(strata_node_stat(snap, ids[i], &info), "strata_node_stat");
 		strata_snapshot_close(snap);
@@ -582,8 +601,9 @@ static void child_ot(const void *arg, void *res)
 	 * (bounded by cache_bytes, counted by strata_stats), not the table's;
 	 * so are the segment headers the loads built (two pages each). */
 	double headers = (double)(s0.segments_unbuilt - ss.segments_unbuilt) * SEG_HEADER_BYTES;
-	double cached = (double)ss.cache_bytes - (double)s0.cache_bytes, n = (double)(sp->nodes - first);
-	out->d[0] = ((double)(r1 - r0) - cached - headers) / n;
+	double n = (double)(sp->nodes - first);
+	out->d[0] = ot_growth(r0, r1, &s0, &ss, n);
+	out->d[6] = ot_growth(rm, r1, &sm, &ss, (double)(sp->nodes - mid));
 	out->d[5] = headers / MIB;
 	out->d[1] = (double)ss.chunks_loaded;
 	out->d[2] = (double)ss.handles_total;
@@ -597,14 +617,16 @@ static void fig_ot(bench_session *s, store_spec *sp)
 		return;
 	build_store(s, sp);
 	int runs = runs_of(s);
-	double v[MAXR], raw[MAXR];
+	double v[MAXR], raw[MAXR], half[MAXR];
 	child_out o = {0};
 	for (int r = 0; r < runs; r++) {
 		o = in_child(child_ot, sp);
 		v[r] = o.d[0];
 		raw[r] = o.d[4];
+		half[r] = o.d[6];
 	}
 	bench_record(s, "ot_bytes_per_entry", "B", NULL, v, runs);
+	bench_record(s, "ot_bytes_per_entry_2nd_half", "B", NULL, half, runs);
 	bench_record(s, "ot_rss_per_entry_raw", "B", NULL, raw, runs);
 	bench_add_target(s, "ot_bytes_per_entry", 32.0);
 	uint64_t files = dir_bytes(sp->dir, false);
@@ -613,6 +635,8 @@ static void fig_ot(bench_session *s, store_spec *sp)
 		   "(%.2f MiB at the end) and the segment headers built (%.2f MiB)",
 		   (unsigned long long)sp->nodes, sp->label, o.d[1], o.d[3], o.d[5]);
 	bench_note(s, "ot_rss_per_entry_raw: the same VmRSS growth, cache and headers included");
+	bench_note(s, "ot_bytes_per_entry_2nd_half: ot_bytes_per_entry over the second half of "
+		   "the touch only: the cost per added entry, without what is allocated once");
 	bench_note(s, "object table by design: 32 B per entry (each image's CRC32C in the "
 		   "low bits of its birth and retire stamps); "
 		   "store %s on disk (data + checkpoint): %.1f B per node", sp->label,

@@ -9,6 +9,7 @@
 
 #include "crc32c.h"
 #include "fuzz_common.h"
+#include "internal.h"
 #include "io_sim.h"
 #include "superblock.h"
 
@@ -297,8 +298,11 @@ void fz_wal_guard(io_env *env, const wal_config *cfg, const fz_wal_image *img, b
 #define CK_SECTIONS 6 /* entries, segments, bitmaps, chunks, roots, large */
 #define CK_SEC_AT 88u /* section i: u64 offset, u64 length, u32 CRC at 88 + 24 i */
 #define CK_SEC_ENTRIES 0
+#define CK_SEC_SEGMENTS 1
+#define CK_SEC_BITMAPS 2
 #define CK_SEC_CHUNKS 3
 #define CK_CHUNK_REC 48u
+#define CK_SEG_REC 12u /* format 3: class, 3 zero, u32 used, u32 CRC of its words */
 
 void fz_ckpt_path(const char *dir, uint64_t gen, char *out, size_t n)
 {
@@ -330,11 +334,34 @@ static void reseal_chunks(uint8_t *buf, size_t len)
 	}
 }
 
+/* Format 3: each segment record's CRC over the words it names (its count
+ * stays as it is), so mutated words reach the checks made when a
+ * segment's header is built. */
+static void reseal_segments(uint8_t *buf, size_t len)
+{
+	uint64_t off, n, boff, bn, w = 0;
+	if ((get32(buf + 4) & 0xffff) != 3 || !ck_section(buf, len, CK_SEC_SEGMENTS, &off, &n) ||
+	    !ck_section(buf, len, CK_SEC_BITMAPS, &boff, &bn))
+		return;
+	for (uint64_t at = off; at + CK_SEG_REC <= off + n; at += CK_SEG_REC) {
+		uint8_t cls = buf[at];
+		if (cls >= STRATA_NUM_CLASSES)
+			return;
+		uint64_t words = seg_used_words(cls);
+		if ((w + words) * 8 > bn)
+			return;
+		uint32_t crc = strata_crc32c(0, buf + boff + w * 8, (size_t)words * 8);
+		memcpy(buf + at + 8, &crc, 4);
+		w += words;
+	}
+}
+
 void fz_ckpt_reseal(uint8_t *buf, size_t len)
 {
 	if (len < CK_HDR)
 		return;
 	reseal_chunks(buf, len);
+	reseal_segments(buf, len);
 	for (unsigned i = 0; i < CK_SECTIONS; i++) {
 		uint64_t off, n;
 		if (i == CK_SEC_ENTRIES || !ck_section(buf, len, i, &off, &n))

@@ -39,10 +39,15 @@
 #include "le.h"
 
 #define CK_MAGIC 0x43505553u /* "SUPC" */
-#define CK_VERSION 2u
+#define CK_VERSION 3u
 #define CK_HDR 4096u
 #define CK_ENTRY 32u
 #define CK_CHUNK_REC 48u
+#define CK_SEG_REC 12u /* version 3: class, 3 zero bytes, u32 used slots, u32 CRC of its words */
+
+/* Tests set 2 to write the previous format (one class byte per segment,
+ * the bitmap words checked as one section at open). */
+uint32_t ckpt_write_version = CK_VERSION;
 enum { SEC_ENTRIES, SEC_SEGMENTS, SEC_BITMAPS, SEC_CHUNKS, SEC_ROOTS, SEC_LARGE, NSEC };
 
 typedef struct ck_section {
@@ -51,6 +56,7 @@ typedef struct ck_section {
 } ck_section;
 
 typedef struct ck_header {
+	uint32_t version;
 	uint8_t uuid[16];
 	uint64_t gen, epoch, wal_lsn;
 	uint32_t nsegs, nroots, nchunks;
@@ -70,7 +76,7 @@ static void header_encode(const ck_header *h, uint8_t *b)
 {
 	memset(b, 0, CK_HDR);
 	put32(b, CK_MAGIC);
-	put32(b + 4, CK_VERSION | (CK_HDR << 16)); /* u16 version, u16 header size */
+	put32(b + 4, h->version | (CK_HDR << 16)); /* u16 version, u16 header size */
 	memcpy(b + 8, h->uuid, 16);
 	put64(b + 24, h->gen);
 	put64(b + 32, h->epoch);
@@ -99,7 +105,8 @@ static int header_decode(const uint8_t *b, ck_header *h)
 		return STRATA_EFORMAT;
 	if (strata_crc32c(0, b, CK_HDR - 4) != get32(b + CK_HDR - 4))
 		return STRATA_ECORRUPT;
-	if ((get32(b + 4) & 0xffff) != CK_VERSION)
+	h->version = get32(b + 4) & 0xffff;
+	if (h->version != 2 && h->version != CK_VERSION)
 		return STRATA_EFORMAT;
 	memcpy(h->uuid, b + 8, 16);
 	h->gen = get64(b + 24);
@@ -473,11 +480,35 @@ static int put_entries(ck_ctx *c, ck_header *h)
 	return 0;
 }
 
+/* Version 3: per segment, its class, used count and the CRC of its words,
+ * so an open reads 12 bytes a segment and each segment's words are checked
+ * when its header is built (segment.c, "Open"). */
+static void put_segment_recs(ck_ctx *c)
+{
+	for (uint32_t i = 0; i < c->nsegs; i++) {
+		uint8_t r[CK_SEG_REC] = {c->classes[i]};
+		uint32_t words = c->classes[i] < STRATA_NUM_CLASSES ? seg_used_words(c->classes[i]) : 0;
+		uint32_t used = 0, crc = 0;
+		for (uint32_t k = 0; k < words; k++) {
+			uint8_t b[8];
+			put64(b, c->bm[c->bm_at[i] + k]);
+			crc = strata_crc32c(crc, b, 8);
+			used += (uint32_t)__builtin_popcountll(c->bm[c->bm_at[i] + k]);
+		}
+		put32(r + 4, used);
+		put32(r + 8, crc);
+		bw_put(&c->w, r, sizeof r);
+	}
+}
+
 static void put_segments(ck_ctx *c, ck_header *h)
 {
 	bw_section(&c->w, &h->sec[SEC_SEGMENTS]);
 	h->nsegs = c->nsegs;
-	bw_put(&c->w, c->classes, c->nsegs);
+	if (h->version >= 3)
+		put_segment_recs(c);
+	else
+		bw_put(&c->w, c->classes, c->nsegs);
 	bw_end_section(&c->w, &h->sec[SEC_SEGMENTS]);
 	/* Zeros to an 8-aligned offset: the open then maps the bitmap words
 	 * and uses them in place (and builds headers lazily) instead of
@@ -491,6 +522,8 @@ static void put_segments(ck_ctx *c, ck_header *h)
 		bw_put(&c->w, b, 8);
 	}
 	bw_end_section(&c->w, &h->sec[SEC_BITMAPS]);
+	if (h->version >= 3)
+		h->sec[SEC_BITMAPS].crc = 0; /* each segment's words have their own */
 }
 
 static void put_chunks(ck_ctx *c, ck_header *h)
@@ -659,7 +692,7 @@ int ckpt_write(strata_store *s, uint64_t gen, uint64_t epoch, uint64_t wal_lsn, 
 	       ckpt_written *out)
 {
 	durable *d = s->dur;
-	ck_header h = {.gen = gen, .epoch = epoch, .wal_lsn = wal_lsn};
+	ck_header h = {.version = ckpt_write_version, .gen = gen, .epoch = epoch, .wal_lsn = wal_lsn};
 	ck_ctx c = {.s = s, .d = d, .C = epoch, .prev = prev_epoch, .h = &h};
 	memcpy(h.uuid, d->sb.uuid, 16);
 	memset(out, 0, sizeof *out);
@@ -806,11 +839,13 @@ static int read_section(ck_load *l, int i, uint8_t **out)
 	return rc;
 }
 
-/* The bitmap section mapped from the file instead of read into fresh
- * memory (CRC checked like read_section): at 100M nodes it is 12.5 MB,
- * and reading it, then copying it into words, cost two page faults and a
- * page clear per 4 KiB before the allocator saw a bit. */
-static int map_section(ck_load *l, int i, const uint8_t **out)
+/* A section mapped from the file instead of read into fresh memory: the
+ * bitmaps are 12.5 MB at 100M nodes, the chunk index 293 KB, and reading
+ * them into fresh memory cost a page fault and a page clear per 4 KiB (on
+ * this kind of host ~3 us each: most of what an open's time grew by).
+ * check: the section's CRC is checked here. Version 3 bitmaps are not:
+ * each segment's words are checked against their own CRC when used. */
+static int map_section(ck_load *l, int i, bool check, const uint8_t **out)
 {
 	const ck_section *sec = &l->h.sec[i];
 	int rc = section_bounds(l, i);
@@ -821,7 +856,7 @@ static int map_section(ck_load *l, int i, const uint8_t **out)
 	const void *p;
 	if ((rc = io_map(l->f, sec->off, sec->len, &p)))
 		return rc;
-	if (strata_crc32c(0, p, sec->len) != sec->crc) {
+	if (check && strata_crc32c(0, p, sec->len) != sec->crc) {
 		io_unmap(l->f, p, sec->len);
 		return LOAD_BAD(l, "section %d (offset %" PRIu64 ") fails its checksum", i, sec->off);
 	}
@@ -829,35 +864,78 @@ static int map_section(ck_load *l, int i, const uint8_t **out)
 	return 0;
 }
 
+/* The segments section as classes (and, version 3, summaries); every
+ * record in range. *words: the bitmap words they need. */
+static int decode_segments(ck_load *l, const uint8_t *segs, uint8_t *cls, seg_summary *sum,
+			   uint64_t *words)
+{
+	bool v3 = l->h.version >= 3;
+	uint32_t rec = v3 ? CK_SEG_REC : 1;
+	if (l->h.sec[SEC_SEGMENTS].len != (uint64_t)l->h.nsegs * rec)
+		return LOAD_BAD(l, "segment section length %" PRIu64 " for %u segments",
+				l->h.sec[SEC_SEGMENTS].len, l->h.nsegs);
+	*words = 0;
+	for (uint32_t i = 0; i < l->h.nsegs; i++) {
+		const uint8_t *r = segs + (size_t)i * rec;
+		cls[i] = r[0];
+		if (cls[i] >= STRATA_NUM_CLASSES || (v3 && (r[1] | r[2] | r[3])))
+			return LOAD_BAD(l, "segment %u: class %u", i, cls[i]);
+		if (v3 && (sum[i] = (seg_summary){get32(r + 4), get32(r + 8)}).used > seg_nslots(cls[i]))
+			return LOAD_BAD(l, "segment %u: %u slots used of %u", i, sum[i].used, seg_nslots(cls[i]));
+		*words += seg_used_words(cls[i]);
+	}
+	return 0;
+}
+
+/* Not mapped in place (big-endian, or an old file's odd offset): the words
+ * are copied, so a version-3 file's summaries are checked now, on the
+ * bytes as stored. */
+static int copy_words(ck_load *l, const uint8_t *bms, const uint8_t *cls, const seg_summary *sum,
+		      uint64_t words, uint64_t *used)
+{
+	for (uint64_t i = 0; i < words; i++)
+		used[i] = get64(bms + 8 * i);
+	for (uint64_t i = 0, w = 0; sum && i < l->h.nsegs; w += seg_used_words(cls[i]), i++) {
+		uint32_t n = seg_used_words(cls[i]), pop = 0;
+		for (uint32_t k = 0; k < n; k++)
+			pop += (uint32_t)__builtin_popcountll(used[w + k]);
+		if (strata_crc32c(0, bms + 8 * w, (size_t)n * 8) != sum[i].crc || pop != sum[i].used)
+			return LOAD_BAD(l, "segment %" PRIu64 ": used-slot words fail their CRC or count", i);
+	}
+	return 0;
+}
+
 /* Segment classes and used-slot bitmaps: the allocator as of C. */
 static int load_allocator(ck_load *l, const uint8_t *segs, const uint8_t *bms)
 {
 	uint64_t words = 0;
-	if (l->h.sec[SEC_SEGMENTS].len != l->h.nsegs)
-		return LOAD_BAD(l, "segment section length %" PRIu64 " for %u segments",
-				l->h.sec[SEC_SEGMENTS].len, l->h.nsegs);
-	for (uint32_t i = 0; i < l->h.nsegs; i++) {
-		if (segs[i] >= STRATA_NUM_CLASSES)
-			return LOAD_BAD(l, "segment %u: class %u", i, segs[i]);
-		words += seg_used_words(segs[i]);
+	uint8_t *cls = strata_mem_alloc(l->h.nsegs + 1);
+	seg_summary *sum = l->h.version >= 3 ? strata_mem_alloc(sizeof *sum * (l->h.nsegs + 1)) : NULL;
+	if (!cls || (l->h.version >= 3 && !sum)) {
+		strata_mem_free(cls, 0);
+		strata_mem_free(sum, 0);
+		return STRATA_ENOMEM;
 	}
-	if (words * 8 != l->h.sec[SEC_BITMAPS].len)
-		return LOAD_BAD(l, "bitmap section of %" PRIu64 " bytes for %" PRIu64 " words",
-				l->h.sec[SEC_BITMAPS].len, words);
+	int rc = decode_segments(l, segs, cls, sum, &words);
+	if (!rc && words * 8 != l->h.sec[SEC_BITMAPS].len)
+		rc = LOAD_BAD(l, "bitmap section of %" PRIu64 " bytes for %" PRIu64 " words",
+			      l->h.sec[SEC_BITMAPS].len, words);
 	/* Little-endian and aligned (the section starts 8-aligned in the
 	 * file, and maps page-aligned): the words are usable as they are. */
 	bool direct = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (uintptr_t)bms % 8 == 0;
-	uint64_t *used = direct ? NULL : strata_mem_alloc(words * 8 + 8);
-	if (!direct && !used)
-		return STRATA_ENOMEM;
-	for (uint64_t i = 0; !direct && i < words; i++)
-		used[i] = get64(bms + 8 * i);
+	uint64_t *used = direct || rc ? NULL : strata_mem_alloc(words * 8 + 8);
+	if (!rc && !direct && !used)
+		rc = STRATA_ENOMEM;
+	if (!rc && !direct)
+		rc = copy_words(l, bms, cls, sum, words, used);
 	/* Mapped words can wait for lazily built headers (segment.c, "Open"). */
-	int rc = seg_load_segments(&l->s->seg, segs, l->h.nsegs, direct ? (const uint64_t *)bms : used,
-				   direct);
-	if (!direct)
-		strata_mem_free(used, words * 8 + 8);
-	if (rc == STRATA_ECORRUPT)
+	if (!rc)
+		rc = seg_load_segments(&l->s->seg, cls, l->h.nsegs, direct ? (const uint64_t *)bms : used,
+				       direct ? sum : NULL, direct);
+	strata_mem_free(used, 0);
+	strata_mem_free(cls, 0);
+	strata_mem_free(sum, 0);
+	if (rc == STRATA_ECORRUPT && !l->why[0])
 		return LOAD_BAD(l, "used-slot bitmaps invalid");
 	for (unsigned c = 0; !rc && c < STRATA_NUM_CLASSES; c++)
 		seg_load_requested(&l->s->seg, c, l->h.requested[c]);
@@ -931,17 +1009,17 @@ static int load_roots(ck_load *l, const uint8_t *b)
 
 static int load_body(ck_load *l)
 {
-	uint8_t *segs = NULL, *chunks = NULL, *roots = NULL;
-	const uint8_t *bms = NULL;
-	int rc = read_section(l, SEC_SEGMENTS, &segs);
+	uint8_t *roots = NULL;
+	const uint8_t *bms = NULL, *segs = NULL, *chunks = NULL;
+	int rc = map_section(l, SEC_SEGMENTS, true, &segs);
 	if (!rc)
-		rc = map_section(l, SEC_BITMAPS, &bms);
+		rc = map_section(l, SEC_BITMAPS, l->h.version < 3, &bms);
 	if (!rc)
 		rc = load_allocator(l, segs, bms);
 	if (!rc)
 		rc = section_bounds(l, SEC_LARGE);
 	if (!rc)
-		rc = read_section(l, SEC_CHUNKS, &chunks);
+		rc = map_section(l, SEC_CHUNKS, true, &chunks);
 	if (!rc)
 		rc = load_chunks(l, chunks);
 	if (!rc)
@@ -959,8 +1037,10 @@ static int load_body(ck_load *l)
 	} else if (bms) {
 		io_unmap(l->f, bms, l->h.sec[SEC_BITMAPS].len);
 	}
-	strata_mem_free(segs, 0);
-	strata_mem_free(chunks, 0);
+	if (segs)
+		io_unmap(l->f, segs, l->h.sec[SEC_SEGMENTS].len);
+	if (chunks)
+		io_unmap(l->f, chunks, l->h.sec[SEC_CHUNKS].len);
 	strata_mem_free(roots, 0);
 	return rc;
 }
@@ -1061,6 +1141,8 @@ static int fault_live(fault_ctx *f, uint32_t i, strata_node_id id, const uint8_t
 	} else {
 		void *p = seg_slot_at(&f->s->seg, (uint32_t)(loc >> SEG_SHIFT),
 				      (uint32_t)(loc & (SEG_SIZE - 1)), size);
+		if (!p && seg_is_bad(&f->s->seg, (uint32_t)(loc >> SEG_SHIFT)))
+			return FAULT_BAD(f, i, "its segment's used-slot words in the checkpoint fail their CRC or count");
 		if (!p)
 			return FAULT_BAD(f, i, "slot not allocated, or not of its class");
 		mem = (uint64_t)(uintptr_t)p | LAZY_BIT;

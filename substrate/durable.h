@@ -257,6 +257,8 @@ void ckpt_written_free(ckpt_written *w);
 /* Opens checkpoint `gen` of the store read-only. */
 int ckpt_open_read(durable *d, uint64_t gen, io_file **f);
 int ckpt_load(strata_store *s, const sb_state *sb);
+/* Format version ckpt_write writes (3; tests set 2 to make older files). */
+extern uint32_t ckpt_write_version;
 /* otable fault function (ot_fault_fn): reads and checks one chunk. */
 int ckpt_fault_chunk(void *ctx, uint32_t shard, uint32_t chunk, const ot_lazy *src, ot_entry *out);
 

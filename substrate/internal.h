@@ -90,8 +90,12 @@ typedef struct seg_alloc {
 	uint8_t *lazy_cls;
 	uint64_t *lazy_word;
 	const uint64_t *lazy_used;
+	/* Version-3 checkpoints: each segment's used count and the CRC of its
+	 * words, checked when its header is built (NULL: checked at the load). */
+	struct seg_summary *lazy_sum;
 	uint32_t lazy_n;
 	_Atomic uint32_t lazy_left; /* segments still without a header */
+	_Atomic uint32_t bad_segs;  /* headers built from words that failed their check */
 	/* Segments made from the process's pool / from fresh memory (segpool.c). */
 	_Atomic uint64_t pool_hits, pool_misses;
 } seg_alloc;
@@ -140,14 +144,26 @@ static inline uint32_t seg_used_words(unsigned cls)
 {
 	return (seg_nslots(cls) + 63) / 64;
 }
+/* A segment as a version-3 checkpoint summarises it: slots in use, and the
+ * CRC32C of its used-slot words as stored (little-endian bytes). */
+typedef struct seg_summary {
+	uint32_t used, crc;
+} seg_summary;
 /* Loading a checkpoint: makes segments 0..n-1 with the given classes;
  * used holds each segment's used-slot bitmap, seg_used_words(class) words
  * each, one after the other. lazy: headers are built when first needed,
- * and `used` must stay readable until seg_build_all() (the counters and
- * the checks of `used` are complete at once either way).
- * Errors: STRATA_ECORRUPT (a class or a bit out of range), STRATA_ENOMEM. */
+ * and `used` must stay readable until seg_build_all().
+ * sum (lazy only; NULL otherwise): the counters come from sum[i].used and
+ * the words are not read at the load; each segment's words are checked
+ * against sum[i] when its header is built, and a segment that fails is
+ * built with no free slot and marked bad (seg_is_bad): never allocated
+ * from, seg_slot_at refuses it, seg_check reports it. Without sum, the
+ * counters and checks of `used` are complete at the load.
+ * Errors: STRATA_ECORRUPT (a class, count or bit out of range), STRATA_ENOMEM. */
 int seg_load_segments(seg_alloc *a, const uint8_t *classes, uint32_t n, const uint64_t *used,
-		      bool lazy);
+		      const seg_summary *sum, bool lazy);
+/* Was segment segno built from words that failed their check? */
+bool seg_is_bad(seg_alloc *a, uint32_t segno);
 /* Builds every header a lazy load left; `used` is not read after it. */
 void seg_build_all(seg_alloc *a);
 /* Loading a checkpoint: bytes requested by the live nodes of class cls. */

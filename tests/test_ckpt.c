@@ -357,3 +357,160 @@ Test(ckpt, damaged_large_image_does_not_stop_checkpoints, .timeout = 300)
 	cr_assert_eq(strata_close(s), 0);
 	io_sim_free(env);
 }
+
+/* ---- the allocator's section (format version 3) ------------------------------ */
+/* The current checkpoint's file name (the store is opened and closed
+ * without a change: the same checkpoint stays). */
+static void ckpt_name(io_env *env, char *path, size_t len)
+{
+	strata_store *s = open_sim(env);
+	snprintf(path, len, "db/ckpt.%016" PRIx64, s->dur->sb.ckpt_gen);
+	cr_assert_eq(strata_close(s), 0);
+}
+
+static uint64_t file_u64(io_env *env, const char *path, uint64_t off)
+{
+	io_file *f;
+	uint8_t b[8];
+	cr_assert_eq(io_open(env, path, IO_RDONLY, &f), 0);
+	cr_assert_eq(io_pread(f, b, 8, off), 0);
+	io_close(f);
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | b[i];
+	return v;
+}
+
+#define CK_VERSION_AT 4     /* u16 format version (FORMAT.md, checkpoint header) */
+#define CK_BITMAPS_OFF_AT 136 /* the bitmaps section's u64 offset, then its length */
+#define EXTRA 500u          /* nodes of 3000 B: a segment of their own, in the last chunk */
+
+/* Every node resolves to its bytes or to STRATA_ECORRUPT, never to other
+ * bytes; returns how many were ECORRUPT. */
+static uint32_t count_corrupt(strata_store *s, const strata_node_id *ids, uint32_t n)
+{
+	strata_snapshot *snap;
+	uint32_t bad = 0;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	for (uint32_t k = 1; k <= n; k++) {
+		const void *p;
+		uint32_t size;
+		int rc = strata_resolve(snap, ids[k], &p, &size);
+		cr_assert(rc == 0 || rc == STRATA_ECORRUPT, "node %u: %s", k, strata_strerror(rc));
+		if (rc) {
+			cr_assert(strstr(strata_last_error(), "used-slot"), "says why: %s", strata_last_error());
+			bad++;
+		} else {
+			cr_assert(size == size_of(k) && holds(p, k, size), "node %u: wrong bytes", k);
+		}
+	}
+	strata_snapshot_close(snap);
+	return bad;
+}
+
+/* EXTRA nodes of 3000 B after the first NNODES: the last segment made,
+ * named only by entries of the last chunk. */
+static void add_extra(io_env *env, strata_node_id *extra)
+{
+	strata_store *s = open_sim(env);
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, NULL, 0, STRATA_TXN_NONE, &t), 0);
+	for (uint32_t k = 0; k < EXTRA; k++) {
+		void *p;
+		cr_assert_eq(strata_txn_alloc(t, 3000, 7, &extra[k], &p), 0);
+		memset(p, (int)k, 3000);
+	}
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+}
+
+/* A bit flipped in the last segment's used-slot words: the open (which no
+ * longer reads them) succeeds; nodes of the chunk naming that segment are
+ * STRATA_ECORRUPT, the rest resolve; check reports it; new nodes never go
+ * into the segment; the next checkpoint derives its words from the
+ * entries again, so after a reopen every node is back and check is clean. */
+Test(ckpt, damaged_segment_words_are_found_when_used, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 1], extra[EXTRA];
+	io_env *env = store_with_nodes(ids);
+	add_extra(env, extra);
+	char path[64];
+	ckpt_name(env, path, sizeof path);
+	cr_assert_eq(file_u64(env, path, CK_VERSION_AT) & 0xffff, 3);
+	uint64_t bm_end = file_u64(env, path, CK_BITMAPS_OFF_AT) + file_u64(env, path, CK_BITMAPS_OFF_AT + 8);
+	cr_assert_eq(io_sim_flip_bit(env, path, bm_end - 8, 0), 0);
+	strata_store *s = open_sim(env);
+	uint32_t bad = count_corrupt(s, ids, NNODES);
+	cr_assert(bad > 0 && bad < NNODES, "%u of %u nodes ECORRUPT", bad, NNODES);
+	test_collect col = {0};
+	cr_assert_eq(strata_check(s, test_report_collect, &col), STRATA_ECORRUPT);
+	cr_assert(strstr(col.all, "used-slot words"), "check names the segment: %s", col.all);
+	const char *r = "r";
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, &r, 1, STRATA_TXN_SYNC, &t), 0);
+	for (uint32_t k = 0; k < 2000; k++) {
+		strata_node_id id;
+		void *p;
+		cr_assert_eq(strata_txn_alloc(t, k % 2 ? 3000 : 16 + k % 200, 1, &id, &p), 0);
+		cr_assert_not(seg_is_bad(&s->seg, seg_no_of(p)), "a new node went into the damaged segment");
+	}
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	cr_assert_eq(strata_checkpoint(s), 0);
+	cr_assert_eq(strata_close(s), 0);
+	s = open_sim(env);
+	cr_assert_eq(count_corrupt(s, ids, NNODES), 0);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	for (uint32_t k = 0; k < EXTRA; k++) {
+		const uint8_t *p;
+		cr_assert_eq(strata_resolve(snap, extra[k], (const void **)&p, NULL), 0);
+		cr_assert(p[0] == (uint8_t)k && p[2999] == (uint8_t)k, "extra node %u", k);
+	}
+	strata_snapshot_close(snap);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* Version-2 files (one class byte per segment, the words checked as one
+ * section at open) still open, and their next checkpoint is version 3. */
+Test(ckpt, version_2_files_still_open, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 1001];
+	ckpt_write_version = 2;
+	io_env *env = store_with_nodes(ids);
+	ckpt_write_version = 3;
+	char path[64];
+	ckpt_name(env, path, sizeof path);
+	cr_assert_eq(file_u64(env, path, CK_VERSION_AT) & 0xffff, 2);
+	strata_store *s = open_sim(env);
+	expect_nodes(s, ids, NNODES);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	make_nodes(s, ids, NNODES + 1, NNODES + 1000);
+	cr_assert_eq(strata_checkpoint(s), 0);
+	cr_assert_eq(strata_close(s), 0);
+	ckpt_name(env, path, sizeof path);
+	cr_assert_eq(file_u64(env, path, CK_VERSION_AT) & 0xffff, 3);
+	s = open_sim(env);
+	expect_nodes(s, ids, NNODES + 1000);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
+/* In a version-2 file the words are still checked as one section at open. */
+Test(ckpt, version_2_damaged_words_fail_the_open, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 1];
+	ckpt_write_version = 2;
+	io_env *env = store_with_nodes(ids);
+	ckpt_write_version = 3;
+	char path[64];
+	ckpt_name(env, path, sizeof path);
+	cr_assert_eq(io_sim_flip_bit(env, path, file_u64(env, path, CK_BITMAPS_OFF_AT) + 2, 5), 0);
+	strata_options o = opts();
+	strata_store *s;
+	cr_assert_eq(store_open_env(&o, env, &s), STRATA_ECORRUPT);
+	cr_assert(strstr(strata_last_error(), "checksum"), "%s", strata_last_error());
+	io_sim_free(env);
+}

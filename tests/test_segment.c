@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c.h"
 #include "internal.h"
 #include "support/model.h"
 
@@ -469,7 +470,7 @@ Test(segment, lazy_load_builds_headers_on_demand)
 	cr_assert_eq(seg_nslots(cls), 31);
 	const uint8_t classes[4] = {cls, cls, cls, cls};
 	const uint64_t full = (1ull << 31) - 1, used[4] = {full, (1u << 0) | (1u << 5), full, 0};
-	cr_assert_eq(seg_load_segments(&a, classes, 4, used, true), 0);
+	cr_assert_eq(seg_load_segments(&a, classes, 4, used, NULL, true), 0);
 	seg_class *c = &a.classes[cls];
 	cr_assert_eq(atomic_load(&a.lazy_left), 4, "no header built by the load");
 	cr_assert_eq(atomic_load(&c->segments), 4);
@@ -517,7 +518,7 @@ Test(segment, lazy_candidates_go_stale_after_trim)
 	unsigned cls = seg_class_of(BIG);
 	const uint8_t classes[2] = {cls, cls};
 	const uint64_t used[2] = {1, 0};
-	cr_assert_eq(seg_load_segments(&a, classes, 2, used, true), 0);
+	cr_assert_eq(seg_load_segments(&a, classes, 2, used, NULL, true), 0);
 	cr_assert_eq(seg_trim_tail(&a), 1, "the empty last segment is cut");
 	for (int i = 0; i < 31; i++) {
 		void *p = seg_alloc_node(&a, BIG);
@@ -539,7 +540,68 @@ Test(segment, lazy_load_checks_every_bitmap)
 		seg_alloc a;
 		cr_assert_eq(seg_init(&a), 0);
 		seg_set_durable(&a);
-		cr_assert_eq(seg_load_segments(&a, classes, 2, used, lazy), STRATA_ECORRUPT);
+		cr_assert_eq(seg_load_segments(&a, classes, 2, used, NULL, lazy), STRATA_ECORRUPT);
 		seg_destroy(&a);
 	}
+}
+
+/* Version-3 checkpoints: the counters come from the summaries (the words
+ * are not read at the load), each segment's words are checked when its
+ * header is built, and a segment whose words fail is built bad: nothing
+ * of it handed out, never allocated from, reported by seg_check. */
+static seg_summary summary_of(const uint64_t *w)
+{
+	return (seg_summary){(uint32_t)__builtin_popcountll(*w), strata_crc32c(0, w, 8)};
+}
+
+Test(segment, summaries_give_counters_and_check_words_when_built)
+{
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	seg_set_durable(&a);
+	unsigned cls = seg_class_of(BIG);
+	const uint8_t classes[3] = {cls, cls, cls};
+	uint64_t used[3] = {1u << 4, (1u << 2) | (1u << 7), 1};
+	seg_summary sum[3] = {summary_of(&used[0]), summary_of(&used[1]), summary_of(&used[2])};
+	used[1] |= 1u << 9; /* damage after the CRC: one more "used" slot */
+	sum[2].used = 2;    /* a count that disagrees with its words */
+	cr_assert_eq(seg_load_segments(&a, classes, 3, used, sum, true), 0);
+	seg_class *c = &a.classes[cls];
+	cr_assert_eq(atomic_load(&c->slots_used), 1 + 2 + 2, "counters from the summaries");
+	cr_assert_not_null(slot_of(&a, 0, 4), "good words: the used slot resolves");
+	cr_assert_null(slot_of(&a, 1, 2), "bad words: no slot of the segment is handed out");
+	cr_assert(seg_is_bad(&a, 1));
+	cr_assert_not(seg_is_bad(&a, 0));
+	for (int i = 0; i < 40; i++) {
+		void *p = seg_alloc_node(&a, BIG);
+		cr_assert_not_null(p);
+		cr_assert(seg_no_of(p) != 1 && seg_no_of(p) != 2, "allocated from a bad segment");
+		cr_assert(p != slot_of(&a, 0, 4), "a used slot handed out");
+	}
+	cr_assert(seg_is_bad(&a, 2), "allocation built it, and its count failed");
+	test_collect col = {0};
+	cr_assert_eq(seg_check(&a, test_report_collect, &col), STRATA_ECORRUPT);
+	cr_assert(strstr(col.all, "segment 1") && strstr(col.all, "segment 2"), "%s", col.all);
+	cr_assert_null(strstr(col.all, "counters say"), "counters stay consistent: %s", col.all);
+	cr_assert_eq(atomic_load(&a.bad_segs), 2);
+	seg_destroy(&a);
+}
+
+/* A count above the class's slots is refused at the load; summaries are
+ * for lazy loads only. */
+Test(segment, summaries_out_of_range_are_refused)
+{
+	unsigned cls = seg_class_of(BIG);
+	const uint8_t classes[1] = {cls};
+	const uint64_t used[1] = {0};
+	const seg_summary sum[1] = {{32, strata_crc32c(0, used, 8)}};
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	seg_set_durable(&a);
+	cr_assert_eq(seg_load_segments(&a, classes, 1, used, sum, true), STRATA_ECORRUPT);
+	seg_destroy(&a);
+	cr_assert_eq(seg_init(&a), 0);
+	seg_set_durable(&a);
+	cr_assert_eq(seg_load_segments(&a, classes, 1, used, sum, false), STRATA_EINVAL);
+	seg_destroy(&a);
 }
