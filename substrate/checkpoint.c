@@ -419,11 +419,16 @@ static int copy_record(ck_ctx *c, uint8_t *rec, uint64_t old_large, ckpt_chunk *
  * stays an error for its readers, is never given a fresh CRC, and does not
  * stop the store from checkpointing. (Its nodes' slots are not marked used:
  * nothing can ever be read through it.) */
-static int copy_lazy_chunk(ck_ctx *c, uint32_t slot, const ot_lazy *src)
+static int copy_lazy_chunk(ck_ctx *c, uint32_t slot)
 {
+	ot_lazy lz;
+	int rc = ot_lazy_get(&c->s->ot, slot, &lz);
+	if (rc)
+		return rc;
+	const ot_lazy *src = &lz;
 	ckpt_chunk k = {.slot = slot, .nrec = src->nrec, .off = c->w.off + c->w.n, .copied = true};
 	size_t len = (size_t)src->nrec * CK_ENTRY;
-	int rc = io_pread(c->d->ckpt, c->cbuf, len, src->off);
+	rc = io_pread(c->d->ckpt, c->cbuf, len, src->off);
 	if (rc)
 		return rc == STRATA_ETRUNCATED ? STRATA_ECORRUPT : rc;
 	bool damaged = strata_crc32c(0, c->cbuf, len) != src->crc;
@@ -450,7 +455,7 @@ static int put_shard(ck_ctx *c, uint32_t sh, uint32_t n)
 		uint32_t nrec = n - base < OT_CHUNK ? n - base : OT_CHUNK;
 		ot_entry *chunk = atomic_load_explicit(&ot->dirs[slot], memory_order_acquire);
 		int rc = chunk ? put_loaded_chunk(c, sh, base, nrec, chunk)
-			       : ot_is_lazy(ot, slot) ? copy_lazy_chunk(c, slot, &ot->lazy[slot])
+			       : ot_is_lazy(ot, slot) ? copy_lazy_chunk(c, slot)
 						      : STRATA_ECORRUPT;
 		if (rc)
 			return rc;
@@ -747,6 +752,17 @@ void ckpt_drop_bitmaps(strata_store *s, io_file *f, bool build)
 	d->lazy_bm = NULL;
 }
 
+/* The mapped chunk index of `f` (the current checkpoint file, about to be
+ * replaced or closed) is not read again: every chunk still lazy at an
+ * adoption was described when the checkpoint copied it. */
+void ckpt_drop_index(durable *d, io_file *f)
+{
+	if (d->ckpt_ci)
+		io_unmap(f, d->ckpt_ci, d->ckpt_ci_len);
+	d->ckpt_ci = NULL;
+	memset(d->ci_n, 0, sizeof d->ci_n);
+}
+
 /* The checkpoint of `w` is durable and named by the superblock: chunks still
  * on disk are read from its file from now on. */
 void ckpt_adopt(strata_store *s, ckpt_written *w, io_file *f)
@@ -768,12 +784,15 @@ void ckpt_adopt(strata_store *s, ckpt_written *w, io_file *f)
 	}
 	for (uint32_t i = 0; i < w->nchunks; i++) {
 		const ckpt_chunk *k = &w->chunks[i];
-		if (k->copied && ot_is_lazy(ot, k->slot)) {
-			ot->lazy[k->slot].off = k->off;
-			ot->lazy[k->slot].crc = k->crc;
+		int rc;
+		ot_lazy *l = k->copied && ot_is_lazy(ot, k->slot) ? ot_lazy_locked(ot, k->slot, &rc) : NULL;
+		if (l) { /* described by the copy, so the old index is not needed again */
+			l->off = k->off;
+			l->crc = k->crc;
 		}
 	}
 	io_file *old = d->ckpt;
+	ckpt_drop_index(d, old);
 	d->ckpt = f;
 	d->ckpt_large_off = w->large_off;
 	d->ckpt_size = w->size;
@@ -959,6 +978,8 @@ static int load_chunks(ck_load *l, const uint8_t *b)
 		uint32_t n = l->h.next_index[sh];
 		if (n && sh >= l->s->ot.shards_max)
 			return LOAD_BAD(l, "shard %u used, but ot_shards_max is %u", sh, l->s->ot.shards_max);
+		l->d->ci_first[sh] = k;
+		l->d->ci_n[sh] = (uint32_t)((n + (uint64_t)OT_CHUNK - 1) / OT_CHUNK);
 		for (uint32_t base = 0; base < n; base += OT_CHUNK, k++) {
 			const uint8_t *r = b + (size_t)k * CK_CHUNK_REC;
 			ot_lazy src = {.off = get64(r + 8), .crc = get32(r + 16), .nrec = get32(r + 4),
@@ -973,7 +994,7 @@ static int load_chunks(ck_load *l, const uint8_t *b)
 			large += src.nlarge;
 			large_bytes += src.large_bytes;
 			at += (uint64_t)nrec * CK_ENTRY;
-			int rc = ot_set_lazy(&l->s->ot, sh, base >> OT_CHUNK_BITS, &src);
+			int rc = ot_set_lazy(&l->s->ot, sh, base >> OT_CHUNK_BITS, src.nfree > 0);
 			if (rc)
 				return rc;
 		}
@@ -1039,8 +1060,12 @@ static int load_body(ck_load *l)
 	}
 	if (segs)
 		io_unmap(l->f, segs, l->h.sec[SEC_SEGMENTS].len);
-	if (chunks)
+	if (!rc && chunks) { /* lazy chunks are described from it (ckpt_describe_chunk) */
+		l->d->ckpt_ci = chunks;
+		l->d->ckpt_ci_len = l->h.sec[SEC_CHUNKS].len;
+	} else if (chunks) {
 		io_unmap(l->f, chunks, l->h.sec[SEC_CHUNKS].len);
+	}
 	strata_mem_free(roots, 0);
 	return rc;
 }
@@ -1082,6 +1107,7 @@ int ckpt_load(strata_store *s, const sb_state *sb)
 	d->ckpt_size = l.size;
 	d->ckpt_file_epoch = l.h.epoch;
 	s->ot.fault = ckpt_fault_chunk;
+	s->ot.describe = ckpt_describe_chunk;
 	s->ot.fault_ctx = s;
 	return 0;
 }
@@ -1150,6 +1176,20 @@ static int fault_live(fault_ctx *f, uint32_t i, strata_node_id id, const uint8_t
 	atomic_store_explicit(&e->loc, mem, memory_order_relaxed);
 	ot_stamp_init(e, birth, EPOCH_INF, crc, memory_order_relaxed);
 	atomic_store_explicit(&e->info, info, memory_order_relaxed);
+	return 0;
+}
+
+int ckpt_describe_chunk(void *ctx, uint32_t shard, uint32_t chunk, ot_lazy *out)
+{
+	durable *d = ((strata_store *)ctx)->dur;
+	if (!d->ckpt_ci || shard >= OT_MAX_SHARDS || chunk >= d->ci_n[shard]) {
+		store_set_error("%s/ckpt: object-table chunk %u/%u has no record", d->dir, shard, chunk);
+		return STRATA_ECORRUPT;
+	}
+	const uint8_t *r = d->ckpt_ci + (size_t)(d->ci_first[shard] + chunk) * CK_CHUNK_REC;
+	*out = (ot_lazy){.off = get64(r + 8), .crc = get32(r + 16), .nrec = get32(r + 4),
+			 .nfree = get32(r + 20), .nlive = get32(r + 24), .nlarge = get32(r + 28),
+			 .large_bytes = get64(r + 32)};
 	return 0;
 }
 

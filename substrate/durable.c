@@ -1030,6 +1030,7 @@ static void durable_release(durable *d, const otable *ot)
 	io_close(d->data);
 	if (d->lazy_bm) /* headers never built stay unbuilt: seg_destroy unmaps them */
 		io_unmap(d->ckpt, d->lazy_bm, d->lazy_bm_len);
+	ckpt_drop_index(d, d->ckpt);
 	io_close(d->ckpt);
 	io_close(d->super);
 	io_close(d->lock_file); /* releases the lock */

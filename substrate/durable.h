@@ -111,6 +111,13 @@ typedef struct durable {
 	uint64_t ckpt_large_off; /* its large section */
 	uint64_t ckpt_size, ckpt_file_epoch;
 	bool ckpt_copying; /* a checkpoint is copying chunks out of it */
+	/* Its chunk index, mapped: lazy chunks are described from it when
+	 * first needed (ckpt_describe_chunk); record ci_first[s] + c is chunk
+	 * c of shard s, for c < ci_n[s]. Dropped at the first adoption (which
+	 * has described every chunk still lazy) or at close. */
+	const uint8_t *ckpt_ci;
+	uint64_t ckpt_ci_len;
+	uint32_t ci_first[OT_MAX_SHARDS], ci_n[OT_MAX_SHARDS];
 	/* The open's used-slot bitmaps, mapped from `ckpt` while segments
 	 * lack headers (segment.c "Open"); ckpt_drop_bitmaps ends it. */
 	const void *lazy_bm;
@@ -259,6 +266,10 @@ int ckpt_open_read(durable *d, uint64_t gen, io_file **f);
 int ckpt_load(strata_store *s, const sb_state *sb);
 /* Format version ckpt_write writes (3; tests set 2 to make older files). */
 extern uint32_t ckpt_write_version;
+/* otable describe function (ot_describe_fn): a lazy chunk's record from
+ * the mapped chunk index. */
+int ckpt_describe_chunk(void *ctx, uint32_t shard, uint32_t chunk, ot_lazy *out);
+void ckpt_drop_index(durable *d, io_file *f);
 /* otable fault function (ot_fault_fn): reads and checks one chunk. */
 int ckpt_fault_chunk(void *ctx, uint32_t shard, uint32_t chunk, const ot_lazy *src, ot_entry *out);
 

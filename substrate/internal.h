@@ -292,21 +292,32 @@ static inline void ot_set_crc(ot_entry *e, uint32_t crc)
 #define OT_MAX_SHARDS 64
 
 /* A chunk a DURABLE open left on disk: where the checkpoint keeps its
- * records. The object table only stores it; the fault function reads it. */
+ * records. The object table only stores it; the fault function reads it.
+ * Described on first use (ot_describe_fn), not at open: an open writes one
+ * state byte per chunk (otable.lstate), not this record. */
 typedef struct ot_lazy {
 	uint64_t off;  /* file offset of the chunk's records */
 	uint32_t crc;  /* CRC32C of those records */
 	uint32_t nrec; /* records: entries of the chunk issued at least once */
 	uint32_t nfree, nlive, nlarge; /* free + live == nrec */
 	uint64_t large_bytes;
-	_Atomic uint32_t pending; /* 1: not loaded yet */
-	_Atomic uint32_t damaged; /* failed its CRC: never loaded, never reused */
 } ot_lazy;
+
+/* otable.lstate bits of a chunk */
+enum {
+	OT_LZ_PENDING = 1,   /* on disk, not loaded yet */
+	OT_LZ_DAMAGED = 2,   /* failed its CRC: never loaded, never reused */
+	OT_LZ_DESCRIBED = 4, /* otable.lazy[slot] is filled in */
+	OT_LZ_HAS_FREE = 8,  /* holds FREE entries (the checkpoint said so) */
+};
 
 /* Fills `out` (a zeroed chunk) from `src`; 0 or a status. Called with
  * otable.lazy_lock held. */
 typedef int (*ot_fault_fn)(void *ctx, uint32_t shard, uint32_t chunk, const ot_lazy *src,
 			   ot_entry *out);
+/* Fills `out` with where chunk `chunk` of `shard` is on disk; 0 or a
+ * status. Called with otable.lazy_lock held. */
+typedef int (*ot_describe_fn)(void *ctx, uint32_t shard, uint32_t chunk, ot_lazy *out);
 
 typedef struct ot_shard {
 	pthread_mutex_t lock;
@@ -331,12 +342,15 @@ typedef struct otable {
 	ot_shard *shards; /* shards_max of them, fixed at open */
 	uint32_t shards_max;
 	_Atomic uint32_t shards_active;
-	/* Lazy chunks (DURABLE): a NULL directory slot whose lazy[slot] is
-	 * pending is on disk; ot_fault loads it under lazy_lock. */
-	ot_lazy *lazy; /* OT_MAX_SHARDS * OT_DIR, zero-mapped; NULL if never lazy */
+	/* Lazy chunks (DURABLE): a NULL directory slot whose lstate[slot] is
+	 * pending is on disk; ot_fault loads it under lazy_lock. lazy[slot]
+	 * is described (under lazy_lock) when first needed. */
+	_Atomic uint8_t *lstate; /* OT_MAX_SHARDS * OT_DIR, zero-mapped; NULL if never lazy */
+	ot_lazy *lazy;           /* the same, records */
 	pthread_mutex_t lazy_lock;
 	ot_fault_fn fault;
 	void *fault_ctx;
+	ot_describe_fn describe; /* with fault_ctx */
 	bool lazy_live; /* recovery done: a fault bumps and frees FREE entries */
 	_Atomic uint64_t chunks_lazy, chunks_faulted;
 } otable;
@@ -363,12 +377,19 @@ ot_entry *ot_entry_peek(const otable *ot, uint32_t shard, uint32_t index);
 int ot_fault(const otable *ot, uint32_t slot, ot_entry **chunk);
 /* Loads every lazy chunk (checks that scan the whole table). */
 int ot_load_all(otable *ot);
-/* Recovery: chunk `chunk` of `shard` is on disk at src (before ot_extend). */
-int ot_set_lazy(otable *ot, uint32_t shard, uint32_t chunk, const ot_lazy *src);
+/* Recovery: chunk `chunk` of `shard` is on disk (before ot_extend); its
+ * record comes from ot->describe when first needed. */
+int ot_set_lazy(otable *ot, uint32_t shard, uint32_t chunk, bool has_free);
 static inline bool ot_is_lazy(const otable *ot, uint32_t slot)
 {
-	return ot->lazy && atomic_load_explicit(&ot->lazy[slot].pending, memory_order_acquire);
+	return ot->lstate &&
+	       (atomic_load_explicit(&ot->lstate[slot], memory_order_acquire) & OT_LZ_PENDING);
 }
+/* slot's record, described now if it was not (lazy_lock held); NULL if
+ * the description failed (the status in *rc). */
+ot_lazy *ot_lazy_locked(otable *ot, uint32_t slot, int *rc);
+/* A copy of slot's record, taking lazy_lock; 0 or a status. */
+int ot_lazy_get(otable *ot, uint32_t slot, ot_lazy *out);
 void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
 /* Recovery (single-threaded): entries [0, n) of a shard exist. */
 int ot_extend(otable *ot, uint32_t shard, uint32_t n);

@@ -19,7 +19,9 @@
  *   - a FREE entry's index is on its shard's free stack exactly once (unless
  *     dead); the tag of a never-issued entry is 0, so it matches no NodeID;
  *   - a chunk a DURABLE open left on disk (lazy) has a NULL directory slot
- *     and a pending ot_lazy record; the first access faults it in
+ *     and a pending state byte (lstate; its ot_lazy record is described
+ *     from the checkpoint when first needed, so an open writes one byte
+ *     per chunk, not 40); the first access faults it in
  *     (ot_fault, under lazy_lock) and publishes it with release, so the
  *     resolve path pays nothing for laziness. Its FREE entries go on the
  *     free stack at that moment, collected before publication (an entry
@@ -94,6 +96,8 @@ void ot_destroy(otable *ot)
 	strata_mem_zunmap(ot->dirs, sizeof(*ot->dirs) * OT_DIR * OT_MAX_SHARDS);
 	if (ot->lazy)
 		strata_mem_zunmap(ot->lazy, sizeof(ot_lazy) * OT_DIR * OT_MAX_SHARDS);
+	if (ot->lstate)
+		strata_mem_zunmap((void *)ot->lstate, (size_t)OT_DIR * OT_MAX_SHARDS);
 	pthread_mutex_destroy(&ot->lazy_lock);
 	strata_mem_free(ot->shards, sizeof(ot_shard) * ot->shards_max);
 	ot->shards = NULL;
@@ -307,8 +311,10 @@ int ot_extend(otable *ot, uint32_t shard, uint32_t n)
 	if (n > (1u << STRATA_NODEID_INDEX_BITS))
 		return STRATA_EINVAL;
 	for (uint32_t c = 0; c * OT_CHUNK < n; c++) {
-		if (atomic_load_explicit(&sh->dir[c], memory_order_relaxed) ||
-		    ot_is_lazy(ot, shard << OT_DIR_BITS | c))
+		/* lazy first: its byte is written already, while reading the
+		 * directory would fault in its untouched zero pages */
+		if (ot_is_lazy(ot, shard << OT_DIR_BITS | c) ||
+		    atomic_load_explicit(&sh->dir[c], memory_order_relaxed))
 			continue;
 		ot_entry *chunk = strata_mem_zmap(sizeof(ot_entry) * OT_CHUNK);
 		if (!chunk)
@@ -375,7 +381,9 @@ static int rebuild_shard(otable *ot, uint32_t s)
 	for (uint32_t i = 0; i < sh->next_index; i++) {
 		uint32_t slot = s << OT_DIR_BITS | i >> OT_CHUNK_BITS;
 		if (ot_is_lazy(ot, slot)) {
-			int rc = ot->lazy[slot].nfree ? lazy_free_push(sh, i >> OT_CHUNK_BITS) : 0;
+			bool has_free = atomic_load_explicit(&ot->lstate[slot], memory_order_relaxed) &
+					OT_LZ_HAS_FREE;
+			int rc = has_free ? lazy_free_push(sh, i >> OT_CHUNK_BITS) : 0;
 			if (rc)
 				return rc;
 			i |= OT_CHUNK - 1; /* next chunk */
@@ -418,21 +426,41 @@ int ot_rebuild_free(otable *ot)
 }
 
 /* ---- lazy chunks ---------------------------------------------------------------- */
-int ot_set_lazy(otable *ot, uint32_t shard, uint32_t chunk, const ot_lazy *src)
+int ot_set_lazy(otable *ot, uint32_t shard, uint32_t chunk, bool has_free)
 {
 	if (!ot->lazy && !(ot->lazy = strata_mem_zmap(sizeof(ot_lazy) * OT_DIR * OT_MAX_SHARDS)))
 		return STRATA_ENOMEM;
-	ot_lazy *l = &ot->lazy[shard << OT_DIR_BITS | chunk];
-	l->off = src->off;
-	l->crc = src->crc;
-	l->nrec = src->nrec;
-	l->nfree = src->nfree;
-	l->nlive = src->nlive;
-	l->nlarge = src->nlarge;
-	l->large_bytes = src->large_bytes;
-	atomic_store_explicit(&l->pending, 1, memory_order_release);
+	if (!ot->lstate && !(ot->lstate = strata_mem_zmap((size_t)OT_DIR * OT_MAX_SHARDS)))
+		return STRATA_ENOMEM;
+	atomic_store_explicit(&ot->lstate[shard << OT_DIR_BITS | chunk],
+			      OT_LZ_PENDING | (has_free ? OT_LZ_HAS_FREE : 0), memory_order_release);
 	atomic_fetch_add_explicit(&ot->chunks_lazy, 1, memory_order_relaxed);
 	return 0;
+}
+
+ot_lazy *ot_lazy_locked(otable *ot, uint32_t slot, int *rc)
+{
+	ot_lazy *l = &ot->lazy[slot];
+	*rc = 0;
+	if (atomic_load_explicit(&ot->lstate[slot], memory_order_relaxed) & OT_LZ_DESCRIBED)
+		return l;
+	*rc = ot->describe ? ot->describe(ot->fault_ctx, slot >> OT_DIR_BITS, slot & (OT_DIR - 1), l)
+			   : STRATA_ECORRUPT;
+	if (*rc)
+		return NULL;
+	atomic_fetch_or_explicit(&ot->lstate[slot], OT_LZ_DESCRIBED, memory_order_relaxed);
+	return l;
+}
+
+int ot_lazy_get(otable *ot, uint32_t slot, ot_lazy *out)
+{
+	int rc;
+	pthread_mutex_lock(&ot->lazy_lock);
+	const ot_lazy *l = ot_lazy_locked(ot, slot, &rc);
+	if (l)
+		*out = *l;
+	pthread_mutex_unlock(&ot->lazy_lock);
+	return rc;
 }
 
 /* After the fault, outside lazy_lock: the FREE entries found in the chunk
@@ -457,15 +485,14 @@ static int fault_locked(otable *ot, uint32_t slot, ot_entry **out, uint16_t *fr,
 	ot_entry *chunk = strata_mem_zmap(sizeof(ot_entry) * OT_CHUNK);
 	if (!chunk)
 		return STRATA_ENOMEM;
-	ot_lazy *l = &ot->lazy[slot];
-	if (atomic_load_explicit(&l->damaged, memory_order_relaxed)) {
-		strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
-		return STRATA_ECORRUPT; /* checked once: no I/O for every touch */
-	}
-	int rc = ot->fault(ot->fault_ctx, slot >> OT_DIR_BITS, slot & (OT_DIR - 1), l, chunk);
+	int rc = STRATA_ECORRUPT; /* damaged: checked once, no I/O for every touch */
+	const ot_lazy *l = NULL;
+	if (!(atomic_load_explicit(&ot->lstate[slot], memory_order_relaxed) & OT_LZ_DAMAGED) &&
+	    (l = ot_lazy_locked(ot, slot, &rc)))
+		rc = ot->fault(ot->fault_ctx, slot >> OT_DIR_BITS, slot & (OT_DIR - 1), l, chunk);
 	if (rc) {
 		if (rc == STRATA_ECORRUPT)
-			atomic_store_explicit(&l->damaged, 1, memory_order_relaxed);
+			atomic_fetch_or_explicit(&ot->lstate[slot], OT_LZ_DAMAGED, memory_order_relaxed);
 		strata_mem_zunmap(chunk, sizeof(ot_entry) * OT_CHUNK);
 		return rc;
 	}
@@ -478,7 +505,7 @@ static int fault_locked(otable *ot, uint32_t slot, ot_entry **out, uint16_t *fr,
 			(*dead)++;
 	}
 	atomic_store_explicit(&ot->dirs[slot], chunk, memory_order_release);
-	atomic_store_explicit(&l->pending, 0, memory_order_release);
+	atomic_fetch_and_explicit(&ot->lstate[slot], (uint8_t)~OT_LZ_PENDING, memory_order_release);
 	atomic_fetch_sub_explicit(&ot->chunks_lazy, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&ot->chunks_faulted, 1, memory_order_relaxed);
 	*out = chunk;

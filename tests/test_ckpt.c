@@ -147,6 +147,47 @@ Test(ckpt, open_reads_no_entry_and_chunks_load_on_first_use, .timeout = 300)
 	io_sim_free(env);
 }
 
+static uint8_t lstate(strata_store *s, uint32_t chunk)
+{
+	return atomic_load(&s->ot.lstate[chunk]); /* shard 0 */
+}
+
+/* An open describes no chunk (one state byte each); a fault describes its
+ * own; a checkpoint describes the chunks it copies, moves their records to
+ * the new file and lets go of the old index; they still load afterwards. */
+Test(ckpt, chunks_are_described_when_first_needed, .timeout = 300)
+{
+	static strata_node_id ids[NNODES + 2];
+	io_env *env = store_with_nodes(ids);
+	strata_store *s = open_sim(env);
+	for (uint32_t c = 0; c < 3; c++)
+		cr_assert_eq(lstate(s, c), OT_LZ_PENDING, "chunk %u at open: %#x", c, lstate(s, c));
+	cr_assert_not_null(s->dur->ckpt_ci, "the chunk index stays mapped");
+	strata_snapshot *snap;
+	const void *p;
+	uint32_t size;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	cr_assert_eq(strata_resolve(snap, ids[NNODES], &p, &size), 0);
+	strata_snapshot_close(snap);
+	cr_assert_eq(lstate(s, 2), OT_LZ_DESCRIBED, "loaded: %#x", lstate(s, 2));
+	cr_assert_eq(lstate(s, 0), OT_LZ_PENDING);
+	ot_lazy before;
+	cr_assert_eq(ot_lazy_get(&s->ot, 0, &before), 0);
+	cr_assert_eq(lstate(s, 0), OT_LZ_PENDING | OT_LZ_DESCRIBED);
+	make_nodes(s, ids, NNODES + 1, NNODES + 1); /* a change to checkpoint */
+	cr_assert_eq(strata_checkpoint(s), 0);
+	cr_assert_null(s->dur->ckpt_ci, "the old index is let go at the adoption");
+	ot_lazy after;
+	cr_assert_eq(ot_lazy_get(&s->ot, 0, &after), 0);
+	cr_assert_eq(lstate(s, 0), OT_LZ_PENDING | OT_LZ_DESCRIBED, "still on disk");
+	cr_assert_eq(after.nrec, before.nrec);
+	cr_assert_eq(after.crc, before.crc, "copied as it was");
+	expect_nodes(s, ids, NNODES);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
 /* Open/write/close cycles that never touch the first chunks: each
  * checkpoint copies them (and their large images) from the previous file. */
 Test(ckpt, chunks_on_disk_survive_many_checkpoints, .timeout = 300)
