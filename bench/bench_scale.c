@@ -645,6 +645,7 @@ static void fig_ot(bench_session *s, store_spec *sp)
 	bench_record(s, "ot_bytes_per_entry_2nd_half", "B", NULL, half, runs);
 	bench_record(s, "ot_rss_per_entry_raw", "B", NULL, raw, runs);
 	bench_add_target(s, "ot_bytes_per_entry", 32.0);
+	bench_add_target(s, "ot_bytes_per_entry_2nd_half", 32.0);
 	uint64_t files = dir_bytes(sp->dir, false);
 	bench_note(s, "ot_bytes_per_entry: resident anonymous memory growth while strata_node_stat touched all %llu "
 		   "entries of store %s (%.0f chunks loaded), less the 64 KiB cache's images "
