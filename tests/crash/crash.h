@@ -31,6 +31,9 @@
  * node also says whether a SYNC commit wrote it: a reader that sees such a
  * node saw a durable state (SYNC commits are published only then), so its
  * seq must survive too (seen_sync).
+ *
+ * Compaction needs garbage in a class of several segments, which these
+ * roots never make: the verifier keeps a ballast for it (crash_ballast.c).
  */
 #ifndef STRATA_CRASH_H
 #define STRATA_CRASH_H
@@ -105,6 +108,18 @@ void root_name(uint32_t root, char out[16]);
  * 0, or -1 with the defect described in err. */
 int crash_read_root(const strata_snapshot *snap, uint32_t root, uint32_t cycle_max, root_val *val,
 		    uint64_t *nodes, char *err, size_t len);
+
+/* ---- ballast for compaction (crash_ballast.c) -------------------------- */
+#define BALLAST_ROOT "crash_ballast"
+#define BALLAST_SIZE 4000u /* class 4096: 511 slots a segment */
+#define BALLAST_LIVE 800u
+#define BALLAST_EVERY 8u /* cycles between refreshes */
+/* Checks every ballast node (bytes from its NodeID) and adds the ballast's
+ * nodes to *nodes; 0, or -1 with err. No ballast yet: 0. */
+int crash_read_ballast(const strata_snapshot *snap, uint64_t *nodes, char *err, size_t len);
+/* The verifier, after a clean verification: frees about half of the
+ * ballast and tops it up (one SYNC commit); 0 or a status with err. */
+int crash_refresh_ballast(strata_store *s, uint64_t seed, char *err, size_t len);
 
 /* ---- the shared region ------------------------------------------------- */
 typedef struct crash_body {

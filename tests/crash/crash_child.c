@@ -314,6 +314,10 @@ static void *worker_main(void *arg)
 {
 	worker *w = arg;
 	const uint64_t cap = CRASH_LOG_CAP - CRASH_MAX_THREADS;
+	/* Half the cycles compact at once, so kills land in compactions of
+	 * the ballast the verifier fragments (crash_ballast.c). */
+	if (w->t == 0 && crash_mix(w->cy->cycle_seed, 0xc0) % 2 && w->cy->inject != CRASH_INJECT_LOST_SYNC)
+		compact(w);
 	while (atomic_load(&w->cy->sh->reserved) < cap) {
 		uint64_t x = crash_below(&w->rng, 1000);
 		if (x < 15 && w->cy->inject != CRASH_INJECT_LOST_SYNC)
