@@ -103,6 +103,16 @@ static io_env *store_with_nodes(strata_node_id *ids)
 	return env;
 }
 
+/* The store reopens with nodes 1..n intact and a clean check; env freed. */
+static void reopen_expect_clean(io_env *env, const strata_node_id *ids, uint32_t n)
+{
+	strata_store *s = open_sim(env);
+	expect_nodes(s, ids, n);
+	cr_assert_eq(strata_check(s, test_report, NULL), 0);
+	cr_assert_eq(strata_close(s), 0);
+	io_sim_free(env);
+}
+
 static strata_store_stats stats(strata_store *s)
 {
 	strata_store_stats st;
@@ -204,11 +214,7 @@ Test(ckpt, chunks_on_disk_survive_many_checkpoints, .timeout = 300)
 		cr_assert_geq(st.chunks_on_disk, 2, "the old chunks stayed on disk");
 		cr_assert_eq(strata_close(s), 0);
 	}
-	strata_store *s = open_sim(env);
-	expect_nodes(s, ids, n);
-	cr_assert_eq(strata_check(s, test_report, NULL), 0);
-	cr_assert_eq(strata_close(s), 0);
-	io_sim_free(env);
+	reopen_expect_clean(env, ids, n);
 }
 
 /* Handles freed before close are reused after reopen, from chunks that
@@ -344,11 +350,7 @@ Test(ckpt, readers_fault_chunks_in_during_a_checkpoint, .timeout = 300)
 		expect_nodes(s, ids, NNODES + 1000);
 		cr_assert_eq(strata_close(s), 0);
 	}
-	strata_store *s = open_sim(env);
-	expect_nodes(s, ids, NNODES + 1000);
-	cr_assert_eq(strata_check(s, test_report, NULL), 0);
-	cr_assert_eq(strata_close(s), 0);
-	io_sim_free(env);
+	reopen_expect_clean(env, ids, NNODES + 1000);
 }
 
 /* A large image damaged on disk: its node is an error, the others are not,
@@ -513,16 +515,23 @@ Test(ckpt, damaged_segment_words_are_found_when_used, .timeout = 300)
 	io_sim_free(env);
 }
 
+/* store_with_nodes, its checkpoint written in format version 2; path: its name. */
+static io_env *v2_store_with_nodes(strata_node_id *ids, char *path, size_t len)
+{
+	ckpt_write_version = 2;
+	io_env *env = store_with_nodes(ids);
+	ckpt_write_version = 3;
+	ckpt_name(env, path, len);
+	return env;
+}
+
 /* Version-2 files (one class byte per segment, the words checked as one
  * section at open) still open, and their next checkpoint is version 3. */
 Test(ckpt, version_2_files_still_open, .timeout = 300)
 {
 	static strata_node_id ids[NNODES + 1001];
-	ckpt_write_version = 2;
-	io_env *env = store_with_nodes(ids);
-	ckpt_write_version = 3;
 	char path[64];
-	ckpt_name(env, path, sizeof path);
+	io_env *env = v2_store_with_nodes(ids, path, sizeof path);
 	cr_assert_eq(file_u64(env, path, CK_VERSION_AT) & 0xffff, 2);
 	strata_store *s = open_sim(env);
 	expect_nodes(s, ids, NNODES);
@@ -532,22 +541,15 @@ Test(ckpt, version_2_files_still_open, .timeout = 300)
 	cr_assert_eq(strata_close(s), 0);
 	ckpt_name(env, path, sizeof path);
 	cr_assert_eq(file_u64(env, path, CK_VERSION_AT) & 0xffff, 3);
-	s = open_sim(env);
-	expect_nodes(s, ids, NNODES + 1000);
-	cr_assert_eq(strata_check(s, test_report, NULL), 0);
-	cr_assert_eq(strata_close(s), 0);
-	io_sim_free(env);
+	reopen_expect_clean(env, ids, NNODES + 1000);
 }
 
 /* In a version-2 file the words are still checked as one section at open. */
 Test(ckpt, version_2_damaged_words_fail_the_open, .timeout = 300)
 {
 	static strata_node_id ids[NNODES + 1];
-	ckpt_write_version = 2;
-	io_env *env = store_with_nodes(ids);
-	ckpt_write_version = 3;
 	char path[64];
-	ckpt_name(env, path, sizeof path);
+	io_env *env = v2_store_with_nodes(ids, path, sizeof path);
 	cr_assert_eq(io_sim_flip_bit(env, path, file_u64(env, path, CK_BITMAPS_OFF_AT) + 2, 5), 0);
 	strata_options o = opts();
 	strata_store *s;
