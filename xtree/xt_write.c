@@ -5,9 +5,10 @@
  * splits. Also the operation context every write shares (xt_op_begin).
  *
  * Copy-on-write: an insert makes the meta node and every node on its path
- * writable top-down (strata_txn_write) and repoints each parent at the new
- * NodeID as it descends; nodes already written in this transaction are
- * changed in place. Directory boxes are enlarged on the way down, which
+ * writable top-down and repoints each parent at the new NodeID as it
+ * descends; nodes already written in this transaction are changed in place
+ * (strata_txn_read_own says which), committed ones are rewritten with only
+ * their used entries copied (strata_txn_rewrite). Directory boxes are enlarged on the way down, which
  * keeps them exact: the union of a tight box and the new entry is tight.
  *
  * Entries removed for forced reinsertion (and orphans of a condensed delete)
