@@ -18,13 +18,25 @@
  * comes after the reclaimer's load of h, and s == cur >= h. Then no node the
  * reader can see (retire > s >= h >= m) is freed.
  *
- * The cache generation (cgen) follows the same pattern: the slot's cgen is
- * stored before the pin's CAS, so a scanner that sees the pin sees it. An
- * evictor unlinks an image, then bumps `gen` (seq_cst), then scans: a
- * reader that read gen after the bump reads the entry after the unlink and
- * cannot reach the image; one that read it before has cgen <= the image's
- * generation, and is either seen by the scan or pins after it (and then
- * also reads the entry after the unlink).
+ * The cache generation (cgen) follows the same pattern as the epoch: the
+ * winner of the slot's CAS stores gen in cgen and stores it again until a
+ * reload of gen agrees. An evictor unlinks an image, then bumps `gen`
+ * (seq_cst), then scans. A reader whose final load of gen came after the
+ * bump reads the entry after the unlink and cannot reach the image; if its
+ * final load came before the bump, so did its cgen store, which the scan
+ * (after the bump) then sees. A scan that finds a pinned slot whose cgen
+ * is not stored yet reads UINT64_MAX (written at release, or 0 if the slot
+ * never had an owner) and ignores it: that reader's reload of gen comes
+ * after the scan's load, hence after the bump, and it stores the new gen.
+ * Only the CAS winner writes cgen: when every contender stored cgen before
+ * its CAS, a loser could overwrite the winner's value with a newer one
+ * (a real window, closed 2026-11-22).
+ * Freeing after a scan is ordered after the old owner's reads: release
+ * writes cgen = UINT64_MAX with release before unpinning, the next owner's
+ * CAS acquires that unpin and its cgen stores are seq_cst, and the scan's
+ * load of cgen is seq_cst too (it must be in the total order for the
+ * argument above; TSan once reported a reader's read against
+ * grace_collect's free under the previous relaxed accesses).
  */
 #include <string.h>
 #include <time.h>
@@ -79,7 +91,6 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur, uint8_
 		if (atomic_load_explicit(&s->pin, memory_order_relaxed))
 			continue;
 		uint64_t e = atomic_load(cur);
-		atomic_store_explicit(&s->cgen, atomic_load(&pt->gen), memory_order_relaxed);
 		atomic_store_explicit(&s->expire, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->opened_ns, pin_now_ns(), memory_order_relaxed);
 		atomic_store_explicit(&s->kind, kind, memory_order_relaxed); /* published by the CAS */
@@ -91,6 +102,11 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur, uint8_
 			e = now;
 			atomic_store(&s->pin, e);
 		}
+		for (uint64_t g = atomic_load(&pt->gen), now;; g = now) {
+			atomic_store(&s->cgen, g);
+			if ((now = atomic_load(&pt->gen)) == g)
+				break;
+		}
 		s->key = stamp_key(e);
 		tl_slot_hint = i;
 		return s;
@@ -100,7 +116,7 @@ struct strata_snapshot *pin_acquire(pin_table *pt, _Atomic uint64_t *cur, uint8_
 
 void pin_expire(struct strata_snapshot *s)
 {
-	atomic_store_explicit(&s->cgen, UINT64_MAX, memory_order_relaxed);
+	atomic_store_explicit(&s->cgen, UINT64_MAX, memory_order_release);
 	atomic_store_explicit(&s->pin, PIN_EXPIRED, memory_order_release);
 }
 
@@ -111,6 +127,7 @@ void pin_release(pin_table *pt, struct strata_snapshot *s)
 		atomic_fetch_add_explicit(&pt->hits_closed, h, memory_order_relaxed);
 		atomic_store_explicit(&s->hits, 0, memory_order_relaxed);
 	}
+	atomic_store_explicit(&s->cgen, UINT64_MAX, memory_order_release);
 	atomic_store_explicit(&s->pin, 0, memory_order_release);
 }
 
@@ -138,7 +155,7 @@ uint64_t pin_oldest_gen(pin_table *pt)
 	for (uint32_t i = 0; i < h; i++) {
 		if (!atomic_load(&pt->slots[i].pin))
 			continue;
-		uint64_t g = atomic_load_explicit(&pt->slots[i].cgen, memory_order_relaxed);
+		uint64_t g = atomic_load(&pt->slots[i].cgen); /* seq_cst: see the header */
 		if (g < m)
 			m = g;
 	}
