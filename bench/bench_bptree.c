@@ -759,14 +759,18 @@ static void pool_settings(bench_session *s)
 	const char *mb = getenv("STRATA_BPT_POOL_MB"), *pf = getenv("STRATA_BPT_PREFAULT");
 	if (mb && *mb)
 		strata_segment_pool_set((size_t)strtoull(mb, NULL, 10) << 20);
-	if (pf && *pf)
-		strata_segment_prefault_set((unsigned)strtoul(pf, NULL, 10));
+	/* Only an explicit setting is applied (any call replaces the library's
+	 * automatic prefault, so the watermark is not read back). */
+	char wm[64] = "automatic (32 once 64 MiB of fresh segments were made)";
+	if (pf && *pf) {
+		unsigned n = (unsigned)strtoul(pf, NULL, 10);
+		strata_segment_prefault_set(n);
+		snprintf(wm, sizeof wm, "%u segments", n);
+	}
 	size_t bound = strata_segment_pool_set(0);
 	strata_segment_pool_set(bound);
-	unsigned wm = strata_segment_prefault_set(0);
-	strata_segment_prefault_set(wm);
 	const char *cold = getenv("STRATA_BPT_LOAD_COLD");
-	bench_note(s, "segment pool %zu MiB, prefault watermark %u segments%s", bound >> 20, wm,
+	bench_note(s, "segment pool %zu MiB, prefault %s%s", bound >> 20, wm,
 		   cold && *cold == '1' ? ", every load starts with an empty pool" : "");
 }
 

@@ -186,6 +186,10 @@ void *segpool_get(unsigned *flags);
 void segpool_put(void *mem, bool mapped);
 /* Every store's open and close: the prefault thread runs only while a
  * store is open (the last close joins it). */
+/* A segment for node images came from fresh memory (not the pool): the
+ * PREFAULT_AUTO_AFTER-th starts the prefault thread unless the application
+ * chose a watermark. */
+void segpool_note_fresh(void);
 void segpool_store_opened(void);
 void segpool_store_closed(void);
 void segpool_stats(uint64_t *prefaulted, uint64_t *pooled_bytes, bool *thread_running);

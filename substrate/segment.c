@@ -266,6 +266,8 @@ static segment *seg_new_at(seg_alloc *a, seg_class *c, unsigned cls, bool huge, 
 	if (!mem)
 		atomic_fetch_add_explicit(from & SEGPOOL_HIT ? &a->pool_hits : &a->pool_misses, 1,
 					  memory_order_relaxed);
+	if (!mem && !(from & SEGPOOL_HIT) && !a->headers_only)
+		segpool_note_fresh();
 #ifdef MADV_HUGEPAGE
 	/* A pooled segment is faulted in already: advising it now would only
 	 * take the address-space lock against other threads' faults. */

@@ -78,6 +78,17 @@ static _Atomic bool prefault_running; /* written under life_lock */
 static unsigned stores_open;  /* under life_lock */
 
 static _Atomic uint64_t prefaulted;
+/* The thread starts on its own once a process has made PREFAULT_AUTO_AFTER
+ * segments from fresh memory for stores that write node images into them
+ * (not bounded-cache stores, which touch only headers), unless
+ * strata_segment_prefault_set was called: a one-shot command or a small
+ * store never pays for it, a growing tree stops faulting in its memory on
+ * the writer's path (design/BPTREE.md run 7: the 10M insert met its target
+ * only with the thread). */
+#define PREFAULT_AUTO_AFTER 32u
+#define PREFAULT_AUTO 32u
+static bool watermark_set;            /* under life_lock */
+static _Atomic uint32_t fresh_made;
 static _Atomic long fail_in = -1; /* test hook: acquisitions left before one fails */
 
 /* ---- the bound ---------------------------------------------------------- */
@@ -317,6 +328,7 @@ unsigned strata_segment_prefault_set(unsigned segments)
 {
 	pthread_once(&atfork_once, atfork_register);
 	pthread_mutex_lock(&life_lock);
+	watermark_set = true;
 	pthread_mutex_lock(&P.lock);
 	unsigned old = P.watermark;
 	P.watermark = segments;
@@ -325,6 +337,21 @@ unsigned strata_segment_prefault_set(unsigned segments)
 	thread_sync_locked();
 	pthread_mutex_unlock(&life_lock);
 	return old;
+}
+
+void segpool_note_fresh(void)
+{
+	if (atomic_fetch_add_explicit(&fresh_made, 1, memory_order_relaxed) + 1 != PREFAULT_AUTO_AFTER)
+		return;
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&life_lock);
+	if (!watermark_set) {
+		pthread_mutex_lock(&P.lock);
+		P.watermark = PREFAULT_AUTO;
+		pthread_mutex_unlock(&P.lock);
+		thread_sync_locked();
+	}
+	pthread_mutex_unlock(&life_lock);
 }
 
 void segpool_store_opened(void)

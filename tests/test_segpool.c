@@ -367,3 +367,21 @@ Test(segpool, pooled_memory_is_poisoned_under_asan)
 	test_close(s);
 }
 #endif
+
+/* Default prefault: no thread until the process has made 32 segments from
+ * fresh memory for image-holding stores, then one keeping 32; an explicit
+ * setting (0 too) wins. */
+Test(segpool, prefault_starts_once_a_process_grows, .timeout = 120)
+{
+	strata_segment_pool_set(0); /* every segment fresh */
+	strata_store *s = test_open(NULL);
+	fill_nodes(s, 31 * PER_SEG, 0x11, NULL);
+	cr_assert_not(thread_running(), "31 fresh segments: no thread yet");
+	fill_nodes(s, PER_SEG, 0x22, NULL);
+	cr_assert(thread_running(), "the 32nd fresh segment starts it");
+	cr_assert_eq(strata_segment_prefault_set(0), 32, "it keeps 32");
+	cr_assert_not(thread_running());
+	fill_nodes(s, 40 * PER_SEG, 0x33, NULL);
+	cr_assert_not(thread_running(), "an explicit 0 stays 0");
+	test_close(s);
+}

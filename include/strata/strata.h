@@ -545,8 +545,11 @@ STRATA_API size_t strata_segment_pool_set(size_t bytes);
 
 /* Keeps `segments` free segments faulted in ahead of need (within the
  * pool's bound), refilled by a background thread that runs while at least
- * one store is open; the last strata_close joins it. 0 (the default) turns
- * it off. Returns the previous value. Thread-safe. */
+ * one store is open; the last strata_close joins it. 0 turns it off.
+ * Default: off until the process has made 32 segments (64 MiB) from fresh
+ * memory for stores that keep node images in them (not bounded-cache
+ * stores), then 32; any call to this function replaces that choice for
+ * the rest of the process. Returns the previous value. Thread-safe. */
 STRATA_API unsigned strata_segment_prefault_set(unsigned segments);
 
 /* Library version string, e.g. "0.1.0". */
