@@ -450,30 +450,31 @@ DIFF(32, clustered, grid, 322)
 #undef grid
 #undef real
 
+/* run_workload on a fresh IN_MEMORY store with trees of node_size bytes. */
+static void workload_in_nodes(uint32_t node_size, uint32_t d, uint64_t seed, bool clustered,
+			      size_t target)
+{
+	strata_xt_options o = {.node_size = node_size};
+	strata_store *s = test_open(NULL);
+	run_workload(s, d, seed, clustered, false, target, &o);
+	test_close(s);
+}
+
 /* Small nodes: deep trees, many splits, reinserts and condenses. */
 Test(xtree_diff, small_nodes_2d)
 {
-	strata_xt_options o = {.node_size = 512};
-	strata_store *s = test_open(NULL);
-	run_workload(s, 2, 99, false, false, 2000, &o);
-	test_close(s);
+	workload_in_nodes(512, 2, 99, false, 2000);
 }
 
 /* 6-D in 1 KiB blocks: supernodes under inserts, deletes and moves. */
 Test(xtree_diff, supernodes_6d)
 {
-	strata_xt_options o = {.node_size = 1024};
-	strata_store *s = test_open(NULL);
-	run_workload(s, 6, 66, false, false, 4000, &o);
-	test_close(s);
+	workload_in_nodes(1024, 6, 66, false, 4000);
 }
 
 Test(xtree_diff, small_nodes_8d_clustered)
 {
-	strata_xt_options o = {.node_size = 2048};
-	strata_store *s = test_open(NULL);
-	run_workload(s, 8, 98, true, false, 1500, &o);
-	test_close(s);
+	workload_in_nodes(2048, 8, 98, true, 1500);
 }
 
 /* 3-D in 4 KiB blocks, the default before 1 KiB (trees keep the node size
@@ -481,10 +482,7 @@ Test(xtree_diff, small_nodes_8d_clustered)
  * sorted top-p path (n > choose_p), which 1 KiB 3-D nodes never reach. */
 Test(xtree_diff, nodes_4k_3d)
 {
-	strata_xt_options o = {.node_size = 4096};
-	strata_store *s = test_open(NULL);
-	run_workload(s, 3, 34, false, false, 6000, &o);
-	test_close(s);
+	workload_in_nodes(4096, 3, 34, false, 6000);
 }
 
 /* The default node size by dimension count: what xtree.h promises. */
