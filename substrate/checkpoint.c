@@ -961,6 +961,14 @@ static int load_allocator(ck_load *l, const uint8_t *segs, const uint8_t *bms)
 	return rc;
 }
 
+/* A 48-byte chunk-index record (FORMAT.md, "Chunks section"). */
+static ot_lazy chunk_rec_decode(const uint8_t *r)
+{
+	return (ot_lazy){.off = get64(r + 8), .crc = get32(r + 16), .nrec = get32(r + 4),
+			 .nfree = get32(r + 20), .nlive = get32(r + 24), .nlarge = get32(r + 28),
+			 .large_bytes = get64(r + 32)};
+}
+
 /* Chunk index: every issued entry of every shard, chunk after chunk, in
  * one contiguous run of the entries section. */
 static int load_chunks(ck_load *l, const uint8_t *b)
@@ -982,9 +990,7 @@ static int load_chunks(ck_load *l, const uint8_t *b)
 		l->d->ci_n[sh] = (uint32_t)((n + (uint64_t)OT_CHUNK - 1) / OT_CHUNK);
 		for (uint32_t base = 0; base < n; base += OT_CHUNK, k++) {
 			const uint8_t *r = b + (size_t)k * CK_CHUNK_REC;
-			ot_lazy src = {.off = get64(r + 8), .crc = get32(r + 16), .nrec = get32(r + 4),
-				       .nfree = get32(r + 20), .nlive = get32(r + 24),
-				       .nlarge = get32(r + 28), .large_bytes = get64(r + 32)};
+			ot_lazy src = chunk_rec_decode(r);
 			uint32_t nrec = n - base < OT_CHUNK ? n - base : OT_CHUNK;
 			if (get32(r) != (sh << OT_DIR_BITS | base >> OT_CHUNK_BITS) || src.nrec != nrec ||
 			    src.off != at || src.nfree + src.nlive != nrec || src.nlarge > src.nlive ||
@@ -1187,9 +1193,7 @@ int ckpt_describe_chunk(void *ctx, uint32_t shard, uint32_t chunk, ot_lazy *out)
 		return STRATA_ECORRUPT;
 	}
 	const uint8_t *r = d->ckpt_ci + (size_t)(d->ci_first[shard] + chunk) * CK_CHUNK_REC;
-	*out = (ot_lazy){.off = get64(r + 8), .crc = get32(r + 16), .nrec = get32(r + 4),
-			 .nfree = get32(r + 20), .nlive = get32(r + 24), .nlarge = get32(r + 28),
-			 .large_bytes = get64(r + 32)};
+	*out = chunk_rec_decode(r);
 	return 0;
 }
 

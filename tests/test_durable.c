@@ -193,15 +193,22 @@ static io_env *fresh_env(void)
 }
 
 /* ---- persistence --------------------------------------------------------------- */
+/* A fresh store that ran script(n, ckpt_at) to a clean close, reopened. */
+static strata_store *reopen_after_script(io_env *env, uint32_t n, uint32_t ckpt_at, model *hist)
+{
+	bool closed;
+	cr_assert_eq(script(env, n, ckpt_at, hist, &closed), n);
+	cr_assert(closed);
+	strata_store *s;
+	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	return s;
+}
+
 Test(durable, state_survives_close_and_reopen)
 {
 	io_env *env = fresh_env();
 	model hist[21];
-	bool closed;
-	cr_assert_eq(script(env, 20, 9, hist, &closed), 20);
-	cr_assert(closed);
-	strata_store *s;
-	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	strata_store *s = reopen_after_script(env, 20, 9, hist);
 	cr_assert(state_is(s, &hist[20]));
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
 	/* Go on writing after recovery, then crash without close. */
@@ -227,11 +234,7 @@ Test(durable, clean_flag_is_cleared_before_the_first_append)
 {
 	io_env *env = fresh_env();
 	model hist[11];
-	bool closed;
-	cr_assert_eq(script(env, 10, 4, hist, &closed), 10);
-	cr_assert(closed);
-	strata_store *s;
-	cr_assert_eq(open_sim(env, &s), 0, "%s", strata_last_error());
+	strata_store *s = reopen_after_script(env, 10, 4, hist);
 	cr_assert(s->dur->sb.flags & SB_FLAG_CLEAN);
 	uint64_t gen = s->dur->sb.generation, start = s->dur->sb.wal_start_lsn;
 	uint64_t fsize = s->dur->sb.wal_file_size;
