@@ -111,6 +111,9 @@ void *seg_alloc_node(seg_alloc *a, uint32_t size);
  * once (WAL replay copies each image in whole). */
 void *seg_alloc_node_raw(seg_alloc *a, uint32_t size);
 void seg_free_node(seg_alloc *a, void *p, uint32_t size);
+/* Asks for the header and bitmap lines seg_free_node(a, p, size) will
+ * write, so a loop freeing many nodes overlaps their misses. */
+void seg_prefetch_free(const seg_alloc *a, const void *p, uint32_t size);
 /* Debug: is p the start of an allocated slot of the class for `size`? */
 bool seg_slot_in_use(seg_alloc *a, const void *p, uint32_t size);
 /* Checks every segment's bitmaps and counters; reports problems. */

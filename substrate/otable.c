@@ -138,6 +138,15 @@ static uint32_t take_index(const otable *ot, ot_shard *sh, uint32_t *tag)
 		uint32_t idx = sh->free_stack[--sh->nfree];
 		ot_entry *chunk = atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
 						       memory_order_relaxed);
+		/* The next pop's entry is a cold line (freed long ago): ask
+		 * for it now, while the caller builds this node. */
+		if (sh->nfree) {
+			uint32_t nx = sh->free_stack[sh->nfree - 1];
+			const ot_entry *nc = atomic_load_explicit(&sh->dir[nx >> OT_CHUNK_BITS],
+								  memory_order_relaxed);
+			if (nc)
+				__builtin_prefetch(&nc[nx & (OT_CHUNK - 1)], 1);
+		}
 		*tag = OT_META_TAG(atomic_load_explicit(&chunk[idx & (OT_CHUNK - 1)].meta,
 							memory_order_relaxed));
 		return idx;

@@ -761,6 +761,18 @@ static void *alloc_node(seg_alloc *a, uint32_t size, bool zero)
 	return p;
 }
 
+void seg_prefetch_free(const seg_alloc *a, const void *p, uint32_t size)
+{
+	unsigned cls = seg_class_of(size);
+	if (cls == STRATA_CLASS_LARGE)
+		return;
+	const segment *g = seg_of(p);
+	uint32_t i = (uint32_t)((const char *)p - (const char *)g - SEG_DATA_OFF) /
+		     a->classes[cls].slot_size;
+	__builtin_prefetch(g, 1);
+	__builtin_prefetch(&g->l0[i / 64], 1);
+}
+
 void seg_free_node(seg_alloc *a, void *p, uint32_t size)
 {
 	unsigned cls = seg_class_of(size);

@@ -512,10 +512,25 @@ static void free_dropped(strata_txn *t)
 	t->dropped.n = 0;
 }
 
+/* The entries stamped at commit were last touched while the transaction
+ * built its nodes, long enough ago to be out of cache: look ahead. */
+#define PF_STAMP 8u
+static void prefetch_entry(const strata_txn *t, const strata_node_id *v, size_t n, size_t i)
+{
+	if (i + PF_STAMP < n) {
+		strata_node_id id = v[i + PF_STAMP];
+		const ot_entry *e = ot_entry_peek(&t->s->ot, STRATA_NODEID_SHARD(id),
+						  STRATA_NODEID_INDEX(id));
+		if (e)
+			__builtin_prefetch(e, 1);
+	}
+}
+
 static void stamp_nodes(strata_txn *t, uint64_t E)
 {
 	uint64_t born = 0;
 	for (size_t i = 0; i < t->reserved.n; i++) {
+		prefetch_entry(t, t->reserved.v, t->reserved.n, i);
 		strata_node_id id = t->reserved.v[i];
 		ot_entry *e = owned_entry(t, id);
 		if (!e)
@@ -531,6 +546,7 @@ static void stamp_nodes(strata_txn *t, uint64_t E)
 		born++;
 	}
 	for (size_t i = 0; i < t->retired.n; i++) {
+		prefetch_entry(t, t->retired.v, t->retired.n, i);
 		strata_node_id id = t->retired.v[i];
 		ot_entry *e = ot_entry_of(&t->s->ot, id);
 		retire_flip(t, e, E);
