@@ -11,22 +11,33 @@
  * between them). Subtree counts on the path change by the write's delta
  * (+1 insert, -1 delete).
  *
- * The common case changes the leaf in place; an insert into a committed
- * leaf that has room copies it and inserts in the same pass (no copy, then
- * memmove). When the leaf overflows or
- * falls under the fill bound, w_place rebuilds the level from an entry list:
- * split in two, or borrow from / merge with a sibling, and hands the
+ * A new key (put_new) first claims everything it will write: the committed
+ * path above the leaf, then the leaf's new version (and a split's right
+ * half, allocated without zeroing), asking for the lines each will be
+ * written to as it is claimed (those nodes are memory the cache has not
+ * seen; the misses then overlap instead of coming one after another), and
+ * only then copies. The leaf takes the key in place when the transaction
+ * owns it, is copied with the key in one pass when it has room (no copy,
+ * then memmove), and is split straight from the old version's bytes when
+ * it has not: the cut from the cells' sizes, each half written with its
+ * cells packed down from the node's end, runs of cells that lie back to
+ * back copied by one memcpy, the separator put into the parent in place
+ * when the parent has room.
+ *
+ * Everything else that overflows or falls under the fill bound (a
+ * compaction, a split of a leaf top, deletes, value changes, the levels
+ * above) goes through w_place, which rebuilds the level from an entry
+ * list: split in two, or borrow from / merge with a sibling, and hands the
  * changed parent entry list to the level above, up to the top, which grows
  * a new level when it splits and collapses when a branch top keeps one
  * child. Node bytes are built into scratch buffers first when the entry
- * list points into the node being rebuilt; a leaf that must be rebuilt for
- * an insert (split, compaction) is instead claimed with strata_txn_rewrite,
- * whose fresh node is built straight from the old version's bytes, and a
- * split's right half is always built straight into its new node (allocated
- * without zeroing: the build writes every byte a reader or the checker
- * looks at). A split inserts its separator into the parent in place when
- * the parent has room.
+ * list points into the node being rebuilt; a leaf rebuilt for an insert is
+ * instead claimed with strata_txn_rewrite, whose fresh node is built
+ * straight from the old version's bytes, and a split's right half is
+ * always built straight into its new node (allocated without zeroing: the
+ * build writes every byte a reader or the checker looks at).
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "bpt.h"
@@ -38,27 +49,39 @@ typedef struct bpt_w {
 	uint8_t *meta; /* writable: owned when read, else once w_cow ran */
 	bpt_meta m;
 	uint32_t ns, cap;
-	/* The path, [0] = leaf; node[l] is writable iff own[l] (born in this
-	 * transaction when read, or claimed since). */
-	strata_node_id id[BPT_MAX_HEIGHT];
-	uint8_t *node[BPT_MAX_HEIGHT];
-	unsigned idx[BPT_MAX_HEIGHT];
-	bool own[BPT_MAX_HEIGHT];
-	/* node[l] is not where level l's entry list points (the list came
-	 * from the old version strata_txn_rewrite handed back): build into
-	 * node[l] directly, no scratch copy. */
-	bool direct[BPT_MAX_HEIGHT];
 	bool found;
 	/* Slow-path workspace (one allocation, made on first need). */
 	void *ws;
 	bpt_ent *ents[2]; /* entry lists of alternate levels */
 	uint8_t *scratch[2];
 	uint8_t *sep; /* one separator per level, key_max bytes each */
+	/* The leaf's new version (a split's left half) and a split's right
+	 * half, claimed and allocated before the path above is copied
+	 * (put_new), and the old version's bytes. */
+	strata_node_id lf_id, rt_id;
+	uint8_t *lf, *rt;
+	const uint8_t *lf_old;
+	/* node[l] is not where level l's entry list points (the list came
+	 * from the old version strata_txn_rewrite handed back): build into
+	 * node[l] directly, no scratch copy. */
+	bool direct[BPT_MAX_HEIGHT];
+	/* Not zeroed by w_open (set for every level they are read at). The
+	 * path, [0] = leaf; node[l] is writable iff own[l] (born in this
+	 * transaction when read, or claimed since). */
+	strata_node_id id[BPT_MAX_HEIGHT];
+	uint8_t *node[BPT_MAX_HEIGHT];
+	unsigned idx[BPT_MAX_HEIGHT];
+	bool own[BPT_MAX_HEIGHT];
+	/* Nodes w_cow_claim claimed (new NodeID, writable bytes) that
+	 * w_cow_copy has yet to copy. */
+	bool cl[BPT_MAX_HEIGHT];
+	strata_node_id cl_id[BPT_MAX_HEIGHT];
+	uint8_t *cl_p[BPT_MAX_HEIGHT];
 } bpt_w;
 
 static int w_open(bpt_w *w, strata_txn *txn, const char *name)
 {
-	memset(w, 0, sizeof *w);
+	memset(w, 0, offsetof(bpt_w, id)); /* the path arrays are set as read */
 	if (!txn || !name)
 		return STRATA_EINVAL;
 	bpt_rd r = {.txn = txn};
@@ -96,6 +119,15 @@ static int w_ws(bpt_w *w)
 	w->scratch[1] = w->scratch[0] + w->ns;
 	w->sep = w->scratch[1] + w->ns;
 	return 0;
+}
+
+static inline void prefetch_w(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1);
+#endif
 }
 
 /* A committed node on the path is copied whole when claimed: ask for all
@@ -145,29 +177,25 @@ static void w_repoint(bpt_w *w, unsigned l, strata_node_id nid)
 	w->id[l] = nid;
 }
 
-/* Claims committed node[l] (its parent writable) with strata_txn_rewrite
- * and copies its used bytes into the new version: the gap between slots
- * and cells stays as the allocator handed it over (no reader looks there;
- * a node after a split is half free). */
-static int w_claim_copy(bpt_w *w, unsigned l)
+/* Asks for the lines [lo, hi) of d that are about to be written, with
+ * write intent: a claimed or new node is memory the cache has not seen
+ * (the allocator hands out slots all over the store), and stores that
+ * miss one line after another would each wait for it. */
+static void prefetch_range_w(uint8_t *d, uint32_t lo, uint32_t hi)
 {
-	strata_node_id nid;
-	void *p;
-	const void *old;
-	int rc = strata_txn_rewrite(w->txn, w->id[l], 0, &nid, &p, &old, NULL);
-	if (rc)
-		return rc;
-	bpt_copy_used(p, old, w->ns);
-	w_repoint(w, l, nid);
-	w->node[l] = p;
-	w->own[l] = true;
-	return 0;
+	for (uint32_t o = lo & ~63u; o < hi; o += 64)
+		prefetch_w(d + o);
 }
 
-/* Makes meta and the path from the top down to level `low` writable,
- * repointing parents (low 1: the caller claims the leaf itself). Owned
- * nodes are writable already. */
-static int w_cow(bpt_w *w, unsigned low)
+/* Makes the path from the top down to level `low` writable in two
+ * phases, so a put can claim its leaf in between (put_new) and all the
+ * misses of the copies overlap: w_cow_claim makes the meta writable and
+ * claims each committed node with strata_txn_rewrite, asking for the lines
+ * its copy will write; w_cow_copy copies the used bytes (header and
+ * slots, then the cells: the gap between them stays as the allocator
+ * handed it over; no reader looks there) and repoints the parents, from
+ * the top down. Owned nodes are writable already. */
+static int w_cow_claim(bpt_w *w, unsigned low)
 {
 	int rc;
 	if (!w->meta) {
@@ -180,10 +208,41 @@ static int w_cow(bpt_w *w, unsigned low)
 		w->meta_id = nid;
 		w->meta = p;
 	}
-	for (int l = (int)w->m.height - 1; l >= (int)low; l--)
-		if (!w->own[l] && (rc = w_claim_copy(w, (unsigned)l)))
+	for (int l = (int)w->m.height - 1; l >= (int)low; l--) {
+		w->cl[l] = false;
+		if (w->own[l])
+			continue;
+		void *p;
+		const void *old;
+		if ((rc = strata_txn_rewrite(w->txn, w->id[l], 0, &w->cl_id[l], &p, &old, NULL)))
 			return rc;
+		w->cl[l] = true;
+		w->cl_p[l] = p;
+		w->node[l] = (uint8_t *)old;
+		prefetch_range_w(p, 0, BPT_HDR + BPT_SLOT * n_count(old));
+		prefetch_range_w(p, n_heap(old), w->ns);
+	}
 	return 0;
+}
+
+static void w_cow_copy(bpt_w *w, unsigned low)
+{
+	for (int l = (int)w->m.height - 1; l >= (int)low; l--) {
+		if (!w->cl[l])
+			continue;
+		bpt_copy_used(w->cl_p[l], w->node[l], w->ns);
+		w_repoint(w, (unsigned)l, w->cl_id[l]);
+		w->node[l] = w->cl_p[l];
+		w->own[l] = true;
+	}
+}
+
+static int w_cow(bpt_w *w, unsigned low)
+{
+	int rc = w_cow_claim(w, low);
+	if (rc == 0)
+		w_cow_copy(w, low);
+	return rc;
 }
 
 static void w_delta(bpt_w *w, int d)
@@ -296,6 +355,8 @@ static void copy_insert(uint8_t *dst, const uint8_t *src, uint32_t ns, unsigned 
 	st16(dst + 6, (uint16_t)(heap - csz));
 }
 
+static int w_parent_add(bpt_w *w, unsigned l, uint64_t c0, const bpt_ent *r, int arr);
+
 /* node[l] (not the top) overflows: split it, and put the right half's
  * entry into the parent: in place when it fits (the common case: no
  * parent rebuild), else through the parent's entry list. */
@@ -315,19 +376,178 @@ static int w_split(bpt_w *w, unsigned l, bpt_ent *e, unsigned cnt, int arr)
 		return rc;
 	w_halves(w, l, e, cnt, j, p);
 	bpt_ent r = {.key = sep, .klen = slen, .child = nid, .count = c1};
+	return w_parent_add(w, l, c0, &r, arr);
+}
+
+/* Puts the right half r of a split of node[l] into the parent, whose
+ * entry for node[l] gets the left half's count c0: in place when it fits
+ * (the common case: no parent rebuild), else through the parent's entry
+ * list (ents[!arr]). */
+static int w_parent_add(bpt_w *w, unsigned l, uint64_t c0, const bpt_ent *r, int arr)
+{
 	uint8_t *par = w->node[l + 1];
 	unsigned pi = w->idx[l + 1], pc = n_count(par);
-	if (fits_in_place(par, &r, false)) {
+	if (fits_in_place(par, r, false)) {
 		st64(par + n_slot(par, pi) + 8, c0); /* its child is node[l] already */
-		insert_in_place(par, pi + 1, &r, false);
+		insert_in_place(par, pi + 1, r, false);
 		return 0;
 	}
+	int rc = w_ws(w);
+	if (rc)
+		return rc;
 	bpt_ent *pe = w->ents[!arr];
 	bpt_gather(par, pe);
 	pe[pi].count = c0;
 	memmove(pe + pi + 2, pe + pi + 1, (pc - pi - 1) * sizeof *pe);
-	pe[pi + 1] = r;
+	pe[pi + 1] = *r;
 	return w_place(w, l + 1, pe, pc + 1, !arr);
+}
+
+/* ---- the leaf split, straight from the old bytes -------------------------------
+ * The common split (a new key into a full leaf below the top) works on the
+ * old version's slot array and cells instead of an entry list: one pass
+ * reads every cell's size (for the cut), then each half is written with
+ * its cells packed down from the node's end, cells that lie back to back
+ * in the old node (all of them in a bulk-loaded or rebuilt node) copied by
+ * one memcpy per run, and the old hints kept when the half's prefix is
+ * the old one. The combined list is src's entries with e at ins. */
+#define LEAF_ENT_MAX ((STRATA_BPT_NODE_MAX - BPT_HDR) / (BPT_SLOT + BPT_LEAF_CELL + 1) + 2)
+
+static inline const uint8_t *comb_key(const uint8_t *src, unsigned ins, const bpt_ent *e,
+				      unsigned c, uint32_t *klen)
+{
+	if (c == ins) {
+		*klen = e->klen;
+		return e->key;
+	}
+	const uint8_t *cell = leaf_cell(src, c - (c > ins));
+	*klen = lc_klen(cell);
+	return lc_key(cell);
+}
+
+/* Writes combined entries [a, b) (a < b) as a leaf into dst (ns bytes). */
+static void leaf_emit(uint8_t *dst, uint32_t ns, const uint8_t *src, unsigned ins,
+		      const bpt_ent *e, unsigned a, unsigned b)
+{
+	uint32_t fl, ll;
+	const uint8_t *fk = comb_key(src, ins, e, a, &fl), *lk = comb_key(src, ins, e, b - 1, &ll);
+	unsigned p = bpt_lcp(fk, fl, lk, ll), sp = n_pfx(src);
+	bool same = p == sp;
+	bpt_hdr_init(dst, STRATA_BPT_KIND_LEAF, 0);
+	uint32_t heap = ns, run_lo = 0, run_len = 0;
+	for (unsigned c = a; c < b; c++) {
+		unsigned o = c - a;
+		if (c == ins) {
+			if (run_len)
+				memcpy(dst + heap, src + run_lo, run_len);
+			run_len = 0;
+			heap -= ent_size(e, true) - BPT_SLOT;
+			bpt_put_cell(dst + heap, e, true);
+			n_set_slot(dst, o, heap, bpt_hint(e->key, e->klen, p));
+			continue;
+		}
+		unsigned k = c - (c > ins);
+		uint32_t off = n_slot(src, k);
+		const uint8_t *cell = src + off;
+		uint32_t s = lc_size(cell);
+		heap -= s;
+		if (run_len && off + s == run_lo) {
+			run_lo = off;
+			run_len += s;
+		} else {
+			if (run_len)
+				memcpy(dst + heap + s, src + run_lo, run_len);
+			run_lo = off;
+			run_len = s;
+		}
+		n_set_slot(dst, o, heap,
+			   same ? n_hint(src, k) : bpt_hint(lc_key(cell), lc_klen(cell), p));
+	}
+	if (run_len)
+		memcpy(dst + heap, src + run_lo, run_len);
+	st16(dst + 4, (uint16_t)(b - a));
+	st16(dst + 6, (uint16_t)heap);
+	st16(dst + 10, (uint16_t)p);
+}
+
+/* First half of a leaf split for the insert of e at idx[0] into node[0]
+ * (below the top), decided from the header alone: returns 1 without
+ * changing anything when the entries would fit one node after a
+ * compaction (or are too many for the size array), else claims the leaf
+ * (strata_txn_rewrite: the left half's node) and allocates the right
+ * half's node, and asks for the lines both will be written to: their
+ * slots and about half the cells each, below the node's end. */
+static int leaf_split_prepare(bpt_w *w, const bpt_ent *e)
+{
+	const uint8_t *src = w->node[0];
+	unsigned n = n_count(src) + 1;
+	uint32_t total = n_used(src, w->ns) + ent_size(e, true);
+	if (n > LEAF_ENT_MAX || total <= w->cap)
+		return 1;
+	void *lp, *rp;
+	const void *old;
+	int rc = strata_txn_rewrite(w->txn, w->id[0], 0, &w->lf_id, &lp, &old, NULL);
+	if (rc || (rc = strata_txn_alloc_uninit(w->txn, w->ns, STRATA_BPT_KIND_LEAF, &w->rt_id, &rp)))
+		return rc;
+	w->lf = lp;
+	w->rt = rp;
+	w->lf_old = old;
+	uint32_t slots = BPT_HDR + BPT_SLOT * (n / 2 + 2), cells = (total - BPT_SLOT * n) / 2 + 128;
+	uint32_t lo = cells < w->ns ? w->ns - cells : 0;
+	prefetch_range_w(w->lf, 0, slots);
+	prefetch_range_w(w->lf, lo, w->ns);
+	prefetch_range_w(w->rt, 0, slots);
+	prefetch_range_w(w->rt, lo, w->ns);
+	return 0;
+}
+
+/* Second half of the split leaf_split_prepare began (the parent is
+ * writable now): the cut where the halves are closest in bytes (the one
+ * bpt_best_cut makes), the two halves written from the old bytes, the
+ * leaf repointed, and the separator (the shortest between the halves,
+ * pointing into the right half's first key) put into the parent. */
+static int leaf_split_finish(bpt_w *w, const bpt_ent *e)
+{
+	const uint8_t *src = w->lf_old;
+	unsigned cnt = n_count(src), ins = w->idx[0], n = cnt + 1;
+	uint16_t sz[LEAF_ENT_MAX];
+	uint32_t total = 0;
+	for (unsigned c = 0; c < n; c++) {
+		uint32_t s = c == ins ? ent_size(e, true)
+				      : BPT_SLOT + lc_size(leaf_cell(src, c - (c > ins)));
+		sz[c] = (uint16_t)s;
+		total += s;
+	}
+	unsigned j = 0;
+	uint32_t left = 0, best = UINT32_MAX;
+	for (unsigned c = 1; c < n; c++) {
+		left += sz[c - 1];
+		uint32_t right = total - left;
+		if (left > w->cap)
+			break;
+		if (right > w->cap)
+			continue;
+		uint32_t d = left > right ? left - right : right - left;
+		if (d < best) {
+			best = d;
+			j = c;
+		}
+	}
+	if (!j)
+		return STRATA_ECORRUPT;
+	leaf_emit(w->rt, w->ns, src, ins, e, j, n);
+	leaf_emit(w->lf, w->ns, src, ins, e, 0, j);
+	w_repoint(w, 0, w->lf_id);
+	w->node[0] = w->lf;
+	w->own[0] = true;
+	uint32_t al;
+	const uint8_t *ak = comb_key(src, ins, e, j - 1, &al);
+	const uint8_t *rc0 = leaf_cell(w->rt, 0);
+	bpt_ent r = {.key = lc_key(rc0),
+		     .klen = bpt_sep_len(ak, al, lc_key(rc0), lc_klen(rc0)),
+		     .child = w->rt_id,
+		     .count = n - j};
+	return w_parent_add(w, 0, j, &r, 0);
 }
 
 /* The top overflows: split it and put a new branch above. */
@@ -545,22 +765,74 @@ static int leaf_claim_insert(bpt_w *w, const bpt_ent *e)
 	return w_place(w, 0, w->ents[0], leaf_list(w, old, e), 0);
 }
 
-/* Inserts e into the committed leaf at idx[0], which has room for it:
- * claimed by strata_txn_rewrite and copied with e in one pass. The parent
- * is writable. */
-static int leaf_copy_insert(bpt_w *w, const bpt_ent *e)
+/* An insert of e into the committed leaf at idx[0], which has room for
+ * it, begun before the path above is copied: the leaf is claimed
+ * (strata_txn_rewrite) and the lines its copy with e will write asked
+ * for; leaf_copy_finish writes it in one pass. */
+static int leaf_copy_prepare(bpt_w *w, const bpt_ent *e)
 {
-	strata_node_id nid;
 	void *p;
 	const void *old;
-	int rc = strata_txn_rewrite(w->txn, w->id[0], 0, &nid, &p, &old, NULL);
+	int rc = strata_txn_rewrite(w->txn, w->id[0], 0, &w->lf_id, &p, &old, NULL);
 	if (rc)
 		return rc;
-	copy_insert(p, old, w->ns, w->idx[0], e, true);
-	w_repoint(w, 0, nid);
-	w->node[0] = p;
-	w->own[0] = true;
+	w->lf = p;
+	w->lf_old = old;
+	prefetch_range_w(w->lf, 0, BPT_HDR + BPT_SLOT * (n_count(old) + 1));
+	prefetch_range_w(w->lf, n_heap(old) - (ent_size(e, true) - BPT_SLOT), w->ns);
 	return 0;
+}
+
+static void leaf_copy_finish(bpt_w *w, const bpt_ent *e)
+{
+	copy_insert(w->lf, w->lf_old, w->ns, w->idx[0], e, true);
+	w_repoint(w, 0, w->lf_id);
+	w->node[0] = w->lf;
+	w->own[0] = true;
+}
+
+/* Inserts a new key e at idx[0]. Everything to be written is claimed and
+ * allocated first and the lines the writes will go to are asked for at
+ * once (the committed path above the leaf, then the leaf's new version
+ * and a split's right half): those nodes are memory the cache has not
+ * seen, and their misses then overlap instead of coming one after
+ * another. The leaf then takes e in place (owned), is copied with e in one
+ * pass (committed, with room), or is split straight from its old bytes;
+ * what is left (a compaction, a split of a leaf top) goes through
+ * leaf_claim_insert. */
+static int put_new(bpt_w *w, const bpt_ent *e)
+{
+	enum { IN_PLACE, COPY, SPLIT, REBUILD } how = IN_PLACE;
+	int rc = w_cow_claim(w, 1);
+	if (rc)
+		return rc;
+	if (fits_in_place(w->node[0], e, true)) {
+		if (!w->own[0]) {
+			how = COPY;
+			rc = leaf_copy_prepare(w, e);
+		}
+	} else if (w->m.height > 1 && (rc = leaf_split_prepare(w, e)) == 0) {
+		how = SPLIT;
+	} else if (rc >= 0) {
+		how = REBUILD;
+		rc = 0;
+	}
+	if (rc)
+		return rc;
+	w_cow_copy(w, 1);
+	w_delta(w, 1);
+	switch (how) {
+	case IN_PLACE:
+		insert_in_place(w->node[0], w->idx[0], e, true);
+		return 0;
+	case COPY:
+		leaf_copy_finish(w, e);
+		return 0;
+	case SPLIT:
+		return leaf_split_finish(w, e);
+	default:
+		return leaf_claim_insert(w, e);
+	}
 }
 
 static bool leaf_short(const bpt_w *w)
@@ -667,22 +939,12 @@ int strata_bpt_put(strata_txn *txn, const char *name, const void *key, size_t kl
 	bpt_ent e = {.key = key, .klen = (uint32_t)klen, .val = val, .vlen = (uint32_t)vlen};
 	if (!bpt_inline(w.ns, klen, vlen) && (rc = put_overflow(&w, val, vlen, &e, ref)))
 		goto out;
-	/* A new key goes into a leaf the transaction owns in place; else the
-	 * leaf is claimed by strata_txn_rewrite and built in one pass: copied
-	 * with the key when it fits, rebuilt (split or compacted) when not. */
-	if ((rc = w_cow(&w, w.found ? 0 : 1)))
-		goto out;
-	if (w.found) {
+	if (!w.found)
+		rc = put_new(&w, &e);
+	else if ((rc = w_cow(&w, 0)) == 0)
 		rc = leaf_replace(&w, &e);
-	} else {
-		w_delta(&w, 1);
-		if (!fits_in_place(w.node[0], &e, true))
-			rc = leaf_claim_insert(&w, &e);
-		else if (w.own[0])
-			insert_in_place(w.node[0], w.idx[0], &e, true);
-		else
-			rc = leaf_copy_insert(&w, &e);
-	}
+	if (rc)
+		goto out;
 	bpt_meta_encode(w.meta, &w.m);
 out:
 	w_close(&w);
