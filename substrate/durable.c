@@ -2,11 +2,17 @@
  * durable.c — DURABLE mode (see durable.h for the pieces and their locks).
  *
  * Commit: under the commit lock the transaction's changes are appended to
- * the WAL (epoch order = WAL order) and queued for publication; after the
- * lock, SYNC waits for its frames to be durable (group commit), then
+ * the WAL (epoch order = WAL order) and queued for publication, not ready;
+ * still under the lock the transaction stamps its nodes and publishes its
+ * root versions, then marks the entry ready (durable_commit_ready). After
+ * the lock, SYNC waits for its frames to be durable (group commit), then
  * publication advances: epochs become visible in order, a SYNC one only when
- * durable. The transaction keeps its root locks until its epoch is visible,
- * so the next writer of those roots reads it.
+ * durable, none before it is ready. (Without the ready mark, any syncer's
+ * on_durable could publish E between the append and the stamps: a
+ * snapshot at E then found E's retire stamps without E's root version, or
+ * E-1's nodes without E's, and reclamation could free what it read.) The
+ * transaction keeps its root locks until its epoch is visible, so the next
+ * writer of those roots reads it.
  *
  * Lock order: commit lock -> pub_lock; ckpt_lock -> commit lock -> pub_lock;
  * limbo_lock and load locks are leaves.
@@ -240,7 +246,7 @@ static void advance_locked(strata_store *s)
 	bool moved = false;
 	while (d->pq_n) {
 		pub_entry *h = &d->pq[d->pq_head];
-		if (h->sync && durable_lsn < h->end_lsn)
+		if (!h->ready || (h->sync && durable_lsn < h->end_lsn))
 			break;
 		atomic_store_explicit(&s->epoch_current, h->epoch, memory_order_release);
 		d->pq_head = (d->pq_head + 1) % d->pq_cap;
@@ -285,6 +291,18 @@ int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t 
 	atomic_fetch_add_explicit(&d->dirty, nodes, memory_order_relaxed);
 	pthread_mutex_unlock(&d->pub_lock);
 	return rc;
+}
+
+void durable_commit_ready(strata_store *s, uint64_t E)
+{
+	durable *d = s->dur;
+	pthread_mutex_lock(&d->pub_lock);
+	/* The commit lock is held since the append, and an entry that is not
+	 * ready is never published: E's entry is still the last one. */
+	pub_entry *p = &d->pq[(d->pq_head + d->pq_n - 1) % d->pq_cap];
+	if (d->pq_n && p->epoch == E)
+		p->ready = true;
+	pthread_mutex_unlock(&d->pub_lock);
 }
 
 /* The WAL hook: the caller's sync made the log durable further; publish

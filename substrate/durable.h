@@ -62,6 +62,7 @@ typedef struct pub_entry {
 	uint64_t epoch;
 	uint64_t start_lsn, end_lsn;
 	bool sync;
+	bool ready; /* the commit's stamps and root versions are in place */
 } pub_entry;
 
 typedef struct limbo_item {
@@ -172,6 +173,12 @@ void durable_free(strata_store *s); /* memory only (after a failed open too) */
  * for epoch E. On error nothing was logged and nothing may be stamped. */
 int durable_log_commit(strata_store *s, const wal_rec *recs, size_t n, uint64_t E,
 		       strata_durability d, uint64_t *end_lsn);
+/* Still under the commit lock, once E's nodes are stamped and its root
+ * versions published: E may now be published (never before). */
+void durable_commit_ready(strata_store *s, uint64_t E);
+/* Tests only (NULL otherwise): called by a DURABLE commit between its WAL
+ * append and its stamps, the window no publication may cross. */
+extern void (*txn_test_after_log)(strata_store *s, uint64_t E);
 /* After the commit lock is released: wait as the durability asks, and
  * until E is published. Returns the commit's status. */
 int durable_finish_commit(strata_store *s, uint64_t E, uint64_t end_lsn, strata_durability d);

@@ -658,6 +658,8 @@ static int build_recs(strata_txn *t, wal_rec **out, size_t *n)
 	return 0;
 }
 
+void (*txn_test_after_log)(strata_store *s, uint64_t E);
+
 /* Under the commit lock: the epoch, the WAL append (DURABLE), the stamps.
  * Returns the epoch, or 0 and *rc if the WAL refused the commit. */
 static uint64_t commit_locked(strata_txn *t, commit_prep *p, const wal_rec *recs, size_t nrecs,
@@ -674,6 +676,8 @@ static uint64_t commit_locked(strata_txn *t, commit_prep *p, const wal_rec *recs
 		if ((*rc = durable_log_commit(s, recs, nrecs, E, t->durability, &t->wal_end)))
 			return 0;
 		s->dur->epoch_assigned = E;
+		if (STRATA_UNLIKELY(txn_test_after_log != NULL))
+			txn_test_after_log(s, E);
 	}
 	stamp_nodes(t, E);
 	publish_roots(t, p, E);
@@ -682,7 +686,9 @@ static uint64_t commit_locked(strata_txn *t, commit_prep *p, const wal_rec *recs
 		reclaim_enqueue(&s->rec, p->batch);
 		p->batch = NULL;
 	}
-	if (!s->dur) /* DURABLE publishes in durable_finish_commit */
+	if (s->dur) /* published by durable_finish_commit, or any syncer, from now */
+		durable_commit_ready(s, E);
+	else
 		atomic_store_explicit(&s->epoch_current, E, memory_order_release);
 	return E;
 }

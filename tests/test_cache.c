@@ -372,7 +372,19 @@ typedef struct shared {
 	strata_store *s;
 	_Atomic bool stop;
 	_Atomic uint64_t reads, bad;
+	/* The first failure, for the assertion's message. */
+	_Atomic int first_set;
+	char first[160];
 } shared;
+
+static void reader_bad(shared *sh, const char *what, int rc, uint32_t k)
+{
+	atomic_fetch_add(&sh->bad, 1);
+	int z = 0;
+	if (atomic_compare_exchange_strong(&sh->first_set, &z, 1))
+		snprintf(sh->first, sizeof sh->first, "%s (k %u): %s", what, k,
+			 rc ? strata_strerror(rc) : "wrong bytes");
+}
 
 static void *reader(void *arg)
 {
@@ -384,22 +396,22 @@ static void *reader(void *arg)
 			continue;
 		strata_node_id rid;
 		const strata_node_id *idx;
-		if (strata_snapshot_root(snap, "r", &rid) ||
-		    strata_resolve(snap, rid, (const void **)&idx, NULL)) {
-			atomic_fetch_add(&sh->bad, 1);
+		int rc = strata_snapshot_root(snap, "r", &rid);
+		if (rc || (rc = strata_resolve(snap, rid, (const void **)&idx, NULL))) {
+			reader_bad(sh, "index node", rc, 0);
 			strata_snapshot_close(snap);
 			continue;
 		}
 		for (int i = 0; i < 20; i++) {
 			uint32_t k = (uint32_t)rng_below(&r, NIDX), size, v;
 			const uint8_t *p;
-			if (strata_resolve(snap, idx[k], (const void **)&p, &size)) {
-				atomic_fetch_add(&sh->bad, 1);
+			if ((rc = strata_resolve(snap, idx[k], (const void **)&p, &size))) {
+				reader_bad(sh, "resolve", rc, k);
 				continue;
 			}
 			memcpy(&v, p + 4, 4);
 			if (size != size_of(k) || !holds(p, k, v, size))
-				atomic_fetch_add(&sh->bad, 1);
+				reader_bad(sh, size != size_of(k) ? "size" : "bytes", 0, k);
 			atomic_fetch_add(&sh->reads, 1);
 		}
 		strata_snapshot_close(snap);
@@ -456,7 +468,8 @@ Test(cache, readers_and_a_writer_with_constant_eviction, .timeout = 120)
 	atomic_store(&sh.stop, true);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
-	cr_assert_eq(atomic_load(&sh.bad), 0);
+	cr_assert_eq(atomic_load(&sh.bad), 0, "%llu bad reads, the first: %s",
+		     (unsigned long long)atomic_load(&sh.bad), sh.first);
 	cr_assert_gt(atomic_load(&sh.reads), 1000);
 	cr_assert_gt(test_stats(s).cache_evictions, 0);
 	cr_assert_eq(strata_check(s, test_report, NULL), 0);
