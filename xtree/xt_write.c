@@ -139,6 +139,19 @@ static int copy_used(void *dst, const void *src, uint32_t size, uint32_t d)
 	return 0;
 }
 
+/* Asks for the lines of a committed node as soon as its address is known
+ * (up to 4 KiB: a one-block node whole, a supernode's first blocks), so
+ * their misses overlap each other and the claim's own work (the second
+ * lookup, the allocation) instead of coming one by one in the copy: at 1M
+ * entries nearly every insert copies its leaf. Only the address is
+ * needed: waiting for the header to pick the used lines was no faster. */
+static void prefetch_node(const void *p, uint32_t size)
+{
+	size = size < 4096 ? size : 4096;
+	for (uint32_t o = 0; o < size; o += 64)
+		__builtin_prefetch((const char *)p + o);
+}
+
 /* Makes node *id writable; checks it is a node of `level`. A node this
  * operation already made writable at that level comes from op->own_*:
  * reinsertions descend the same upper nodes again, and each lookup in
@@ -159,6 +172,7 @@ static int writable(xt_op *op, strata_node_id *id, uint32_t level, xt_view *v)
 			return rc;
 		p = (void *)cur;
 		if (!owned) {
+			prefetch_node(cur, size);
 			if ((rc = strata_txn_rewrite(op->t, *id, 0, id, &p, &cur, NULL)) ||
 			    (rc = copy_used(p, cur, size, op->d)))
 				return rc;
