@@ -200,16 +200,18 @@ static int stage_reserve(wal *w, size_t size, uint64_t *lsn)
 	if (rc)
 		return rc;
 	/* Byte `lsn` of the stream is stage.p[lsn - stage_lsn] (no pointer
-	 * biased by the LSN: that would leave the buffer, undefined). */
-	memset(w->stage.p + (w->next_lsn - w->stage_lsn), 0, (size_t)(end - w->next_lsn));
-	if (skip) {
-		if (next_file - at >= WAL_FRAME_HDR)
-			walf_frame_encode(w->stage.p + (at - w->stage_lsn), WAL_SKIP, at,
-					  salt_for(w, at / F), NULL, 0);
-		at = next_file + WAL_FILE_HDR;
-	}
-	*lsn = at;
-	w->next_lsn = at + size;
+	 * biased by the LSN: that would leave the buffer, undefined). Only
+	 * the gap before the frame is zeroed (a file header's place, the
+	 * rest of a file behind a SKIP): the caller writes every byte of the
+	 * frame itself (header, payload, pad), and zeroing a node image's
+	 * 4 KiB first cost 4 % of a DURABLE B+tree insert. */
+	uint64_t start = skip ? next_file + WAL_FILE_HDR : at;
+	memset(w->stage.p + (w->next_lsn - w->stage_lsn), 0, (size_t)(start - w->next_lsn));
+	if (skip && next_file - at >= WAL_FRAME_HDR)
+		walf_frame_encode(w->stage.p + (at - w->stage_lsn), WAL_SKIP, at, salt_for(w, at / F),
+				  NULL, 0);
+	*lsn = start;
+	w->next_lsn = start + size;
 	return 0;
 }
 
