@@ -485,6 +485,32 @@ Test(xtree_diff, nodes_4k_3d)
 	workload_in_nodes(4096, 3, 34, false, 6000);
 }
 
+/* Window tests run four entries per step on CPUs with AVX2 and two per
+ * step otherwise (xt_query.c), chosen at run time: the other path gets
+ * the differential workload here, whichever this CPU takes by default
+ * (2-D, 3-D and 8-D: the constant-d and generic copies; every predicate;
+ * node sizes whose entry counts leave partial steps). */
+extern int xt_query_avx2;
+
+static void workload_on_the_other_lanes(uint32_t node_size, uint32_t d, uint64_t seed)
+{
+	int was = xt_query_avx2;
+	strata_xt_options o = {.node_size = node_size};
+	for (int avx2 = 0; avx2 <= 1; avx2++) {
+		if (avx2 && !__builtin_cpu_supports("avx2"))
+			break;
+		xt_query_avx2 = avx2;
+		strata_store *s = test_open(NULL);
+		run_workload(s, d, seed + (uint64_t)avx2, d == 8, false, 1500, &o);
+		test_close(s);
+	}
+	xt_query_avx2 = was;
+}
+
+Test(xtree_diff, window_lanes_2d) { workload_on_the_other_lanes(512, 2, 701); }
+Test(xtree_diff, window_lanes_3d) { workload_on_the_other_lanes(1024, 3, 703); }
+Test(xtree_diff, window_lanes_8d) { workload_on_the_other_lanes(2048, 8, 708); }
+
 /* The default node size by dimension count: what xtree.h promises. */
 Test(xtree, default_node_sizes)
 {

@@ -94,6 +94,95 @@ test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int r
 	return len < 64 ? bits & ((1ull << len) - 1) : bits;
 }
 
+/* ---- four entries per step where the CPU has AVX2 ---------------------------
+ * The same test on 256-bit vectors, chosen at run time (the library is
+ * built for the x86-64 baseline): half the loads, compares and mask steps
+ * per entry, which is most of a small window's instructions (a 0.001 %
+ * window in 2-D tests ~5 nodes of ~100 entries for one or two hits). A
+ * partial last step loads through a mask (masked lanes read nothing, so
+ * the node's end is never crossed) and its extra bits are cleared. The
+ * compares are ordered, like the vector-extension ones above. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define XT_AVX2 1
+
+/* -1: not decided yet; 0: baseline lanes; 1: AVX2 (tests set it). */
+int xt_query_avx2 = -1;
+
+static inline __attribute__((always_inline, target("avx2"))) __m256d ld4(const double *p,
+									 uint32_t tail)
+{
+	if (!tail)
+		return _mm256_loadu_pd(p);
+	__m256i m = _mm256_setr_epi64x(-1, tail > 1 ? -1 : 0, tail > 2 ? -1 : 0, 0);
+	return _mm256_maskload_pd(p, m);
+}
+
+/* Entries [at, at + 4) (tail > 0: only `tail` of them) against the query. */
+static inline __attribute__((always_inline, target("avx2"))) uint64_t
+test_lane4(const xt_view *v, uint32_t d, uint32_t at, uint32_t tail, const int rel,
+	   const double *qlo, const double *qhi)
+{
+	const uint32_t cap = v->h->cap;
+	__m256d m = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+	for (uint32_t k = 0; k < d; k++) {
+		__m256d l = ld4(v->lo + (size_t)k * cap + at, tail);
+		__m256d h = ld4(v->hi + (size_t)k * cap + at, tail);
+		__m256d a = _mm256_set1_pd(qlo[k]), b = _mm256_set1_pd(qhi[k]);
+		if (rel == 0)
+			m = _mm256_and_pd(m, _mm256_and_pd(_mm256_cmp_pd(l, b, _CMP_LE_OQ),
+							   _mm256_cmp_pd(h, a, _CMP_GE_OQ)));
+		else if (rel == 1)
+			m = _mm256_and_pd(m, _mm256_and_pd(_mm256_cmp_pd(l, a, _CMP_LE_OQ),
+							   _mm256_cmp_pd(h, b, _CMP_GE_OQ)));
+		else
+			m = _mm256_and_pd(m, _mm256_and_pd(_mm256_cmp_pd(l, a, _CMP_GE_OQ),
+							   _mm256_cmp_pd(h, b, _CMP_LE_OQ)));
+		if (d > 3 && _mm256_testz_pd(m, m)) /* all four failed: the rest can't help */
+			break;
+	}
+	return (uint64_t)_mm256_movemask_pd(m);
+}
+
+static inline __attribute__((always_inline, target("avx2"))) uint64_t
+test_bits4(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int rel,
+	   const double *qlo, const double *qhi)
+{
+	uint64_t bits = 0;
+	uint32_t at = 0;
+	for (; at + 4 <= len; at += 4)
+		bits |= test_lane4(v, d, from + at, 0, rel, qlo, qhi) << at;
+	if (at < len) /* masked lanes read 0.0 and may pass: cleared below */
+		bits |= test_lane4(v, d, from + at, len - at, rel, qlo, qhi) << at;
+	return len < 64 ? bits & ((1ull << len) - 1) : bits;
+}
+
+static __attribute__((noinline, target("avx2"))) uint64_t
+node_bits4(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel, const double *qlo,
+	   const double *qhi)
+{
+	if (d == 2 && rel == 0)
+		return test_bits4(v, 2, from, len, 0, qlo, qhi);
+	if (d == 3 && rel == 0)
+		return test_bits4(v, 3, from, len, 0, qlo, qhi);
+	if (rel == 0)
+		return test_bits4(v, d, from, len, 0, qlo, qhi);
+	return rel == 1 ? test_bits4(v, d, from, len, 1, qlo, qhi)
+			: test_bits4(v, d, from, len, 2, qlo, qhi);
+}
+
+static inline bool use_avx2(void)
+{
+	int a = __atomic_load_n(&xt_query_avx2, __ATOMIC_RELAXED);
+	if (__builtin_expect(a < 0, 0)) { /* idempotent: a race stores the same value */
+		__builtin_cpu_init();
+		a = __builtin_cpu_supports("avx2") != 0;
+		__atomic_store_n(&xt_query_avx2, a, __ATOMIC_RELAXED);
+	}
+	return a;
+}
+#endif
+
 /* test_bits with rel (and, for 2-D and 3-D intersects, d) constant: the
  * per-dimension query splats leave the lane loop, which unrolls (2-D: 4
  * loads, 4 compares). */
@@ -101,6 +190,10 @@ static inline __attribute__((always_inline)) uint64_t
 node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
 			  const double *qlo, const double *qhi)
 {
+#ifdef XT_AVX2
+	if (use_avx2())
+		return node_bits4(v, d, from, len, rel, qlo, qhi);
+#endif
 	if (d == 2) {
 		if (rel == 0)
 			return test_bits(v, 2, from, len, 0, qlo, qhi);
