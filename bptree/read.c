@@ -121,6 +121,11 @@ struct strata_bpt_cursor {
 	bool positioned;
 	const uint8_t *node[BPT_MAX_HEIGHT]; /* [0] is the leaf */
 	unsigned idx[BPT_MAX_HEIGHT];
+	/* Read-ahead: the leaf after node[0] under the same parent, resolved
+	 * and its lines asked for on the first step within node[0], so a
+	 * forward scan finds it in cache (for_leaf: the leaf it follows). */
+	const uint8_t *for_leaf, *ahead;
+	strata_node_id ahead_id;
 };
 
 static int cursor_open(const bpt_rd *r, const char *name, strata_bpt_cursor **out)
@@ -168,6 +173,11 @@ static int descend_edge(strata_bpt_cursor *c, unsigned level, bool rightmost)
 {
 	for (unsigned l = level; l > 0; l--) {
 		strata_node_id id = bc_child(br_cell(c->node[l], c->idx[l]));
+		if (l == 1 && c->ahead && id == c->ahead_id) { /* read ahead already */
+			c->node[0] = c->ahead;
+			c->idx[0] = rightmost && n_count(c->ahead) ? n_count(c->ahead) - 1 : 0;
+			continue;
+		}
 		int rc = bpt_rd_tree_node(&c->r, &c->m, id, l - 1, &c->node[l - 1]);
 		if (rc) {
 			c->positioned = false;
@@ -211,12 +221,36 @@ int strata_bpt_cursor_last(strata_bpt_cursor *cur)
 	return cur ? edge(cur, true) : STRATA_EINVAL;
 }
 
+/* A scan's next leaf is a miss on its object-table entry, then on its
+ * lines: resolve it (one step early) and ask for its used lines while the
+ * caller still reads node[0]. Nothing is read ahead past the parent, and
+ * a failure is left for the step that needs the leaf to report. */
+static void read_ahead(strata_bpt_cursor *c)
+{
+	c->for_leaf = c->node[0];
+	c->ahead = NULL;
+	if (c->m.height < 2 || c->idx[1] + 1 >= n_count(c->node[1]))
+		return;
+	strata_node_id id = bc_child(br_cell(c->node[1], c->idx[1] + 1));
+	const uint8_t *n;
+	if (bpt_rd_tree_node(&c->r, &c->m, id, 0, &n))
+		return;
+	for (uint32_t o = 0; o < BPT_HDR + BPT_SLOT * n_count(n); o += 64)
+		__builtin_prefetch(n + o);
+	for (uint32_t o = n_heap(n) & ~63u; o < c->m.node_size; o += 64)
+		__builtin_prefetch(n + o);
+	c->ahead = n;
+	c->ahead_id = id;
+}
+
 int strata_bpt_cursor_next(strata_bpt_cursor *c)
 {
 	if (!c)
 		return STRATA_EINVAL;
 	if (!c->positioned)
 		return edge(c, false);
+	if (c->for_leaf != c->node[0])
+		read_ahead(c);
 	if (++c->idx[0] < n_count(c->node[0]))
 		return 0;
 	unsigned l = 1, h = c->m.height;
