@@ -920,9 +920,9 @@ static void bulk_case(uint32_t d, size_t n, bool clustered, uint64_t seed)
 	test_close(s);
 }
 
-/* The bulk load sorts by centres scaled into their range; centres whose
- * range overflows a double (boxes near -DBL_MAX and +DBL_MAX) take the
- * full-order sort instead. Either way the tree is valid and complete. */
+/* The bulk load sorts by centres scaled into their range, computed from
+ * halves so that a range wider than DBL_MAX (boxes near -DBL_MAX and
+ * +DBL_MAX) stays finite: the tree is valid and complete. */
 static int count_hit(void *ctx, uint64_t id, const double *lo, const double *hi)
 {
 	(void)id, (void)lo, (void)hi;
