@@ -73,6 +73,15 @@ static inline unsigned n_kind(const uint8_t *n) { return n[2]; }
 static inline unsigned n_level(const uint8_t *n) { return n[3]; }
 static inline unsigned n_count(const uint8_t *n) { return ld16(n + 4); }
 static inline unsigned n_heap(const uint8_t *n) { return ld16(n + 6); }
+/* Asks for the lines of node n (ns bytes) a copy or a walk of it reads:
+ * the slot array (from `from`) and the cells, not the free gap between. */
+static inline void n_prefetch_used(const uint8_t *n, uint32_t ns, uint32_t from)
+{
+	for (uint32_t o = from, slots = BPT_HDR + BPT_SLOT * n_count(n); o < slots; o += 64)
+		__builtin_prefetch(n + o);
+	for (uint32_t o = n_heap(n) & ~63u; o < ns; o += 64)
+		__builtin_prefetch(n + o);
+}
 static inline unsigned n_garbage(const uint8_t *n) { return ld16(n + 8); }
 static inline unsigned n_pfx(const uint8_t *n) { return ld16(n + 10); }
 static inline unsigned n_slot(const uint8_t *n, unsigned i)

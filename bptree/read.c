@@ -235,10 +235,7 @@ static void read_ahead(strata_bpt_cursor *c)
 	const uint8_t *n;
 	if (bpt_rd_tree_node(&c->r, &c->m, id, 0, &n))
 		return;
-	for (uint32_t o = 0; o < BPT_HDR + BPT_SLOT * n_count(n); o += 64)
-		__builtin_prefetch(n + o);
-	for (uint32_t o = n_heap(n) & ~63u; o < c->m.node_size; o += 64)
-		__builtin_prefetch(n + o);
+	n_prefetch_used(n, c->m.node_size, 64);
 	c->ahead = n;
 	c->ahead_id = id;
 }

@@ -130,18 +130,6 @@ static inline void prefetch_w(const void *p)
 #endif
 }
 
-/* A committed node on the path is copied whole when claimed: ask for all
- * its used lines now, so their misses overlap each other and the search
- * instead of coming one by one during the search and then the copy. */
-static void prefetch_used(const uint8_t *n, uint32_t ns)
-{
-	uint32_t slots = BPT_HDR + BPT_SLOT * n_count(n);
-	for (uint32_t o = 64; o < slots; o += 64)
-		__builtin_prefetch(n + o);
-	for (uint32_t o = n_heap(n) & ~63u; o < ns; o += 64)
-		__builtin_prefetch(n + o);
-}
-
 static int w_descend(bpt_w *w, const uint8_t *key, size_t klen)
 {
 	bpt_rd r = {.txn = w->txn};
@@ -156,7 +144,9 @@ static int w_descend(bpt_w *w, const uint8_t *key, size_t klen)
 		w->node[l] = (uint8_t *)n; /* written only if own[l] */
 		w->own[l] = own;
 		if (!own)
-			prefetch_used(n, w->ns);
+			/* copied whole when claimed: its misses now overlap
+			 * each other and the search (line 0 is in: read) */
+			n_prefetch_used(n, w->ns, 64);
 		if (l > 0) {
 			w->idx[l] = bpt_branch_search(n, key, klen);
 			id = bc_child(br_cell(n, w->idx[l]));

@@ -299,9 +299,11 @@ void durable_commit_ready(strata_store *s, uint64_t E)
 	pthread_mutex_lock(&d->pub_lock);
 	/* The commit lock is held since the append, and an entry that is not
 	 * ready is never published: E's entry is still the last one. */
-	pub_entry *p = &d->pq[(d->pq_head + d->pq_n - 1) % d->pq_cap];
-	if (d->pq_n && p->epoch == E)
-		p->ready = true;
+	if (d->pq_n) {
+		pub_entry *p = &d->pq[(d->pq_head + d->pq_n - 1) % d->pq_cap];
+		if (p->epoch == E)
+			p->ready = true;
+	}
 	pthread_mutex_unlock(&d->pub_lock);
 }
 
