@@ -965,6 +965,93 @@ Test(xtree, bulk_load_extreme_coordinates)
 	test_close(s);
 }
 
+/* The load checks every coordinate before it writes anything: a NaN, an
+ * infinity or min > max anywhere (first entry, either lane of the vector
+ * test, the odd coordinate after the last pair) is STRATA_ECOORD, and the
+ * tree stays empty and takes a good load afterwards. */
+Test(xtree, bulk_load_refuses_bad_coordinates)
+{
+	enum { D = 3, N = 5 }; /* 15 coordinates: 7 pairs, then one alone */
+	strata_store *s = test_open(NULL);
+	create(s, "b", D, NULL);
+	double lo[N * D], hi[N * D];
+	uint64_t id[N];
+	const size_t at[] = {0, 6, 7, 14};
+	const double bad[] = {NAN, INFINITY, -INFINITY};
+	for (int c = 0; c < 4 * 4 * 2; c++) {
+		for (size_t i = 0; i < N * D; i++)
+			lo[i] = (double)i, hi[i] = (double)i + 0.5;
+		for (size_t i = 0; i < N; i++)
+			id[i] = i + 1;
+		size_t where = at[c % 4];
+		int kind = c / 4 % 4;
+		bool in_hi = c / 16;
+		if (kind == 3) /* min > max */
+			lo[where] = hi[where] + 1;
+		else
+			(in_hi ? hi : lo)[where] = bad[kind];
+		strata_txn *t = begin(s, "b");
+		cr_assert_eq(strata_xt_bulk_load(t, "b", D, N, lo, hi, id), STRATA_ECOORD,
+			     "case %d: coordinate %zu of %s", c, where, in_hi ? "max" : "min");
+		commit(t);
+		check_tree(s, "b", 0);
+	}
+	for (size_t i = 0; i < N * D; i++)
+		lo[i] = (double)i, hi[i] = (double)i + 0.5;
+	strata_txn *t = begin(s, "b");
+	cr_assert_eq(strata_xt_bulk_load(t, "b", D, N, lo, hi, id), 0);
+	commit(t);
+	check_tree(s, "b", N);
+	test_close(s);
+}
+
+/* STR tiles, not just a valid tree: points on a jittered grid, loaded in
+ * random order, must come out in nodes that hardly overlap (a load that
+ * left the order alone would give every node nearly the whole space).
+ * In 2-D and 3-D, where the slabs are cut recursively. */
+static void bulk_tiles_case(uint32_t d, size_t side)
+{
+	size_t n = 1;
+	for (uint32_t k = 0; k < d; k++)
+		n *= side;
+	strata_store *s = test_open(NULL);
+	create(s, "b", d, NULL);
+	double *pt = malloc(n * d * sizeof *pt);
+	uint64_t *id = malloc(n * sizeof *id);
+	test_rng r = {77};
+	for (size_t i = 0; i < n; i++) {
+		size_t cell = i;
+		for (uint32_t k = 0; k < d; k++, cell /= side)
+			pt[i * d + k] = ((double)(cell % side) + 0.1 + 0.8 * unit(&r)) / (double)side;
+		id[i] = i + 1;
+	}
+	for (size_t i = n - 1; i > 0; i--) { /* random input order */
+		size_t j = (size_t)rng_below(&r, i + 1);
+		for (uint32_t k = 0; k < d; k++) {
+			double x = pt[i * d + k];
+			pt[i * d + k] = pt[j * d + k], pt[j * d + k] = x;
+		}
+		uint64_t x = id[i];
+		id[i] = id[j], id[j] = x;
+	}
+	strata_txn *t = begin(s, "b");
+	cr_assert_eq(strata_xt_bulk_load(t, "b", d, n, pt, NULL, id), 0);
+	commit(t);
+	check_tree(s, "b", n);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_xt_stats st;
+	cr_assert_eq(strata_xt_stats_get(snap, "b", &st), 0);
+	cr_assert_gt(st.height, 2u);
+	cr_assert_lt(st.overlap, 0.1, "%u-D: directory overlap %.3f", d, st.overlap);
+	strata_snapshot_close(snap);
+	free(pt), free(id);
+	test_close(s);
+}
+
+Test(xtree, bulk_load_tiles_2d) { bulk_tiles_case(2, 150); }
+Test(xtree, bulk_load_tiles_3d) { bulk_tiles_case(3, 30); }
+
 Test(xtree, bulk_load_1d) { bulk_case(1, 5000, false, 1); }
 Test(xtree, bulk_load_2d) { bulk_case(2, 20000, false, 2); }
 Test(xtree, bulk_load_2d_small) { bulk_case(2, 150, true, 3); }

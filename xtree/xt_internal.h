@@ -247,6 +247,7 @@ int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const
 		  uint32_t level);
 int xt_drain_pending(xt_op *op);
 int xt_validate_box(uint32_t d, const double *lo, const double *hi);
+int xt_validate_boxes(uint32_t d, size_t n, const double *lo, const double *hi);
 
 /* ---- splits (xt_split.c) ---- */
 typedef struct xt_split {
