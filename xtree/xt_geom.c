@@ -70,31 +70,41 @@ void xt_ents_push_node(xt_ents *e, const xt_view *v, uint32_t i)
 	}
 }
 
+/* Two entries a step (minpd/maxpd: coordinates are never NaN), the odd
+ * last one against itself: a node's box is recomputed on every level of
+ * the path after a reinsert or split, and the scalar min/max chains were
+ * one dependent compare per entry. */
 void xt_box_of_node(const xt_view *v, uint32_t d, xt_box *out)
 {
 	uint32_t n = v->h->count, cap = v->h->cap;
 	for (uint32_t k = 0; k < d; k++) {
 		const double *lo = v->lo + (size_t)k * cap, *hi = v->hi + (size_t)k * cap;
-		double a = INFINITY, b = -INFINITY;
-		for (uint32_t i = 0; i < n; i++) {
-			a = lo[i] < a ? lo[i] : a;
-			b = hi[i] > b ? hi[i] : b;
-		}
-		out->lo[k] = a;
-		out->hi[k] = b;
+		xt_vd a = xt_splat(INFINITY), b = xt_splat(-INFINITY);
+		uint32_t i = 0;
+		for (; i + XT_LANES <= n; i += XT_LANES)
+			a = xt_min(a, xt_load(lo + i)), b = xt_max(b, xt_load(hi + i));
+		if (i < n)
+			a = xt_min(a, xt_load_tail(lo + i, n - i)), b = xt_max(b, xt_load_tail(hi + i, n - i));
+		out->lo[k] = a[0] < a[1] ? a[0] : a[1];
+		out->hi[k] = b[0] > b[1] ? b[0] : b[1];
 	}
 }
 
+/* Dimension by dimension, the bounds in registers: extending a box in
+ * memory entry by entry stored and reloaded both every time (the compiler
+ * cannot tell the box from the entries). */
 void xt_box_of_ents(const xt_ents *e, const uint32_t *idx, uint32_t from, uint32_t to, xt_box *out)
 {
 	uint32_t d = e->d;
 	for (uint32_t k = 0; k < d; k++) {
-		out->lo[k] = INFINITY;
-		out->hi[k] = -INFINITY;
-	}
-	for (uint32_t j = from; j < to; j++) {
-		uint32_t i = idx ? idx[j] : j;
-		xt_box_extend(out, e->lo + (size_t)i * d, e->hi + (size_t)i * d, d);
+		double a = INFINITY, b = -INFINITY;
+		for (uint32_t j = from; j < to; j++) {
+			size_t at = (size_t)(idx ? idx[j] : j) * d + k;
+			a = e->lo[at] < a ? e->lo[at] : a;
+			b = e->hi[at] > b ? e->hi[at] : b;
+		}
+		out->lo[k] = a;
+		out->hi[k] = b;
 	}
 }
 
