@@ -512,6 +512,64 @@ Test(xtree_diff, window_lanes_2d) { workload_on_the_other_lanes(512, 2, 701); }
 Test(xtree_diff, window_lanes_3d) { workload_on_the_other_lanes(1024, 3, 703); }
 Test(xtree_diff, window_lanes_8d) { workload_on_the_other_lanes(2048, 8, 708); }
 
+/* ChooseSubtree also takes four entries a step on AVX2 (xt_choose.c) and
+ * must choose exactly as the two-lane path does: the same workload of
+ * inserts, deletes and moves builds the same tree on both, node for node
+ * (levels, sizes, counts and boxes in visiting order). */
+static int hash_node(void *ctx, uint32_t level, uint32_t blocks, uint32_t count, const double *lo,
+		     const double *hi)
+{
+	uint64_t *h = ctx;
+	uint32_t d = (uint32_t)(*h >> 59) + 1; /* the top bits carry the dimension count in */
+	uint64_t x = *h & ((1ull << 59) - 1);
+	x = test_fnv(x, &level, sizeof level);
+	x = test_fnv(x, &blocks, sizeof blocks);
+	x = test_fnv(x, &count, sizeof count);
+	x = test_fnv(x, lo, d * sizeof *lo);
+	x = test_fnv(x, hi, d * sizeof *hi);
+	*h = (uint64_t)(d - 1) << 59 | (x & ((1ull << 59) - 1));
+	return 0;
+}
+
+static uint64_t shape_after_workload(uint32_t d, uint32_t node_size, bool clustered, int avx2)
+{
+	xt_query_avx2 = avx2;
+	strata_store *s = test_open(NULL);
+	strata_xt_options o = {.node_size = node_size};
+	create(s, "c", d, &o);
+	gen g;
+	gen_init(&g, d, 900 + d, clustered, false);
+	model m = {.d = d};
+	uint64_t next = 1;
+	for (int b = 0; b < 15; b++)
+		batch(s, "c", &m, &g, 300, &next);
+	check_tree(s, "c", m.n);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	uint64_t h = (uint64_t)(d - 1) << 59 | (TEST_FNV_SEED & ((1ull << 59) - 1));
+	cr_assert_eq(strata_xt_nodes(snap, "c", hash_node, &h), 0);
+	strata_snapshot_close(snap);
+	free(m.e);
+	test_close(s);
+	return h;
+}
+
+static void choose_lanes_case(uint32_t d, uint32_t node_size, bool clustered)
+{
+	if (!__builtin_cpu_supports("avx2"))
+		return; /* one path only on this CPU: nothing to compare */
+	int was = xt_query_avx2;
+	uint64_t two = shape_after_workload(d, node_size, clustered, 0);
+	uint64_t four = shape_after_workload(d, node_size, clustered, 1);
+	xt_query_avx2 = was;
+	cr_assert_eq(two, four, "%u-D, %u-byte nodes: the AVX2 ChooseSubtree built another tree", d,
+		     node_size);
+}
+
+Test(xtree, choose_lanes_build_the_same_tree_2d) { choose_lanes_case(2, 512, false); }
+Test(xtree, choose_lanes_build_the_same_tree_3d) { choose_lanes_case(3, 1024, true); }
+Test(xtree, choose_lanes_build_the_same_tree_8d) { choose_lanes_case(8, 2048, true); }
+
 /* The default node size by dimension count: what xtree.h promises. */
 Test(xtree, default_node_sizes)
 {

@@ -28,6 +28,13 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+/* Four doubles a step in window tests and ChooseSubtree where the CPU has
+ * AVX2, chosen at run time (xt_use_avx2): the library is built for the
+ * x86-64 baseline. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define XT_HAVE_AVX2 1
+#endif
 
 #include "strata/xtree.h"
 
@@ -243,6 +250,25 @@ static inline void xt_op_forget(xt_op *op)
 {
 	op->own_mask = 0;
 }
+/* R* ChooseSubtree (xt_choose.c): *out gets the entry of directory node v
+ * (child_leaf: its children are leaves) that the box [lo, hi] goes under. */
+int xt_choose(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo, const double *hi,
+	      bool child_leaf, uint32_t *out);
+#ifdef XT_HAVE_AVX2
+/* Whether the four-lane kernels run (xt_query.c): xt_query_avx2 < 0 until
+ * the CPU is asked; tests set it to 0 or 1 to run either path. */
+extern int xt_query_avx2;
+static inline bool xt_use_avx2(void)
+{
+	int a = __atomic_load_n(&xt_query_avx2, __ATOMIC_RELAXED);
+	if (__builtin_expect(a < 0, 0)) { /* idempotent: a race stores the same value */
+		__builtin_cpu_init();
+		a = __builtin_cpu_supports("avx2") != 0;
+		__atomic_store_n(&xt_query_avx2, a, __ATOMIC_RELAXED);
+	}
+	return a;
+}
+#endif
 int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const double *hi,
 		  uint32_t level);
 int xt_drain_pending(xt_op *op);

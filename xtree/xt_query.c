@@ -102,11 +102,11 @@ test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int r
  * partial last step loads through a mask (masked lanes read nothing, so
  * the node's end is never crossed) and its extra bits are cleared. The
  * compares are ordered, like the vector-extension ones above. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#ifdef XT_HAVE_AVX2
 #define XT_AVX2 1
 
-/* -1: not decided yet; 0: baseline lanes; 1: AVX2 (tests set it). */
+/* -1: not decided yet; 0: baseline lanes; 1: AVX2 (tests set it). Read
+ * through xt_use_avx2, by ChooseSubtree too. */
 int xt_query_avx2 = -1;
 
 static inline __attribute__((always_inline, target("avx2"))) __m256d ld4(const double *p,
@@ -171,16 +171,6 @@ node_bits4(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel, c
 			: test_bits4(v, d, from, len, 2, qlo, qhi);
 }
 
-static inline bool use_avx2(void)
-{
-	int a = __atomic_load_n(&xt_query_avx2, __ATOMIC_RELAXED);
-	if (__builtin_expect(a < 0, 0)) { /* idempotent: a race stores the same value */
-		__builtin_cpu_init();
-		a = __builtin_cpu_supports("avx2") != 0;
-		__atomic_store_n(&xt_query_avx2, a, __ATOMIC_RELAXED);
-	}
-	return a;
-}
 #endif
 
 /* test_bits with rel (and, for 2-D and 3-D intersects, d) constant: the
@@ -191,7 +181,7 @@ node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
 			  const double *qlo, const double *qhi)
 {
 #ifdef XT_AVX2
-	if (use_avx2())
+	if (xt_use_avx2())
 		return node_bits4(v, d, from, len, rel, qlo, qhi);
 #endif
 	if (d == 2) {

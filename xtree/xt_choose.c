@@ -1,0 +1,128 @@
+/*
+ * xt_choose.c — R* ChooseSubtree (Beckmann et al. 1990) for the X-tree's
+ * insertion: which entry of a directory node the new entry goes under.
+ *
+ * Above the leaves: least area enlargement, then least area. For leaves as
+ * children: among the choose_p entries of least area enlargement ("nearly
+ * minimum overlap"), least overlap enlargement; an entry that already
+ * covers the new one (enlargement 0) adds no overlap and wins at once.
+ * Areas and enlargements are computed into two arrays (vectorised, in
+ * chunks of 128 entries) that the candidate order reads by index. Ties go
+ * to the first entry in (enlargement, area, index) order, so the choice is
+ * a function of the node and the box alone.
+ *
+ * The kernels (xt_choose_lanes.h) take two entries a step on the x86-64
+ * baseline and four where the CPU has AVX2, picked at run time like the
+ * window tests' (xt_use_avx2); both give the same doubles and so the same
+ * tree. ChooseSubtree was about a fifth of a 3-D insert's instructions.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "xt_internal.h"
+
+/* ChooseSubtree's candidates: entry i's area enlargement and area. */
+typedef struct cands {
+	const double *enl, *area;
+	uint32_t n;
+} cands;
+
+/* Candidate order: least enlargement, then least area, then index. */
+static inline bool cand_before(const cands *c, uint32_t a, uint32_t b)
+{
+	if (c->enl[a] != c->enl[b])
+		return c->enl[a] < c->enl[b];
+	if (c->area[a] != c->area[b])
+		return c->area[a] < c->area[b];
+	return a < b;
+}
+
+/* Keeps the p best candidates sorted in top[0..*n): insertion, since p is
+ * small (32) and most candidates fall out at the first comparison. */
+static void top_insert(const cands *c, uint32_t *top, uint32_t *n, uint32_t p, uint32_t i)
+{
+	if (*n == p && !cand_before(c, i, top[p - 1]))
+		return;
+	uint32_t j = *n < p ? (*n)++ : p - 1;
+	while (j > 0 && cand_before(c, i, top[j - 1])) {
+		top[j] = top[j - 1];
+		j--;
+	}
+	top[j] = i;
+}
+
+/* The first of least (enl, area) among more than 64 entries (supernodes):
+ * least_pair's mask holds 64. */
+static uint32_t least_scan(const double *enl, const double *area, uint32_t n)
+{
+	uint32_t best = 0;
+	double be = n ? enl[0] : 0, ba = n ? area[0] : 0;
+	for (uint32_t j = 1; j < n; j++) {
+		double e = enl[j], a = area[j];
+		if (e < be || (e == be && a < ba))
+			best = j, be = e, ba = a;
+	}
+	return best;
+}
+
+/* ---- two entries a step: SSE2 (GCC vector extensions elsewhere) ---- */
+#define KV xt_vd
+#define KL XT_LANES
+#define KN(name) name##_2
+#define KATTR __attribute__((always_inline))
+#define KFATTR
+#define k_load(p, t) ((t) ? xt_load_tail((p), (t)) : xt_load(p))
+#define k_splat(x) xt_splat(x)
+#define k_min(a, b) xt_min((a), (b))
+#define k_max(a, b) xt_max((a), (b))
+#define k_eq_bits(a, b) xt_mask_bits((xt_vi)((a) == (b)))
+#include "xt_choose_lanes.h"
+#undef KV
+#undef KL
+#undef KN
+#undef KATTR
+#undef KFATTR
+#undef k_load
+#undef k_splat
+#undef k_min
+#undef k_max
+#undef k_eq_bits
+
+/* ---- four entries a step: AVX2 ---- */
+#ifdef XT_HAVE_AVX2
+typedef double xt_vd4 __attribute__((vector_size(32)));
+
+/* t > 0: only the first t lanes, through a mask (masked lanes read
+ * nothing, so a node's end is never crossed; they hold 0.0). */
+static inline __attribute__((always_inline, target("avx2"))) xt_vd4 ld4(const double *p,
+									uint32_t t)
+{
+	if (!t)
+		return (xt_vd4)_mm256_loadu_pd(p);
+	__m256i m = _mm256_setr_epi64x(-1, t > 1 ? -1 : 0, t > 2 ? -1 : 0, 0);
+	return (xt_vd4)_mm256_maskload_pd(p, m);
+}
+
+#define KV xt_vd4
+#define KL 4u
+#define KN(name) name##_4
+#define KATTR __attribute__((always_inline, target("avx2")))
+#define KFATTR __attribute__((target("avx2")))
+#define k_load(p, t) ld4((p), (t))
+#define k_splat(x) ((xt_vd4)_mm256_set1_pd(x))
+#define k_min(a, b) ((xt_vd4)_mm256_min_pd((__m256d)(a), (__m256d)(b)))
+#define k_max(a, b) ((xt_vd4)_mm256_max_pd((__m256d)(a), (__m256d)(b)))
+#define k_eq_bits(a, b) \
+	((uint32_t)_mm256_movemask_pd(_mm256_cmp_pd((__m256d)(a), (__m256d)(b), _CMP_EQ_OQ)))
+#include "xt_choose_lanes.h"
+#endif
+
+int xt_choose(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo, const double *hi,
+	      bool child_leaf, uint32_t *out)
+{
+#ifdef XT_HAVE_AVX2
+	if (xt_use_avx2())
+		return choose_4(m, v, d, lo, hi, child_leaf, out);
+#endif
+	return choose_2(m, v, d, lo, hi, child_leaf, out);
+}
