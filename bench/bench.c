@@ -195,21 +195,22 @@ bench_fig *bench_measure(bench_session *s, const char *name, const char *peer, b
 	return f;
 }
 
-/* One paired run: SLICES short batches per side, alternating A,B,B,A so
+/* One paired run: `slices` short batches per side, alternating A,B,B,A so
  * both sides see the same mix of quiet and busy host time. */
-#define SLICES 32
 typedef struct pair_job {
 	bench_fn fa, fb;
 	void *arg_a, *arg_b;
 	uint64_t ops;
+	int slices;
 	double a, b; /* ns/op */
 } pair_job;
 
 static void pair_once(void *ctx)
 {
 	pair_job *j = ctx;
-	uint64_t slice = j->ops / SLICES ? j->ops / SLICES : 1, ta = 0, tb = 0;
-	for (int k = 0; k < SLICES; k++) {
+	const int n = j->slices;
+	uint64_t slice = j->ops / (uint64_t)n ? j->ops / (uint64_t)n : 1, ta = 0, tb = 0;
+	for (int k = 0; k < n; k++) {
 		if (k % 2 == 0) {
 			ta += j->fa(j->arg_a, slice);
 			tb += j->fb(j->arg_b, slice);
@@ -218,8 +219,8 @@ static void pair_once(void *ctx)
 			ta += j->fa(j->arg_a, slice);
 		}
 	}
-	j->a = (double)ta / (double)(slice * SLICES);
-	j->b = (double)tb / (double)(slice * SLICES);
+	j->a = (double)ta / (double)(slice * (uint64_t)n);
+	j->b = (double)tb / (double)(slice * (uint64_t)n);
 }
 
 bench_fig *bench_overhead(bench_session *s, const char *name, const char *name_a, bench_fn fa,
@@ -231,7 +232,7 @@ bench_fig *bench_overhead(bench_session *s, const char *name, const char *name_a
 	double *a = bench_xmalloc(sizeof *a * (uint64_t)n * 3), *b = a + n, *pct = b + n;
 	fa(arg_a, ops);
 	fb(arg_b, ops);
-	pair_job j = {.fa = fa, .fb = fb, .arg_a = arg_a, .arg_b = arg_b, .ops = ops};
+	pair_job j = {.fa = fa, .fb = fb, .arg_a = arg_a, .arg_b = arg_b, .ops = ops, .slices = 32};
 	for (int r = 0; r < n; r++) {
 		unpreempted(s, pair_once, &j);
 		a[r] = j.a;
@@ -243,6 +244,31 @@ bench_fig *bench_overhead(bench_session *s, const char *name, const char *name_a
 	bench_fig *f = bench_record(s, name, "%", NULL, pct, n);
 	free(a);
 	return f;
+}
+
+/* The host's slow phases last seconds and come and go within a run: two
+ * peers measured one after the other could meet different phases, and
+ * their ratio swung from 0.5 to 1.2 between runs of the same binaries.
+ * Interleaved in 8 slices per run (A,B,B,A,...), each run's two figures
+ * are of the same moments; slices of ~100 queries keep the switches (each
+ * side's data leaving the other's caches) rare. */
+void bench_measure_pair(bench_session *s, const char *name_a, const char *peer_a, bench_fn fa,
+			void *arg_a, const char *name_b, const char *peer_b, bench_fn fb,
+			void *arg_b, uint64_t ops)
+{
+	int n = s->opts.runs;
+	double *a = bench_xmalloc(sizeof *a * (uint64_t)n * 2), *b = a + n;
+	fa(arg_a, ops); /* warm-up, as bench_measure */
+	fb(arg_b, ops);
+	pair_job j = {.fa = fa, .fb = fb, .arg_a = arg_a, .arg_b = arg_b, .ops = ops, .slices = 8};
+	for (int r = 0; r < n; r++) {
+		unpreempted(s, pair_once, &j);
+		a[r] = j.a;
+		b[r] = j.b;
+	}
+	bench_record(s, name_a, "ns/op", peer_a, a, n);
+	bench_record(s, name_b, "ns/op", peer_b, b, n);
+	free(a);
 }
 
 void bench_add_ratio(bench_session *s, const char *num, const char *den)

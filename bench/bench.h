@@ -112,6 +112,12 @@ bench_fig *bench_measure(bench_session *s, const char *name, const char *peer, b
  * per-run (B/A - 1) * 100 in "%"; at least 9 runs. */
 bench_fig *bench_overhead(bench_session *s, const char *name, const char *name_a, bench_fn fa,
 			  void *arg_a, const char *name_b, bench_fn fb, void *arg_b, uint64_t ops);
+/* Two peers' figures from the same moments: warm-up of each, then `runs`
+ * runs, each splitting `ops` per side into 8 slices alternating A,B,B,A.
+ * Records name_a and name_b (ns/op), as bench_measure would. */
+void bench_measure_pair(bench_session *s, const char *name_a, const char *peer_a, bench_fn fa,
+			void *arg_a, const char *name_b, const char *peer_b, bench_fn fb,
+			void *arg_b, uint64_t ops);
 /* Records a figure from samples the suite computed itself. */
 bench_fig *bench_record(bench_session *s, const char *name, const char *unit, const char *peer,
 			const double *samples, int n);

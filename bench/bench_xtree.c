@@ -725,7 +725,19 @@ static void window_figs(bench_session *s, sys *y, const data *D, int si, double 
 	y->hits[si] = (double)want / (double)Q.n;
 	cross_check(name, "xtree", one_pass(run_xt_window, &y->x, &y->x.sum, &y->x.next, Q.n), want,
 		    ref, false);
-	bench_measure(s, name, NULL, run_xt_window, &y->x, ops);
+#ifdef STRATA_BENCH_HAVE_BOOST
+	if (y->have_boost) { /* the target's ratio: both figures of the same moments */
+		char bname[BENCH_NAME_MAX + 16];
+		snprintf(bname, sizeof bname, "%s_boost", name);
+		cross_check(bname, "boost", one_pass(run_boost_window, &y->boost, &y->boost.sum,
+						     &y->boost.next, Q.n), want, ref, false);
+		bench_measure_pair(s, name, NULL, run_xt_window, &y->x, bname, "boost",
+				   run_boost_window, &y->boost, ops);
+		if (sel == 0.0001)
+			bench_add_ratio(s, name, bname);
+	} else
+#endif
+		bench_measure(s, name, NULL, run_xt_window, &y->x, ops);
 	snprintf(pname, sizeof pname, "%s_hitfn", name);
 	if (c->base && bench_wants(s, pname)) {
 		cross_check(pname, "xtree (per hit)", one_pass(run_xt_window_hitfn, &y->x, &y->x.sum,
@@ -740,16 +752,6 @@ static void window_figs(bench_session *s, sys *y, const data *D, int si, double 
 	snprintf(pname, sizeof pname, "%s_scan", name);
 	if (c->base && sel == 0.0001)
 		bench_measure(s, pname, "scan", run_scan_window, &y->sc, ops);
-#ifdef STRATA_BENCH_HAVE_BOOST
-	snprintf(pname, sizeof pname, "%s_boost", name);
-	if (y->have_boost) {
-		cross_check(pname, "boost", one_pass(run_boost_window, &y->boost, &y->boost.sum,
-						     &y->boost.next, Q.n), want, ref, false);
-		bench_measure(s, pname, "boost", run_boost_window, &y->boost, ops);
-		if (sel == 0.0001)
-			bench_add_ratio(s, name, pname);
-	}
-#endif
 #ifdef STRATA_BENCH_HAVE_SIDX
 	if (y->have_sidx) {
 		snprintf(pname, sizeof pname, "%s_sidx", name);
@@ -792,20 +794,22 @@ static void knn_figs(bench_session *s, sys *y, const data *D, uint32_t k)
 #endif
 		want = pass_scan_knn(&y->sc, Q.n);
 	knn_check(name, "xtree", pass_xt_knn(&y->x, Q.n), want, ref, !y->ref_boost);
-	bench_measure(s, name, NULL, run_xt_knn, &y->x, Q.n);
+#ifdef STRATA_BENCH_HAVE_BOOST
+	if (y->have_boost) { /* both figures of the same moments (bench_measure_pair) */
+		char bname[BENCH_NAME_MAX + 16];
+		snprintf(bname, sizeof bname, "%s_boost", name);
+		if (!y->ref_boost)
+			knn_check(bname, "boost", pass_boost_knn(&y->boost, Q.n), want, ref, false);
+		bench_measure_pair(s, name, NULL, run_xt_knn, &y->x, bname, "boost", run_boost_knn,
+				   &y->boost, Q.n);
+		if (k == 10 && c->base)
+			bench_add_ratio(s, name, bname);
+	} else
+#endif
+		bench_measure(s, name, NULL, run_xt_knn, &y->x, Q.n);
 	snprintf(pname, sizeof pname, "%s_scan", name);
 	if (c->base && k == 10)
 		bench_measure(s, pname, "scan", run_scan_knn, &y->sc, s->opts.quick ? 50 : 200);
-#ifdef STRATA_BENCH_HAVE_BOOST
-	snprintf(pname, sizeof pname, "%s_boost", name);
-	if (y->have_boost) {
-		if (!y->ref_boost)
-			knn_check(pname, "boost", pass_boost_knn(&y->boost, Q.n), want, ref, false);
-		bench_measure(s, pname, "boost", run_boost_knn, &y->boost, Q.n);
-		if (k == 10 && c->base)
-			bench_add_ratio(s, name, pname);
-	}
-#endif
 #ifdef STRATA_BENCH_HAVE_SIDX
 	if (y->have_sidx) { /* it may return ties beyond k: ids are summed over k only */
 		snprintf(pname, sizeof pname, "%s_sidx", name);
