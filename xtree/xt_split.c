@@ -5,7 +5,11 @@
  * axis and both sorts (by lower, by upper bound) the M-2m+2 distributions
  * are scored from prefix and suffix MBR sweeps — O(n·d) per sort instead of
  * re-unioning every group. The axis with the least margin sum wins; on it,
- * the distribution with the least overlap, then the least area.
+ * the distribution with the least overlap, then the least area. The
+ * margin sweeps keep only the running MBR (and the suffixes' margins); the
+ * chosen axis's two orders are swept once more, keeping both groups' MBRs
+ * for overlap and area. A prefix sweep stops at entry n-m and a suffix
+ * sweep at entry m: no distribution needs more.
  *
  * Directory nodes: the X-tree split (Berchtold et al. 1996). The
  * topological split first; if its overlap exceeds MAX_OVERLAP, the
@@ -34,64 +38,32 @@ static inline double dmax(double a, double b)
 	return a > b ? a : b;
 }
 
-typedef struct sweep {
-	uint32_t n, d;
-	double *plo, *phi; /* prefix k (1..n): MBR of order[0..k) */
-	double *slo, *shi; /* suffix k (0..n-1): MBR of order[k..n) */
-	double *heap;      /* the four arrays when they did not fit in `small` */
-	double small[1024]; /* 8 KiB: a 1 KiB 2-D or 4 KiB 3-D node needs no malloc */
-} sweep;
+/* The ALWAYS_INLINE helpers take d as an argument and are called with d
+ * constant in 2-D and 3-D (the common cases), so their loops unroll. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
-static int sweep_init(sweep *s, uint32_t n, uint32_t d)
+/* The running MBR of a sweep: box_add extends it by entry i with the
+ * running bound as dmin/dmax's first operand, so every sweep makes the
+ * same doubles. */
+static ALWAYS_INLINE void box_empty(double *lo, double *hi, uint32_t d)
 {
-	size_t per = (size_t)(n + 1) * d;
-	s->n = n;
-	s->d = d;
-	s->heap = 4 * per <= sizeof s->small / sizeof s->small[0] ? NULL
-								   : malloc(4 * per * sizeof(double));
-	double *m = s->heap ? s->heap : s->small;
-	s->plo = m, s->phi = m + per, s->slo = m + 2 * per, s->shi = m + 3 * per;
-	return s->heap || 4 * per <= sizeof s->small / sizeof s->small[0] ? 0 : STRATA_ENOMEM;
+	for (uint32_t k = 0; k < d; k++)
+		lo[k] = INFINITY, hi[k] = -INFINITY;
 }
 
-static void sweep_free(sweep *s)
+static ALWAYS_INLINE void box_add(double *lo, double *hi, const xt_ents *e, uint32_t i,
+				  uint32_t d)
 {
-	free(s->heap);
-}
-
-static void sweep_fill(sweep *s, const xt_ents *e, const uint32_t *order)
-{
-	uint32_t n = s->n, d = s->d;
+	const double *el = e->lo + (size_t)i * d, *eh = e->hi + (size_t)i * d;
 	for (uint32_t k = 0; k < d; k++) {
-		double lo = INFINITY, hi = -INFINITY;
-		for (uint32_t j = 0; j < n; j++) {
-			const uint32_t i = order[j];
-			lo = dmin(lo, e->lo[(size_t)i * d + k]);
-			hi = dmax(hi, e->hi[(size_t)i * d + k]);
-			s->plo[(size_t)(j + 1) * d + k] = lo;
-			s->phi[(size_t)(j + 1) * d + k] = hi;
-		}
-		lo = INFINITY, hi = -INFINITY;
-		for (uint32_t j = n; j-- > 0;) {
-			const uint32_t i = order[j];
-			lo = dmin(lo, e->lo[(size_t)i * d + k]);
-			hi = dmax(hi, e->hi[(size_t)i * d + k]);
-			s->slo[(size_t)j * d + k] = lo;
-			s->shi[(size_t)j * d + k] = hi;
-		}
+		lo[k] = dmin(lo[k], el[k]);
+		hi[k] = dmax(hi[k], eh[k]);
 	}
 }
 
-/* Prefix (order[0..k)) and suffix (order[k..n)) boxes of distribution k:
- * pointers into the sweep, no copies. */
-static inline const double *pre_lo(const sweep *s, uint32_t k) { return s->plo + (size_t)k * s->d; }
-static inline const double *pre_hi(const sweep *s, uint32_t k) { return s->phi + (size_t)k * s->d; }
-static inline const double *suf_lo(const sweep *s, uint32_t k) { return s->slo + (size_t)k * s->d; }
-static inline const double *suf_hi(const sweep *s, uint32_t k) { return s->shi + (size_t)k * s->d; }
-
 /* xt_volume, xt_margin and xt_overlap_vol (xt_geom.c) over plain arrays,
  * the same operations in the same order (so the same doubles). */
-static inline double vol(const double *lo, const double *hi, uint32_t d)
+static ALWAYS_INLINE double vol(const double *lo, const double *hi, uint32_t d)
 {
 	double v = 1.0;
 	for (uint32_t k = 0; k < d; k++)
@@ -99,7 +71,7 @@ static inline double vol(const double *lo, const double *hi, uint32_t d)
 	return v;
 }
 
-static inline double margin(const double *lo, const double *hi, uint32_t d)
+static ALWAYS_INLINE double margin(const double *lo, const double *hi, uint32_t d)
 {
 	double m = 0.0;
 	for (uint32_t k = 0; k < d; k++)
@@ -107,8 +79,8 @@ static inline double margin(const double *lo, const double *hi, uint32_t d)
 	return m;
 }
 
-static inline double overlap_vol(const double *alo, const double *ahi, const double *blo,
-				 const double *bhi, uint32_t d)
+static ALWAYS_INLINE double overlap_vol(const double *alo, const double *ahi, const double *blo,
+					const double *bhi, uint32_t d)
 {
 	double v = 1.0;
 	for (uint32_t k = 0; k < d; k++) {
@@ -140,6 +112,145 @@ static double overlap_ratio(const double *alo, const double *ahi, const double *
 	return un > 0 ? vi / un : 0.0;
 }
 
+/* Distribution k of an order puts order[0..k) in group A, order[k..n) in
+ * B. Only k in [lo_k, hi_k] (1 <= lo_k <= hi_k < n) is ever scored, so a
+ * suffix sweep stops at entry lo_k and a prefix sweep at entry hi_k - 1. */
+
+/* Sum over distributions k in [m, n-m] of the margins of both groups,
+ * added in k order as margin(A) + margin(B). suf: n-2m+1 doubles of
+ * scratch for B's margins, the suffix sweep being the first. */
+static ALWAYS_INLINE double margin_sum_d(const xt_ents *e, const uint32_t *o, uint32_t m,
+					 double *suf, uint32_t d)
+{
+	uint32_t n = e->n, j = n;
+	double lo[XT_MAXD], hi[XT_MAXD], sum = 0;
+	box_empty(lo, hi, d);
+	while (j > n - m + 1)
+		box_add(lo, hi, e, o[--j], d);
+	while (j > m) {
+		box_add(lo, hi, e, o[--j], d);
+		suf[j - m] = margin(lo, hi, d);
+	}
+	box_empty(lo, hi, d);
+	for (j = 0; j + 1 < m; j++)
+		box_add(lo, hi, e, o[j], d);
+	for (; j < n - m; j++) {
+		box_add(lo, hi, e, o[j], d);
+		sum += margin(lo, hi, d) + suf[j + 1 - m];
+	}
+	return sum;
+}
+
+static double margin_sum(const xt_ents *e, const uint32_t *o, uint32_t m, double *suf)
+{
+	if (e->d == 2)
+		return margin_sum_d(e, o, m, suf, 2);
+	if (e->d == 3)
+		return margin_sum_d(e, o, m, suf, 3);
+	return margin_sum_d(e, o, m, suf, e->d);
+}
+
+/* The boxes of both groups of every distribution k in [lo_k, hi_k] of
+ * one order, at index k - lo_k. */
+typedef struct sweep {
+	uint32_t lo_k, hi_k;
+	double *alo, *ahi; /* group A: MBR of order[0..k) */
+	double *blo, *bhi; /* group B: MBR of order[k..n) */
+	double *heap;      /* the four arrays when they did not fit in `small` */
+	double small[1024]; /* 8 KiB: enough for default-sized nodes up to 16-D */
+} sweep;
+
+static int sweep_init(sweep *s, uint32_t d, uint32_t lo_k, uint32_t hi_k)
+{
+	size_t per = (size_t)(hi_k - lo_k + 1) * d;
+	bool fits = 4 * per <= sizeof s->small / sizeof s->small[0];
+	s->lo_k = lo_k;
+	s->hi_k = hi_k;
+	s->heap = fits ? NULL : malloc(4 * per * sizeof(double));
+	double *m = s->heap ? s->heap : s->small;
+	s->alo = m, s->ahi = m + per, s->blo = m + 2 * per, s->bhi = m + 3 * per;
+	return fits || s->heap ? 0 : STRATA_ENOMEM;
+}
+
+static void sweep_free(sweep *s)
+{
+	free(s->heap);
+}
+
+static ALWAYS_INLINE void box_put(double *lo, double *hi, const double *blo, const double *bhi,
+				  uint32_t d)
+{
+	for (uint32_t k = 0; k < d; k++)
+		lo[k] = blo[k], hi[k] = bhi[k];
+}
+
+static ALWAYS_INLINE void sweep_fill_d(sweep *s, const xt_ents *e, const uint32_t *o, uint32_t d)
+{
+	uint32_t n = e->n, lo_k = s->lo_k, hi_k = s->hi_k, j = n;
+	double lo[XT_MAXD], hi[XT_MAXD];
+	box_empty(lo, hi, d);
+	while (j > hi_k + 1)
+		box_add(lo, hi, e, o[--j], d);
+	while (j > lo_k) {
+		box_add(lo, hi, e, o[--j], d);
+		box_put(s->blo + (size_t)(j - lo_k) * d, s->bhi + (size_t)(j - lo_k) * d, lo, hi, d);
+	}
+	box_empty(lo, hi, d);
+	for (j = 0; j + 1 < lo_k; j++)
+		box_add(lo, hi, e, o[j], d);
+	for (; j < hi_k; j++) {
+		box_add(lo, hi, e, o[j], d);
+		box_put(s->alo + (size_t)(j + 1 - lo_k) * d, s->ahi + (size_t)(j + 1 - lo_k) * d, lo,
+			hi, d);
+	}
+}
+
+/* Best distribution of the swept order: least overlap (as ratio if
+ * `ratio`, else volume), then least area sum; the first of equals. */
+static ALWAYS_INLINE uint32_t best_index_d(const sweep *s, bool ratio, double *ov_out,
+					   double *area_out, uint32_t d)
+{
+	uint32_t best = 0;
+	double bo = INFINITY, ba = INFINITY;
+	for (uint32_t x = 0; x <= s->hi_k - s->lo_k; x++) {
+		const double *al = s->alo + (size_t)x * d, *ah = s->ahi + (size_t)x * d;
+		const double *bl = s->blo + (size_t)x * d, *bh = s->bhi + (size_t)x * d;
+		double ov = ratio ? overlap_ratio(al, ah, bl, bh, d) : overlap_vol(al, ah, bl, bh, d);
+		double ar = vol(al, ah, d) + vol(bl, bh, d);
+		if (ov < bo || (ov == bo && ar < ba)) {
+			bo = ov;
+			ba = ar;
+			best = x;
+		}
+	}
+	*ov_out = bo;
+	*area_out = ba;
+	return s->lo_k + best;
+}
+
+/* Sweeps order o into s and returns its best distribution (best_index_d). */
+static uint32_t best_split(sweep *s, const xt_ents *e, const uint32_t *o, bool ratio, double *ov,
+			   double *ar)
+{
+	if (e->d == 2) {
+		sweep_fill_d(s, e, o, 2);
+		return best_index_d(s, ratio, ov, ar, 2);
+	}
+	if (e->d == 3) {
+		sweep_fill_d(s, e, o, 3);
+		return best_index_d(s, ratio, ov, ar, 3);
+	}
+	sweep_fill_d(s, e, o, e->d);
+	return best_index_d(s, ratio, ov, ar, e->d);
+}
+
+/* The overlap ratio of distribution k, swept last into s. */
+static double swept_ratio(const sweep *s, uint32_t k, uint32_t d)
+{
+	size_t x = (size_t)(k - s->lo_k) * d;
+	return overlap_ratio(s->alo + x, s->ahi + x, s->blo + x, s->bhi + x, d);
+}
+
 typedef struct sort_key {
 	const xt_ents *e;
 	uint32_t axis;
@@ -160,17 +271,19 @@ static int cmp_ent(const void *pa, const void *pb, void *ctx)
 	return a < b ? -1 : a > b;
 }
 
+/* An entry's sort key and index: 16 bytes to move. The other bound
+ * breaks ties only, so it is read from the entries then. */
 typedef struct skey {
-	double k1, k2;
+	double k;
 	uint32_t i;
 } skey;
 
-static inline bool skey_less(const skey *a, const skey *b)
+/* a before b, their keys being equal: by the other bound, then index. */
+static bool tie_less(const skey *a, const skey *b, const double *q, uint32_t d, uint32_t axis)
 {
-	if (a->k1 != b->k1)
-		return a->k1 < b->k1;
-	if (a->k2 != b->k2)
-		return a->k2 < b->k2;
+	double qa = q[(size_t)a->i * d + axis], qb = q[(size_t)b->i * d + axis];
+	if (qa != qb)
+		return qa < qb;
 	return a->i < b->i;
 }
 
@@ -194,51 +307,26 @@ static void sort_order(const xt_ents *e, uint32_t axis, bool by_hi, const uint32
 		return;
 	}
 	const double *p = by_hi ? e->hi : e->lo, *q = by_hi ? e->lo : e->hi;
-	skey t[SMALL];
-	for (uint32_t j = 0; j < n; j++) {
-		uint32_t i = hint ? hint[j] : j;
-		skey x = {p[(size_t)i * d + axis], q[(size_t)i * d + axis], i};
-		uint32_t at = j;
-		for (; at > 0 && skey_less(&x, &t[at - 1]); at--)
-			t[at] = t[at - 1];
-		t[at] = x;
+	/* t[0] is a sentinel below every key (coordinates are finite), so
+	 * the shifting loop needs no bound check; equal keys, rare, leave it
+	 * for the full comparison. */
+	skey t[SMALL + 1];
+	t[0].k = -INFINITY;
+	for (uint32_t j = 1; j <= n; j++) {
+		uint32_t i = hint ? hint[j - 1] : j - 1;
+		skey x = {p[(size_t)i * d + axis], i}, *at = t + j;
+		for (; x.k < at[-1].k; at--)
+			at[0] = at[-1];
+		for (; x.k == at[-1].k && tie_less(&x, &at[-1], q, d, axis); at--)
+			at[0] = at[-1];
+		*at = x;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		order[i] = t[i].i;
+	for (uint32_t j = 0; j < n; j++)
+		order[j] = t[j + 1].i;
 }
 
-/* Best distribution k in [lo_k, hi_k] of the swept order: least overlap
- * (as ratio if `ratio`, else volume), then least area sum. */
-static uint32_t best_index(const sweep *s, uint32_t lo_k, uint32_t hi_k, bool ratio, double *ov_out,
-			   double *area_out)
-{
-	uint32_t best = lo_k, d = s->d;
-	double bo = INFINITY, ba = INFINITY;
-	for (uint32_t k = lo_k; k <= hi_k; k++) {
-		const double *al = pre_lo(s, k), *ah = pre_hi(s, k), *bl = suf_lo(s, k), *bh = suf_hi(s, k);
-		double ov = ratio ? overlap_ratio(al, ah, bl, bh, d) : overlap_vol(al, ah, bl, bh, d);
-		double ar = vol(al, ah, d) + vol(bl, bh, d);
-		if (ov < bo || (ov == bo && ar < ba)) {
-			bo = ov;
-			ba = ar;
-			best = k;
-		}
-	}
-	*ov_out = bo;
-	*area_out = ba;
-	return best;
-}
-
-static double margin_sum(const sweep *s, uint32_t m)
-{
-	double sum = 0;
-	for (uint32_t k = m; k <= s->n - m; k++)
-		sum += margin(pre_lo(s, k), pre_hi(s, k), s->d) + margin(suf_lo(s, k), suf_hi(s, k), s->d);
-	return sum;
-}
-
-/* The R* topological split with groups of at least m entries; also the
- * overlap ratio of the result. */
+/* The R* topological split with groups of at least m entries (2m <= n);
+ * also the overlap ratio of the result if `ratio` is not NULL. */
 static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *ratio)
 {
 	enum { SMALL = 1024 };
@@ -248,7 +336,7 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 	 * again, and sorting was most of a split's instructions. */
 	size_t no = (size_t)2 * d * n;
 	uint32_t ostack[SMALL], *ord = no <= SMALL ? ostack : malloc(no * sizeof *ord);
-	int rc = sweep_init(&s, n, d);
+	int rc = sweep_init(&s, d, m, n - m);
 	if (rc || !ord) {
 		rc = STRATA_ENOMEM;
 		goto err;
@@ -260,8 +348,7 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 		for (int hi = 0; hi < 2; hi++) {
 			uint32_t *o = ord + (size_t)(2 * a + (uint32_t)hi) * n;
 			sort_order(e, a, hi, hi ? o - n : NULL, o);
-			sweep_fill(&s, e, o);
-			sum += margin_sum(&s, m);
+			sum += margin_sum(e, o, m, s.alo); /* the sweep is free till below */
 		}
 		if (sum < best) {
 			best = sum;
@@ -272,13 +359,13 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 	for (int hi = 0; hi < 2; hi++) {
 		double ov, ar;
 		const uint32_t *o = ord + (size_t)(2 * axis + (uint32_t)hi) * n;
-		sweep_fill(&s, e, o);
-		uint32_t k = best_index(&s, m, n - m, false, &ov, &ar);
+		uint32_t k = best_split(&s, e, o, false, &ov, &ar);
 		if (ov < bo || (ov == bo && ar < ba)) {
 			bo = ov, ba = ar;
 			memcpy(out->order, o, (size_t)n * sizeof *o);
 			out->k = k;
-			*ratio = overlap_ratio(pre_lo(&s, k), pre_hi(&s, k), suf_lo(&s, k), suf_hi(&s, k), d);
+			if (ratio)
+				*ratio = swept_ratio(&s, k, d);
 		}
 	}
 	out->axis = axis;
@@ -299,8 +386,7 @@ static uint32_t min_group(const xt_meta *m, uint32_t n, uint32_t pct, bool leaf)
 
 int xt_split_leaf(const xt_meta *m, const xt_ents *e, xt_split *s)
 {
-	double ratio;
-	return topological(e, min_group(m, e->n, m->o.min_fill_pct, true), s, &ratio);
+	return topological(e, min_group(m, e->n, m->o.min_fill_pct, true), s, NULL);
 }
 
 /* The overlap-minimal split along one of the dimensions every entry was
@@ -318,7 +404,7 @@ static int overlap_minimal(const xt_meta *m, const xt_ents *e, xt_split *out, do
 		return 0;
 	sweep s;
 	uint32_t *tmp = malloc((size_t)n * sizeof *tmp);
-	int rc = sweep_init(&s, n, e->d);
+	int rc = sweep_init(&s, e->d, f, n - f);
 	if (rc || !tmp) {
 		rc = STRATA_ENOMEM;
 		goto err;
@@ -328,8 +414,7 @@ static int overlap_minimal(const xt_meta *m, const xt_ents *e, xt_split *out, do
 			continue;
 		double ov, ar;
 		sort_order(e, a, false, NULL, tmp);
-		sweep_fill(&s, e, tmp);
-		uint32_t k = best_index(&s, f, n - f, true, &ov, &ar);
+		uint32_t k = best_split(&s, e, tmp, true, &ov, &ar);
 		if (ov < *ratio) {
 			*ratio = ov;
 			memcpy(out->order, tmp, (size_t)n * sizeof *tmp);
