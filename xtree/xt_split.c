@@ -7,9 +7,10 @@
  * re-unioning every group. The axis with the least margin sum wins; on it,
  * the distribution with the least overlap, then the least area. The
  * margin sweeps keep only the running MBR (and the suffixes' margins); the
- * chosen axis's two orders are swept once more, keeping both groups' MBRs
- * for overlap and area. A prefix sweep stops at entry n-m and a suffix
- * sweep at entry m: no distribution needs more.
+ * chosen axis's two orders are swept once more, the suffix sweep keeping
+ * its MBRs, the prefix sweep scoring overlap and area against them. A
+ * prefix sweep stops at entry n-m and a suffix sweep at entry m: no
+ * distribution needs more.
  *
  * Directory nodes: the X-tree split (Berchtold et al. 1996). The
  * topological split first; if its overlap exceeds MAX_OVERLAP, the
@@ -150,25 +151,25 @@ static double margin_sum(const xt_ents *e, const uint32_t *o, uint32_t m, double
 	return margin_sum_d(e, o, m, suf, e->d);
 }
 
-/* The boxes of both groups of every distribution k in [lo_k, hi_k] of
- * one order, at index k - lo_k. */
+/* Group B's box (order[k..n)) of every distribution k in [lo_k, hi_k] of
+ * one order, at index k - lo_k: the suffix sweep's output, which the
+ * prefix sweep scores against its running box (group A). */
 typedef struct sweep {
 	uint32_t lo_k, hi_k;
-	double *alo, *ahi; /* group A: MBR of order[0..k) */
-	double *blo, *bhi; /* group B: MBR of order[k..n) */
-	double *heap;      /* the four arrays when they did not fit in `small` */
-	double small[1024]; /* 8 KiB: enough for default-sized nodes up to 16-D */
+	double *blo, *bhi;
+	double *heap;       /* blo and bhi when they did not fit in `small` */
+	double small[1024]; /* 8 KiB: a default-sized node's topological split needs no malloc */
 } sweep;
 
 static int sweep_init(sweep *s, uint32_t d, uint32_t lo_k, uint32_t hi_k)
 {
 	size_t per = (size_t)(hi_k - lo_k + 1) * d;
-	bool fits = 4 * per <= sizeof s->small / sizeof s->small[0];
+	bool fits = 2 * per <= sizeof s->small / sizeof s->small[0];
 	s->lo_k = lo_k;
 	s->hi_k = hi_k;
-	s->heap = fits ? NULL : malloc(4 * per * sizeof(double));
-	double *m = s->heap ? s->heap : s->small;
-	s->alo = m, s->ahi = m + per, s->blo = m + 2 * per, s->bhi = m + 3 * per;
+	s->heap = fits ? NULL : malloc(2 * per * sizeof(double));
+	s->blo = s->heap ? s->heap : s->small;
+	s->bhi = s->blo + per;
 	return fits || s->heap ? 0 : STRATA_ENOMEM;
 }
 
@@ -177,78 +178,70 @@ static void sweep_free(sweep *s)
 	free(s->heap);
 }
 
-static ALWAYS_INLINE void box_put(double *lo, double *hi, const double *blo, const double *bhi,
-				  uint32_t d)
+static ALWAYS_INLINE void suffix_boxes_d(sweep *s, const xt_ents *e, const uint32_t *o, uint32_t d)
 {
-	for (uint32_t k = 0; k < d; k++)
-		lo[k] = blo[k], hi[k] = bhi[k];
-}
-
-static ALWAYS_INLINE void sweep_fill_d(sweep *s, const xt_ents *e, const uint32_t *o, uint32_t d)
-{
-	uint32_t n = e->n, lo_k = s->lo_k, hi_k = s->hi_k, j = n;
+	uint32_t j = e->n, lo_k = s->lo_k;
 	double lo[XT_MAXD], hi[XT_MAXD];
 	box_empty(lo, hi, d);
-	while (j > hi_k + 1)
+	while (j > s->hi_k + 1)
 		box_add(lo, hi, e, o[--j], d);
 	while (j > lo_k) {
 		box_add(lo, hi, e, o[--j], d);
-		box_put(s->blo + (size_t)(j - lo_k) * d, s->bhi + (size_t)(j - lo_k) * d, lo, hi, d);
-	}
-	box_empty(lo, hi, d);
-	for (j = 0; j + 1 < lo_k; j++)
-		box_add(lo, hi, e, o[j], d);
-	for (; j < hi_k; j++) {
-		box_add(lo, hi, e, o[j], d);
-		box_put(s->alo + (size_t)(j + 1 - lo_k) * d, s->ahi + (size_t)(j + 1 - lo_k) * d, lo,
-			hi, d);
+		for (uint32_t k = 0; k < d; k++) {
+			s->blo[(size_t)(j - lo_k) * d + k] = lo[k];
+			s->bhi[(size_t)(j - lo_k) * d + k] = hi[k];
+		}
 	}
 }
 
-/* Best distribution of the swept order: least overlap (as ratio if
- * `ratio`, else volume), then least area sum; the first of equals. */
-static ALWAYS_INLINE uint32_t best_index_d(const sweep *s, bool ratio, double *ov_out,
-					   double *area_out, uint32_t d)
+/* Best distribution of order o: least overlap (as ratio if `ratio`, else
+ * volume), then least area sum; the first of equals. */
+static ALWAYS_INLINE uint32_t best_split_d(sweep *s, const xt_ents *e, const uint32_t *o,
+					  bool ratio, double *ov_out, double *area_out, uint32_t d)
 {
-	uint32_t best = 0;
-	double bo = INFINITY, ba = INFINITY;
-	for (uint32_t x = 0; x <= s->hi_k - s->lo_k; x++) {
-		const double *al = s->alo + (size_t)x * d, *ah = s->ahi + (size_t)x * d;
-		const double *bl = s->blo + (size_t)x * d, *bh = s->bhi + (size_t)x * d;
-		double ov = ratio ? overlap_ratio(al, ah, bl, bh, d) : overlap_vol(al, ah, bl, bh, d);
-		double ar = vol(al, ah, d) + vol(bl, bh, d);
+	uint32_t lo_k = s->lo_k, best = lo_k, j;
+	double lo[XT_MAXD], hi[XT_MAXD], bo = INFINITY, ba = INFINITY;
+	suffix_boxes_d(s, e, o, d);
+	box_empty(lo, hi, d);
+	for (j = 0; j + 1 < lo_k; j++)
+		box_add(lo, hi, e, o[j], d);
+	for (; j < s->hi_k; j++) {
+		box_add(lo, hi, e, o[j], d);
+		const double *bl = s->blo + (size_t)(j + 1 - lo_k) * d;
+		const double *bh = s->bhi + (size_t)(j + 1 - lo_k) * d;
+		double ov = ratio ? overlap_ratio(lo, hi, bl, bh, d) : overlap_vol(lo, hi, bl, bh, d);
+		double ar = vol(lo, hi, d) + vol(bl, bh, d);
 		if (ov < bo || (ov == bo && ar < ba)) {
 			bo = ov;
 			ba = ar;
-			best = x;
+			best = j + 1;
 		}
 	}
 	*ov_out = bo;
 	*area_out = ba;
-	return s->lo_k + best;
+	return best;
 }
 
-/* Sweeps order o into s and returns its best distribution (best_index_d). */
 static uint32_t best_split(sweep *s, const xt_ents *e, const uint32_t *o, bool ratio, double *ov,
 			   double *ar)
 {
-	if (e->d == 2) {
-		sweep_fill_d(s, e, o, 2);
-		return best_index_d(s, ratio, ov, ar, 2);
-	}
-	if (e->d == 3) {
-		sweep_fill_d(s, e, o, 3);
-		return best_index_d(s, ratio, ov, ar, 3);
-	}
-	sweep_fill_d(s, e, o, e->d);
-	return best_index_d(s, ratio, ov, ar, e->d);
+	if (e->d == 2)
+		return best_split_d(s, e, o, ratio, ov, ar, 2);
+	if (e->d == 3)
+		return best_split_d(s, e, o, ratio, ov, ar, 3);
+	return best_split_d(s, e, o, ratio, ov, ar, e->d);
 }
 
-/* The overlap ratio of distribution k, swept last into s. */
-static double swept_ratio(const sweep *s, uint32_t k, uint32_t d)
+/* The overlap ratio of distribution k of order o, swept last into s. */
+static double split_ratio(const sweep *s, const xt_ents *e, const uint32_t *o, uint32_t k)
 {
+	uint32_t d = e->d;
 	size_t x = (size_t)(k - s->lo_k) * d;
-	return overlap_ratio(s->alo + x, s->ahi + x, s->blo + x, s->bhi + x, d);
+	double lo[XT_MAXD], hi[XT_MAXD];
+	box_empty(lo, hi, d);
+	for (uint32_t j = 0; j < k; j++)
+		box_add(lo, hi, e, o[j], d);
+	return overlap_ratio(lo, hi, s->blo + x, s->bhi + x, d);
 }
 
 typedef struct sort_key {
@@ -348,7 +341,7 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 		for (int hi = 0; hi < 2; hi++) {
 			uint32_t *o = ord + (size_t)(2 * a + (uint32_t)hi) * n;
 			sort_order(e, a, hi, hi ? o - n : NULL, o);
-			sum += margin_sum(e, o, m, s.alo); /* the sweep is free till below */
+			sum += margin_sum(e, o, m, s.blo); /* the sweep is free till below */
 		}
 		if (sum < best) {
 			best = sum;
@@ -365,7 +358,7 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 			memcpy(out->order, o, (size_t)n * sizeof *o);
 			out->k = k;
 			if (ratio)
-				*ratio = swept_ratio(&s, k, d);
+				*ratio = split_ratio(&s, e, o, k);
 		}
 	}
 	out->axis = axis;
