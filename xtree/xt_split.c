@@ -209,7 +209,8 @@ static ALWAYS_INLINE uint32_t best_split_d(sweep *s, const xt_ents *e, const uin
 		box_add(lo, hi, e, o[j], d);
 		const double *bl = s->blo + (size_t)(j + 1 - lo_k) * d;
 		const double *bh = s->bhi + (size_t)(j + 1 - lo_k) * d;
-		double ov = ratio ? overlap_ratio(lo, hi, bl, bh, d) : overlap_vol(lo, hi, bl, bh, d);
+		double ov = ratio ? overlap_ratio(lo, hi, bl, bh, d)
+				  : overlap_vol(lo, hi, bl, bh, d);
 		double ar = vol(lo, hi, d) + vol(bl, bh, d);
 		if (ov < bo || (ov == bo && ar < ba)) {
 			bo = ov;
@@ -280,6 +281,24 @@ static bool tie_less(const skey *a, const skey *b, const double *q, uint32_t d, 
 	return a->i < b->i;
 }
 
+/* Insertion sort of entries (hint ? hint[j] : j) into t[1..n]; t[0] is a
+ * sentinel below every key (coordinates are finite), so the shifting loop
+ * needs no bound check. Equal keys, rare, leave it for the full order. */
+static ALWAYS_INLINE void insert_all(skey *t, uint32_t n, const double *p, const double *q,
+				     uint32_t d, uint32_t axis, const uint32_t *hint)
+{
+	t[0].k = -INFINITY;
+	for (uint32_t j = 1; j <= n; j++) {
+		uint32_t i = hint ? hint[j - 1] : j - 1;
+		skey x = {p[(size_t)i * d + axis], i}, *at = t + j;
+		for (; x.k < at[-1].k; at--)
+			at[0] = at[-1];
+		for (; x.k == at[-1].k && tie_less(&x, &at[-1], q, d, axis); at--)
+			at[0] = at[-1];
+		*at = x;
+	}
+}
+
 /* Entries by (key, other bound, index) along axis: a strict total order,
  * so the result does not depend on the sort or on the order it starts
  * from. A node that overflowed holds a few dozen entries: an insertion
@@ -300,20 +319,11 @@ static void sort_order(const xt_ents *e, uint32_t axis, bool by_hi, const uint32
 		return;
 	}
 	const double *p = by_hi ? e->hi : e->lo, *q = by_hi ? e->lo : e->hi;
-	/* t[0] is a sentinel below every key (coordinates are finite), so
-	 * the shifting loop needs no bound check; equal keys, rare, leave it
-	 * for the full comparison. */
 	skey t[SMALL + 1];
-	t[0].k = -INFINITY;
-	for (uint32_t j = 1; j <= n; j++) {
-		uint32_t i = hint ? hint[j - 1] : j - 1;
-		skey x = {p[(size_t)i * d + axis], i}, *at = t + j;
-		for (; x.k < at[-1].k; at--)
-			at[0] = at[-1];
-		for (; x.k == at[-1].k && tie_less(&x, &at[-1], q, d, axis); at--)
-			at[0] = at[-1];
-		*at = x;
-	}
+	if (hint)
+		insert_all(t, n, p, q, d, axis, hint);
+	else
+		insert_all(t, n, p, q, d, axis, NULL);
 	for (uint32_t j = 0; j < n; j++)
 		order[j] = t[j + 1].i;
 }
