@@ -118,11 +118,11 @@ static inline __attribute__((always_inline, target("avx2"))) xt_vd4 ld4(const do
 #endif
 
 int xt_choose(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo, const double *hi,
-	      bool child_leaf, uint32_t *out)
+	      bool child_leaf, strata_txn *pf, uint32_t *out)
 {
 #ifdef XT_HAVE_AVX2
 	if (xt_use_avx2())
-		return choose_4(m, v, d, lo, hi, child_leaf, out);
+		return choose_4(m, v, d, lo, hi, child_leaf, pf, out);
 #endif
-	return choose_2(m, v, d, lo, hi, child_leaf, out);
+	return choose_2(m, v, d, lo, hi, child_leaf, pf, out);
 }

@@ -236,7 +236,7 @@ err:
 
 /* R* ChooseSubtree at this width (xt_choose). */
 static KFATTR int KN(choose)(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo,
-			     const double *hi, bool child_leaf, uint32_t *out)
+			     const double *hi, bool child_leaf, strata_txn *pf, uint32_t *out)
 {
 	enum { SMALL = 128 };
 	uint32_t n = v->h->count;
@@ -259,6 +259,11 @@ static KFATTR int KN(choose)(const xt_meta *m, const xt_view *v, uint32_t d, con
 		best = KN(least_pair)(enl, area, n);
 	else
 		best = least_scan(enl, area, n);
+	/* The first candidate is the final choice ~9 times in 10 (at 1M
+	 * entries), and its leaf's object-table entry is usually a miss:
+	 * fetched while the overlap sums run, not after. */
+	if (child_leaf && n && pf)
+		strata_txn_prefetch(pf, v->ids[best]);
 	if (child_leaf && n && enl[best] > 0) {
 		cands c = {enl, area, n};
 		rc = KN(least_overlap)(v, d, m->o.choose_p, &c, lo, hi, &best);

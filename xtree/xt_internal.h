@@ -251,9 +251,11 @@ static inline void xt_op_forget(xt_op *op)
 	op->own_mask = 0;
 }
 /* R* ChooseSubtree (xt_choose.c): *out gets the entry of directory node v
- * (child_leaf: its children are leaves) that the box [lo, hi] goes under. */
+ * (child_leaf: its children are leaves) that the box [lo, hi] goes under.
+ * pf (or NULL): the transaction that will read the chosen child, told
+ * early which leaf is likely (strata_txn_prefetch). */
 int xt_choose(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo, const double *hi,
-	      bool child_leaf, uint32_t *out);
+	      bool child_leaf, strata_txn *pf, uint32_t *out);
 #ifdef XT_HAVE_AVX2
 /* Whether the four-lane kernels run (xt_query.c): xt_query_avx2 < 0 until
  * the CPU is asked; tests set it to 0 or 1 to run either path. */

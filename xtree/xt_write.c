@@ -471,7 +471,7 @@ static int descend(xt_op *op, xt_path *P, const double *lo, const double *hi, ui
 		uint32_t s;
 		if (v->h->count == 0)
 			return STRATA_ECORRUPT;
-		if ((rc = xt_choose(op->m, v, op->d, lo, hi, L == 1, &s)))
+		if ((rc = xt_choose(op->m, v, op->d, lo, hi, L == 1, op->t, &s)))
 			return rc;
 		enlarge(v, op->d, s, lo, hi);
 		P->slot[L - 1] = s;

@@ -346,6 +346,14 @@ STRATA_API int strata_txn_read(strata_txn *txn, strata_node_id id, const void **
 STRATA_API int strata_txn_read_own(strata_txn *txn, strata_node_id id, const void **data,
 				   uint32_t *size, int *owned);
 
+/* A hint that this transaction will soon read node `id` (strata_txn_read*,
+ * strata_txn_write, strata_txn_rewrite): starts bringing its object-table
+ * entry into the CPU cache and returns at once, so an index can ask for a
+ * likely child while it still works on the parent. Never blocks, reads no
+ * disk, changes nothing; an id that is stale, foreign or whose entry is not
+ * in memory is ignored. NULL txn is accepted. */
+STRATA_API void strata_txn_prefetch(const strata_txn *txn, strata_node_id id);
+
 /* Deletes node `id`: a node born in this transaction is freed at once; an
  * older one is retired as of commit.
  * Errors: STRATA_ESTALE, STRATA_ENOTVISIBLE, STRATA_EBUSY. */
