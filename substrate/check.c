@@ -187,6 +187,7 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 		pthread_mutex_unlock(&s->dur->cache.lock);
 	if (s->dur) { /* slots in limbo, or left by compaction, are used by no entry */
 		durable *d = s->dur;
+		pthread_mutex_lock(&d->free_lock); /* until the used slots are read */
 		pthread_mutex_lock(&d->limbo_lock);
 		for (size_t i = 0; i < d->nlimbo; i++)
 			t.used[seg_class_of(d->limbo[i].size)]++;
@@ -197,6 +198,8 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 		pthread_mutex_unlock(&d->limbo_lock);
 	}
 	check_counts(s, &c, &t);
+	if (s->dur)
+		pthread_mutex_unlock(&s->dur->free_lock);
 	check_roots(s, &c, cur);
 	if (seg_check(&s->seg, report, ctx))
 		c.problems++;

@@ -262,6 +262,7 @@ void compact_sweep(strata_store *s)
 {
 	durable *d = s->dur;
 	uint64_t oldest = pin_oldest_gen(&s->pins);
+	pthread_mutex_lock(&d->free_lock); /* strata_check sees them listed or free */
 	pthread_mutex_lock(&d->limbo_lock);
 	size_t k = 0;
 	slot_wait *done = NULL;
@@ -281,6 +282,7 @@ void compact_sweep(strata_store *s)
 	pthread_mutex_unlock(&d->limbo_lock);
 	for (size_t i = 0; i < ndone; i++)
 		seg_free_node(&s->seg, done[i].p, done[i].size);
+	pthread_mutex_unlock(&d->free_lock);
 	strata_mem_free(done, 0);
 }
 

@@ -15,7 +15,9 @@
  * writer of those roots reads it.
  *
  * Lock order: commit lock -> pub_lock; ckpt_lock -> commit lock -> pub_lock;
- * limbo_lock and load locks are leaves.
+ * ckpt_lock -> free_lock -> limbo_lock, and free_lock -> the allocator's
+ * class locks (slots leaving limbo are freed under it); limbo_lock and
+ * load locks are leaves.
  *
  * Fail-stop: the first failed write or sync (WAL, data, checkpoint,
  * superblock) poisons the store: commits and checkpoints return STRATA_EIO
@@ -202,10 +204,13 @@ void durable_free_slot(strata_store *s, void *p, uint32_t size, uint64_t birth, 
 	pthread_mutex_unlock(&d->limbo_lock);
 }
 
+void (*durable_test_limbo_out)(strata_store *s);
+
 /* The checkpoint of epoch C is durable: what waited for it is free. */
 static void limbo_release(strata_store *s, uint64_t C)
 {
 	durable *d = s->dur;
+	pthread_mutex_lock(&d->free_lock);
 	pthread_mutex_lock(&d->limbo_lock);
 	limbo_item *l = d->limbo;
 	size_t n = d->nlimbo, cap = d->limbo_cap;
@@ -214,8 +219,11 @@ static void limbo_release(strata_store *s, uint64_t C)
 	d->ckpt_epoch = C;
 	compact_moved_release(s);
 	pthread_mutex_unlock(&d->limbo_lock);
+	if (STRATA_UNLIKELY(durable_test_limbo_out != NULL))
+		durable_test_limbo_out(s);
 	for (size_t i = 0; i < n; i++)
 		seg_free_node(&s->seg, l[i].p, l[i].size);
+	pthread_mutex_unlock(&d->free_lock);
 	strata_mem_free(l, cap * sizeof *l);
 }
 
@@ -878,6 +886,7 @@ static int durable_new(const strata_options *o, io_env *env, durable **out)
 	pthread_cond_init(&d->pub_cond, NULL);
 	pthread_mutex_init(&d->ckpt_lock, NULL);
 	pthread_mutex_init(&d->sb_lock, NULL);
+	pthread_mutex_init(&d->free_lock, NULL);
 	pthread_mutex_init(&d->limbo_lock, NULL);
 	pthread_mutex_init(&d->wake_lock, NULL);
 	pthread_cond_init(&d->wake, NULL);

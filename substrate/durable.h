@@ -127,6 +127,14 @@ typedef struct durable {
 	 * changes the file and re-addresses such images */
 	pthread_rwlock_t file_lock;
 
+	/* Held while slots leave limbo, `moved` or `sgrace` and are freed
+	 * (limbo_release, compact_sweep), and by strata_check while it counts
+	 * those lists and the classes' used slots: it sees a slot in a list or
+	 * free, never taken out of one and not yet freed (which read as a slot
+	 * used by no entry, "class k: n+1 slots used, n entries", about once in
+	 * 1700 crash-campaign recoveries, whose open checkpoints in the
+	 * background). Taken before limbo_lock and the class locks. */
+	pthread_mutex_t free_lock;
 	/* limbo (limbo_lock); ckpt_epoch read under it */
 	pthread_mutex_t limbo_lock;
 	uint64_t ckpt_epoch; /* nodes born at or before it are in `data` */
@@ -179,6 +187,9 @@ void durable_commit_ready(strata_store *s, uint64_t E);
 /* Tests only (NULL otherwise): called by a DURABLE commit between its WAL
  * append and its stamps, the window no publication may cross. */
 extern void (*txn_test_after_log)(strata_store *s, uint64_t E);
+/* Tests: called by limbo_release between taking the slots out of limbo and
+ * freeing them (free_lock held). */
+extern void (*durable_test_limbo_out)(strata_store *s);
 /* After the commit lock is released: wait as the durability asks, and
  * until E is published. Returns the commit's status. */
 int durable_finish_commit(strata_store *s, uint64_t E, uint64_t end_lsn, strata_durability d);
