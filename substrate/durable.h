@@ -131,8 +131,8 @@ typedef struct durable {
 	 * (limbo_release, compact_sweep), and by strata_check while it counts
 	 * those lists and the classes' used slots: it sees a slot in a list or
 	 * free, never taken out of one and not yet freed (which read as a slot
-	 * used by no entry, "class k: n+1 slots used, n entries", about once in
-	 * 1700 crash-campaign recoveries, whose open checkpoints in the
+	 * used by no entry, "class k: n+1 slots used, n entries", in 2 of ~4400
+	 * crash-campaign recoveries, whose open checkpoints in the
 	 * background). Taken before limbo_lock and the class locks. */
 	pthread_mutex_t free_lock;
 	/* limbo (limbo_lock); ckpt_epoch read under it */

@@ -753,8 +753,8 @@ Test(durable, an_epoch_is_published_only_after_its_stamps)
  * run meanwhile (the crash verifier's, right after a recovering open, while
  * the coordinator checkpoints) must see each slot either still in limbo or
  * free. Before free_lock it could count one taken out of limbo and not yet
- * freed, used by no entry: "class 0: 6 slots used, 5 entries" in one of
- * ~1700 crash-campaign recoveries. The hook holds that window open for
+ * freed, used by no entry: "class 0: 6 slots used, 5 entries" in 2 of
+ * ~4400 crash-campaign recoveries. The hook holds that window open for
  * 100 ms; a check that could run inside it fails here. */
 static strata_store *limbo_store;
 static atomic_int limbo_in_window;
