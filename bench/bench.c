@@ -223,6 +223,22 @@ static void pair_once(void *ctx)
 	j->b = (double)tb / (double)(slice * (uint64_t)n);
 }
 
+/* Warm-up of both sides, then n paired runs of `slices` slices each into
+ * a[0..n) and b[0..n) (ns/op): what bench_overhead and bench_measure_pair
+ * share. */
+static void paired_runs(bench_session *s, bench_fn fa, void *arg_a, bench_fn fb, void *arg_b,
+			uint64_t ops, int slices, int n, double *a, double *b)
+{
+	fa(arg_a, ops);
+	fb(arg_b, ops);
+	pair_job j = {.fa = fa, .fb = fb, .arg_a = arg_a, .arg_b = arg_b, .ops = ops, .slices = slices};
+	for (int r = 0; r < n; r++) {
+		unpreempted(s, pair_once, &j);
+		a[r] = j.a;
+		b[r] = j.b;
+	}
+}
+
 bench_fig *bench_overhead(bench_session *s, const char *name, const char *name_a, bench_fn fa,
 			  void *arg_a, const char *name_b, bench_fn fb, void *arg_b, uint64_t ops)
 {
@@ -230,15 +246,9 @@ bench_fig *bench_overhead(bench_session *s, const char *name, const char *name_a
 	 * shared host: interleave finely and take at least 9 paired runs. */
 	int n = s->opts.runs < 9 ? 9 : s->opts.runs;
 	double *a = bench_xmalloc(sizeof *a * (uint64_t)n * 3), *b = a + n, *pct = b + n;
-	fa(arg_a, ops);
-	fb(arg_b, ops);
-	pair_job j = {.fa = fa, .fb = fb, .arg_a = arg_a, .arg_b = arg_b, .ops = ops, .slices = 32};
-	for (int r = 0; r < n; r++) {
-		unpreempted(s, pair_once, &j);
-		a[r] = j.a;
-		b[r] = j.b;
+	paired_runs(s, fa, arg_a, fb, arg_b, ops, 32, n, a, b);
+	for (int r = 0; r < n; r++)
 		pct[r] = (b[r] / a[r] - 1.0) * 100.0;
-	}
 	bench_record(s, name_a, "ns/op", NULL, a, n);
 	bench_record(s, name_b, "ns/op", NULL, b, n);
 	bench_fig *f = bench_record(s, name, "%", NULL, pct, n);
@@ -248,7 +258,7 @@ bench_fig *bench_overhead(bench_session *s, const char *name, const char *name_a
 
 /* The host's slow phases last seconds and come and go within a run: two
  * peers measured one after the other could meet different phases, and
- * their ratio swung from 0.5 to 1.2 between runs of the same binaries.
+ * their ratio swung from 0.42 to 1.21 between runs of the same binary.
  * Interleaved in 8 slices per run (A,B,B,A,...), each run's two figures
  * are of the same moments; slices of ~100 queries keep the switches (each
  * side's data leaving the other's caches) rare. */
@@ -258,14 +268,7 @@ void bench_measure_pair(bench_session *s, const char *name_a, const char *peer_a
 {
 	int n = s->opts.runs;
 	double *a = bench_xmalloc(sizeof *a * (uint64_t)n * 2), *b = a + n;
-	fa(arg_a, ops); /* warm-up, as bench_measure */
-	fb(arg_b, ops);
-	pair_job j = {.fa = fa, .fb = fb, .arg_a = arg_a, .arg_b = arg_b, .ops = ops, .slices = 8};
-	for (int r = 0; r < n; r++) {
-		unpreempted(s, pair_once, &j);
-		a[r] = j.a;
-		b[r] = j.b;
-	}
+	paired_runs(s, fa, arg_a, fb, arg_b, ops, 8, n, a, b);
 	bench_record(s, name_a, "ns/op", peer_a, a, n);
 	bench_record(s, name_b, "ns/op", peer_b, b, n);
 	free(a);

@@ -11,13 +11,21 @@
  * stops, so where it stops does not change the winner.
  *
  * The includer defines, for a width of KL lanes:
- *   KV            the vector type; KV_MASK a lane-mask type of the same size
+ *   KV            the vector type
  *   KN(name)      the kernel's name for this width
  *   KATTR         the attributes of every kernel (always_inline, target)
  *   k_load(p, t)  KL doubles from p; t > 0: only the first t, no read past
  *   k_splat(x), k_min(a, b), k_max(a, b)  minpd/maxpd semantics
  *   k_eq_bits(a, b)  bit i set where lane i of a equals that of b
  */
+
+/* The overlap of [alo, ahi] and [blo, bhi] along one dimension, 0 when
+ * they are apart: the one term both the overlap growth and its lower
+ * bound multiply, in this operand order, so they get the same doubles. */
+static inline KATTR KV KN(overlap_1d)(KV alo, KV ahi, KV blo, KV bhi)
+{
+	return k_max(k_min(ahi, bhi) - k_max(alo, blo), k_splat(0));
+}
 
 /* Areas of entries [at, at + KL) (tail > 0: only `tail` of them), and
  * their areas once enlarged by [lo, hi], dimension by dimension. */
@@ -75,7 +83,6 @@ static inline KATTR double KN(overlap_growth_d)(const xt_view *v, uint32_t d, ui
 		il[k] = k_splat(a), ih[k] = k_splat(b);
 		el[k] = k_splat(a < lo[k] ? a : lo[k]), eh[k] = k_splat(b > hi[k] ? b : hi[k]);
 	}
-	const KV zero = k_splat(0);
 	double sum = 0;
 	for (uint32_t j = 0; j < n; j += KL) {
 		uint32_t tail = n - j < KL ? n - j : 0, m = tail ? tail : KL;
@@ -83,8 +90,8 @@ static inline KATTR double KN(overlap_growth_d)(const xt_view *v, uint32_t d, ui
 		for (uint32_t k = 0; k < d; k++) {
 			KV l = k_load(v->lo + (size_t)k * cap + j, tail);
 			KV h = k_load(v->hi + (size_t)k * cap + j, tail);
-			after *= k_max(k_min(eh[k], h) - k_max(el[k], l), zero);
-			before *= k_max(k_min(ih[k], h) - k_max(il[k], l), zero);
+			after *= KN(overlap_1d)(el[k], eh[k], l, h);
+			before *= KN(overlap_1d)(il[k], ih[k], l, h);
 		}
 		KV g = after - before;
 		for (uint32_t t = 0; t < m; t++)
@@ -107,7 +114,6 @@ static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t 
 	KV fl[XT_MAXD], fh[XT_MAXD];
 	for (uint32_t k = 0; k < d; k++)
 		fl[k] = k_splat(v->lo[(size_t)k * cap + f]), fh[k] = k_splat(v->hi[(size_t)k * cap + f]);
-	const KV zero = k_splat(0);
 	for (uint32_t j = 0; j < n; j += KL) {
 		uint32_t tail = n - j < KL ? n - j : 0, m = tail ? tail : KL;
 		KV before = k_splat(1.0), after = k_splat(1.0);
@@ -115,8 +121,8 @@ static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t 
 			KV il = k_load(v->lo + (size_t)k * cap + j, tail);
 			KV ih = k_load(v->hi + (size_t)k * cap + j, tail);
 			KV el = k_min(il, k_splat(lo[k])), eh = k_max(ih, k_splat(hi[k]));
-			after *= k_max(k_min(eh, fh[k]) - k_max(el, fl[k]), zero);
-			before *= k_max(k_min(ih, fh[k]) - k_max(il, fl[k]), zero);
+			after *= KN(overlap_1d)(el, eh, fl[k], fh[k]);
+			before *= KN(overlap_1d)(il, ih, fl[k], fh[k]);
 		}
 		KV g = after - before;
 		for (uint32_t t = 0; t < m; t++)

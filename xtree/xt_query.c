@@ -103,7 +103,6 @@ test_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, const int r
  * the node's end is never crossed) and its extra bits are cleared. The
  * compares are ordered, like the vector-extension ones above. */
 #ifdef XT_HAVE_AVX2
-#define XT_AVX2 1
 
 /* -1: not decided yet; 0: baseline lanes; 1: AVX2 (tests set it). Read
  * through xt_use_avx2, by ChooseSubtree too. */
@@ -180,7 +179,7 @@ static inline __attribute__((always_inline)) uint64_t
 node_bits(const xt_view *v, uint32_t d, uint32_t from, uint32_t len, int rel,
 			  const double *qlo, const double *qhi)
 {
-#ifdef XT_AVX2
+#ifdef XT_HAVE_AVX2
 	if (xt_use_avx2())
 		return node_bits4(v, d, from, len, rel, qlo, qhi);
 #endif
