@@ -90,23 +90,13 @@ static int orphan_all(xt_op *op, const xt_view *v, uint32_t level)
 {
 	xt_ents tmp = {0};
 	int rc = xt_ents_reserve(&tmp, op->d, v->h->count);
-	for (uint32_t i = 0; !rc && i < v->h->count; i++)
-		xt_ents_push_node(&tmp, v, i);
+	if (!rc)
+		xt_ents_push_all(&tmp, v);
 	/* reuse the pending queue of the forced reinsert */
-	for (uint32_t i = 0; !rc && i < tmp.n; i++) {
-		rc = xt_ents_reserve(&op->pending, op->d, op->pending.n + 1);
-		if (!rc && op->plevel_cap < op->pending.cap) {
-			uint8_t *pl = realloc(op->plevel, op->pending.cap);
-			rc = pl ? 0 : STRATA_ENOMEM;
-			if (pl)
-				op->plevel = pl, op->plevel_cap = op->pending.cap;
-		}
-		if (!rc) {
-			op->plevel[op->pending.n] = (uint8_t)level;
-			xt_ents_push(&op->pending, tmp.ids[i], tmp.hist[i], tmp.lo + (size_t)i * op->d,
-				     tmp.hi + (size_t)i * op->d);
-		}
-	}
+	if (!rc)
+		rc = xt_pending_reserve(op, tmp.n);
+	for (uint32_t i = 0; !rc && i < tmp.n; i++)
+		xt_pending_push(op, &tmp, i, level);
 	xt_ents_free(&tmp);
 	return rc;
 }

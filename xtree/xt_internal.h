@@ -192,7 +192,7 @@ typedef struct xt_ents {
 
 int xt_ents_reserve(xt_ents *e, uint32_t d, uint32_t n);
 void xt_ents_free(xt_ents *e);
-void xt_ents_push_node(xt_ents *e, const xt_view *v, uint32_t i);
+void xt_ents_push_all(xt_ents *e, const xt_view *v); /* room reserved */
 void xt_ents_push(xt_ents *e, uint64_t id, uint32_t hist, const double *lo, const double *hi);
 
 /* ---- geometry (xt_geom.c) ---- */
@@ -274,6 +274,10 @@ static inline bool xt_use_avx2(void)
 int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const double *hi,
 		  uint32_t level);
 int xt_drain_pending(xt_op *op);
+/* The reinsertion queue (op->pending): room for k more entries, then
+ * entry i of e queued for `level` (no allocation). */
+int xt_pending_reserve(xt_op *op, uint32_t k);
+void xt_pending_push(xt_op *op, const xt_ents *e, uint32_t i, uint32_t level);
 int xt_validate_box(uint32_t d, const double *lo, const double *hi);
 int xt_validate_boxes(uint32_t d, size_t n, const double *lo, const double *hi);
 

@@ -119,10 +119,10 @@ void xt_op_end(xt_op *op)
 	op->plevel = NULL;
 }
 
-static int pending_push(xt_op *op, const xt_ents *e, uint32_t i, uint32_t level)
+/* Room for k more pending entries (and their levels). */
+int xt_pending_reserve(xt_op *op, uint32_t k)
 {
-	uint32_t n = op->pending.n;
-	int rc = xt_ents_reserve(&op->pending, op->d, n + 1);
+	int rc = xt_ents_reserve(&op->pending, op->d, op->pending.n + k);
 	if (rc)
 		return rc;
 	if (op->plevel_cap < op->pending.cap) {
@@ -132,10 +132,15 @@ static int pending_push(xt_op *op, const xt_ents *e, uint32_t i, uint32_t level)
 		op->plevel = pl;
 		op->plevel_cap = op->pending.cap;
 	}
-	op->plevel[n] = (uint8_t)level;
+	return 0;
+}
+
+/* Queues entry i of e for reinsertion at `level` (room reserved). */
+void xt_pending_push(xt_op *op, const xt_ents *e, uint32_t i, uint32_t level)
+{
+	op->plevel[op->pending.n] = (uint8_t)level;
 	xt_ents_push(&op->pending, e->ids[i], e->hist[i], e->lo + (size_t)i * e->d,
 		     e->hi + (size_t)i * e->d);
-	return 0;
 }
 
 /* A committed node's used bytes into its new version `dst` (header, then
@@ -168,9 +173,14 @@ static int copy_used(void *dst, const void *src, uint32_t size, uint32_t d)
  * needed: waiting for the header to pick the used lines was no faster. */
 static void prefetch_node(const void *p, uint32_t size)
 {
+	const char *c = p;
 	size = size < 4096 ? size : 4096;
-	for (uint32_t o = 0; o < size; o += 64)
-		__builtin_prefetch((const char *)p + o);
+	for (uint32_t o = 0; o < size; o += 256) { /* nodes are >= 512 B, powers of two */
+		__builtin_prefetch(c + o);
+		__builtin_prefetch(c + o + 64);
+		__builtin_prefetch(c + o + 128);
+		__builtin_prefetch(c + o + 192);
+	}
 }
 
 /* Makes node *id writable; checks it is a node of `level`. A node this
@@ -306,9 +316,10 @@ static int reinsert(xt_op *op, xt_path *P, uint32_t L, xt_ents *e)
 		order[j] = dx[j].i;
 	fill_group(&P->v[L], d, e, order, p, n);
 	refresh_up(op, P, L);
+	if ((rc = xt_pending_reserve(op, p)))
+		goto err;
 	for (uint32_t j = p; j-- > 0;)
-		if ((rc = pending_push(op, e, order[j], L)))
-			goto err;
+		xt_pending_push(op, e, order[j], L);
 err:
 	if (dx != dstack)
 		free(dx);
@@ -367,8 +378,7 @@ static int add_sibling(xt_op *op, xt_path *P, uint32_t L, strata_node_id bid, co
 		goto err;
 	}
 	one.n = 0;
-	for (uint32_t i = 0; i < pv->h->count; i++)
-		xt_ents_push_node(&one, pv, i);
+	xt_ents_push_all(&one, pv);
 	xt_ents_push(&one, bid, hist, bb->lo, bb->hi);
 	rc = overflow(op, P, L + 1, &one);
 err:
@@ -500,8 +510,7 @@ int xt_insert_ent(xt_op *op, uint64_t id, uint32_t hist, const double *lo, const
 	xt_ents e = {0};
 	if ((rc = xt_ents_reserve(&e, op->d, v->h->count + 1)))
 		goto err;
-	for (uint32_t i = 0; i < v->h->count; i++)
-		xt_ents_push_node(&e, v, i);
+	xt_ents_push_all(&e, v);
 	xt_ents_push(&e, id, hist, lo, hi);
 	rc = overflow(op, &P, level, &e);
 err:
