@@ -211,8 +211,7 @@ static int pack_level(xt_op *op, const xt_ents *e, uint32_t level, xt_ents *next
 		xt_view v;
 		if ((rc = xt_node_new(op->t, m, level, 1, &id, &v)))
 			break;
-		for (size_t i = 0; i < s.g[j].len; i++)
-			xt_node_append_ent(&v, m->dims, e, s.idx[s.g[j].from + i]);
+		xt_node_append_ents(&v, m->dims, e, s.idx + s.g[j].from, (uint32_t)s.g[j].len);
 		xt_box box;
 		xt_box_of_node(&v, m->dims, &box);
 		xt_ents_push(next, id, s.g[j].hist, box.lo, box.hi);

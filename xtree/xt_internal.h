@@ -220,6 +220,8 @@ void xt_node_remove(xt_view *v, uint32_t d, uint32_t i);
 void xt_node_append(xt_view *v, uint32_t d, uint64_t id, uint32_t hist, const double *lo,
 		    const double *hi);
 void xt_node_append_ent(xt_view *v, uint32_t d, const xt_ents *e, uint32_t i);
+void xt_node_append_ents(xt_view *v, uint32_t d, const xt_ents *e, const uint32_t *idx,
+			 uint32_t n);
 
 /* ---- a write operation (xt_write.c) ---- */
 typedef struct xt_op {

@@ -102,6 +102,28 @@ void xt_node_append_ent(xt_view *v, uint32_t d, const xt_ents *e, uint32_t i)
 	}
 }
 
+/* Entries idx[0..n) of e appended in that order, array by array: the
+ * rows-to-columns transposition of a split or reinsert (a few dozen
+ * entries), without the per-entry loop setup of xt_node_append_ent. */
+void xt_node_append_ents(xt_view *v, uint32_t d, const xt_ents *e, const uint32_t *idx,
+			 uint32_t n)
+{
+	uint32_t j0 = v->h->count, cap = v->h->cap;
+	for (uint32_t j = 0; j < n; j++)
+		v->ids[j0 + j] = e->ids[idx[j]];
+	if (v->hist)
+		for (uint32_t j = 0; j < n; j++)
+			v->hist[j0 + j] = e->hist[idx[j]];
+	for (uint32_t k = 0; k < d; k++) {
+		double *lo = v->lo + (size_t)k * cap + j0, *hi = v->hi + (size_t)k * cap + j0;
+		for (uint32_t j = 0; j < n; j++) {
+			lo[j] = e->lo[(size_t)idx[j] * d + k];
+			hi[j] = e->hi[(size_t)idx[j] * d + k];
+		}
+	}
+	v->h->count = j0 + n;
+}
+
 void xt_node_append(xt_view *v, uint32_t d, uint64_t id, uint32_t hist, const double *lo,
 		    const double *hi)
 {

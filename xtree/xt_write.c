@@ -236,8 +236,7 @@ static void fill_group(xt_view *v, uint32_t d, const xt_ents *e, const uint32_t 
 		       uint32_t from, uint32_t to)
 {
 	v->h->count = 0;
-	for (uint32_t j = from; j < to; j++)
-		xt_node_append_ent(v, d, e, order[j]);
+	xt_node_append_ents(v, d, e, order + from, to - from);
 }
 
 /* Recomputes the boxes on the path from level L up to the root. */
