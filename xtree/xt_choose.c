@@ -51,15 +51,25 @@ static void top_insert(const cands *c, uint32_t *top, uint32_t *n, uint32_t p, u
 	top[j] = i;
 }
 
-/* The first of least (enl, area) among more than 64 entries (supernodes):
- * least_pair's mask holds 64. */
+/* (e, a) before (be, ba) in the (enlargement, area) order. An entry
+ * whose area overflows (1e300 by 1e300) has enlargement inf - inf = NaN:
+ * a NaN enlargement comes after every number, and the NaNs tie. */
+static inline bool pair_before(double e, double a, double be, double ba)
+{
+	if (e < be || (be != be && e == e))
+		return true;
+	return (e == be || (e != e && be != be)) && a < ba;
+}
+
+/* The first of least (enl, area) among more than 64 entries (supernodes:
+ * least_pair's mask holds 64), or where every enlargement is NaN. */
 static uint32_t least_scan(const double *enl, const double *area, uint32_t n)
 {
 	uint32_t best = 0;
 	double be = n ? enl[0] : 0, ba = n ? area[0] : 0;
 	for (uint32_t j = 1; j < n; j++) {
 		double e = enl[j], a = area[j];
-		if (e < be || (e == be && a < ba))
+		if (pair_before(e, a, be, ba))
 			best = j, be = e, ba = a;
 	}
 	return best;

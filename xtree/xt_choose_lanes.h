@@ -131,16 +131,19 @@ static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t 
 	out[f] = 0;
 }
 
-/* The first entry of least (enl, area) among n (1..64): the least
- * enlargement by a vector minimum, then a mask of the entries that have
- * it, usually one; else the least area among them (the first of equals).
- * The scalar scan it replaces mispredicted its branches. */
+/* The first entry of least (enl, area) among n (1..64), in pair_before's
+ * order: the least enlargement by a vector minimum, then a mask of the
+ * entries that have it, usually one; else the least area among them (the
+ * first of equals). The minimum passes NaNs by (k_min(x, m) is m where x
+ * is NaN), so it is the least number at either width; none (every
+ * enlargement NaN, no bit set) is least_scan's case. The scalar scan it
+ * replaces mispredicted its branches. */
 static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *area, uint32_t n)
 {
-	KV m = k_splat(enl[0]);
+	KV m = k_splat(INFINITY);
 	uint32_t j = 0;
 	for (; j + KL <= n; j += KL)
-		m = k_min(m, k_load(enl + j, 0));
+		m = k_min(k_load(enl + j, 0), m);
 	double me = m[0];
 	for (uint32_t t = 1; t < KL; t++)
 		me = m[t] < me ? m[t] : me;
@@ -152,6 +155,8 @@ static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *are
 		bits |= (uint64_t)k_eq_bits(k_load(enl + j, 0), ms) << j;
 	for (; j < n; j++)
 		bits |= (uint64_t)(enl[j] == me) << j;
+	if (!bits)
+		return least_scan(enl, area, n);
 	uint32_t best = (uint32_t)__builtin_ctzll(bits);
 	for (bits &= bits - 1; bits; bits &= bits - 1) {
 		uint32_t i = (uint32_t)__builtin_ctzll(bits);
