@@ -15,6 +15,8 @@
  *   KN(name)      the kernel's name for this width
  *   KATTR         the attributes of every kernel (always_inline, target)
  *   k_load(p, t)  KL doubles from p; t > 0: only the first t, no read past
+ *   k_store(p, x) KL doubles to p
+ *   k_pad(x, t, y)  x with the lanes from t on (0 < t < KL) set to y
  *   k_splat(x), k_min(a, b), k_max(a, b)  minpd/maxpd semantics
  *   k_eq_bits(a, b)  bit i set where lane i of a equals that of b
  */
@@ -27,16 +29,17 @@ static inline KATTR KV KN(overlap_1d)(KV alo, KV ahi, KV blo, KV bhi)
 	return k_max(k_min(ahi, bhi) - k_max(alo, blo), k_splat(0));
 }
 
-/* Areas of entries [at, at + KL) (tail > 0: only `tail` of them), and
+/* Areas of entries [at, at + KL) (tail > 0: only `tail` of them) of a
+ * node whose arrays start at vlo, vhi (cap entries a dimension), and
  * their areas once enlarged by [lo, hi], dimension by dimension. */
-static inline KATTR void KN(area_lane)(const xt_view *v, uint32_t d, uint32_t at, uint32_t tail,
-				       const double *lo, const double *hi, KV *area, KV *grown)
+static inline KATTR void KN(area_lane)(const double *vlo, const double *vhi, size_t cap,
+				       uint32_t d, uint32_t at, uint32_t tail, const double *lo,
+				       const double *hi, KV *area, KV *grown)
 {
-	uint32_t cap = v->h->cap;
 	KV a = k_splat(1), g = k_splat(1);
 	for (uint32_t k = 0; k < d; k++) {
-		KV l = k_load(v->lo + (size_t)k * cap + at, tail);
-		KV h = k_load(v->hi + (size_t)k * cap + at, tail);
+		KV l = k_load(vlo + k * cap + at, tail);
+		KV h = k_load(vhi + k * cap + at, tail);
 		a *= h - l;
 		g *= k_max(h, k_splat(hi[k])) - k_min(l, k_splat(lo[k]));
 	}
@@ -44,25 +47,38 @@ static inline KATTR void KN(area_lane)(const xt_view *v, uint32_t d, uint32_t at
 	*grown = g;
 }
 
-/* area_lane over all n entries of v into area[], enl[] (grown - area). */
-static inline KATTR void KN(areas_d)(const xt_view *v, uint32_t d, const double *lo,
-				     const double *hi, double *area, double *enl)
+/* area_lane over all n entries of v into area[], enl[] (grown - area),
+ * whole vectors: the arrays hold n rounded up to KL, and the lanes past n
+ * hold no entry (nothing reads them as one; a tail store of single lanes
+ * was a memcpy call). Returns the least enlargement that is a number (+inf
+ * if none): k_min(x, m) passes a NaN x by, and the lanes past n are
+ * +inf for it. The node's geometry is read into locals first: the stores
+ * may alias anything, and it was read again every step. */
+static inline KATTR double KN(areas_d)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
+				       const double *hi, double *area, double *enl)
 {
-	uint32_t n = v->h->count, j = 0;
+	const double *vlo = v->lo, *vhi = v->hi;
+	size_t cap = v->h->cap;
+	KV least = k_splat(INFINITY), a, g;
+	uint32_t j = 0;
 	for (; j + KL <= n; j += KL) {
-		KV a, g;
-		KN(area_lane)(v, d, j, 0, lo, hi, &a, &g);
+		KN(area_lane)(vlo, vhi, cap, d, j, 0, lo, hi, &a, &g);
 		KV e = g - a;
-		memcpy(area + j, &a, sizeof a);
-		memcpy(enl + j, &e, sizeof e);
+		k_store(area + j, a);
+		k_store(enl + j, e);
+		least = k_min(e, least);
 	}
 	if (j < n) {
-		KV a, g;
-		KN(area_lane)(v, d, j, n - j, lo, hi, &a, &g);
+		KN(area_lane)(vlo, vhi, cap, d, j, n - j, lo, hi, &a, &g);
 		KV e = g - a;
-		for (uint32_t t = 0; j + t < n; t++)
-			area[j + t] = a[t], enl[j + t] = e[t];
+		k_store(area + j, a);
+		k_store(enl + j, e);
+		least = k_min(k_pad(e, n - j, INFINITY), least);
 	}
+	double me = least[0];
+	for (uint32_t t = 1; t < KL; t++)
+		me = least[t] < me ? least[t] : me;
+	return me;
 }
 
 /* How much the overlap of entry i with every other entry grows when i is
@@ -105,7 +121,7 @@ static inline KATTR double KN(overlap_growth_d)(const xt_view *v, uint32_t d, ui
 
 /* A lower bound of every entry's overlap growth: out[i] is the term entry
  * f adds to entry i's sum (out[f] = 0), the same doubles overlap_growth_d
- * adds for that pair. Terms are >= 0 and the sums are taken in order with
+ * adds for that pair; out holds n rounded up to KL (whole vectors). Terms are >= 0 and the sums are taken in order with
  * round-to-nearest, so entry i's computed growth is at least out[i]. */
 static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t f,
 					 const double *lo, const double *hi, double *out)
@@ -115,7 +131,7 @@ static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t 
 	for (uint32_t k = 0; k < d; k++)
 		fl[k] = k_splat(v->lo[(size_t)k * cap + f]), fh[k] = k_splat(v->hi[(size_t)k * cap + f]);
 	for (uint32_t j = 0; j < n; j += KL) {
-		uint32_t tail = n - j < KL ? n - j : 0, m = tail ? tail : KL;
+		uint32_t tail = n - j < KL ? n - j : 0;
 		KV before = k_splat(1.0), after = k_splat(1.0);
 		for (uint32_t k = 0; k < d; k++) {
 			KV il = k_load(v->lo + (size_t)k * cap + j, tail);
@@ -124,60 +140,71 @@ static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t 
 			after *= KN(overlap_1d)(el, eh, fl[k], fh[k]);
 			before *= KN(overlap_1d)(il, ih, fl[k], fh[k]);
 		}
-		KV g = after - before;
-		for (uint32_t t = 0; t < m; t++)
-			out[j + t] = g[t];
+		k_store(out + j, after - before);
 	}
 	out[f] = 0;
 }
 
-/* The first entry of least (enl, area) among n (1..64), in pair_before's
- * order: the least enlargement by a vector minimum, then a mask of the
- * entries that have it, usually one; else the least area among them (the
- * first of equals). The minimum passes NaNs by (k_min(x, m) is m where x
- * is NaN), so it is the least number at either width; none (every
- * enlargement NaN, no bit set) is least_scan's case. The scalar scan it
- * replaces mispredicted its branches. */
-static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *area, uint32_t n)
+/* The bits of the entries [at, at + m) (m <= 64) whose enlargement is
+ * me, read a whole vector at a time (the lanes past n masked off). */
+static inline KATTR uint64_t KN(eq_bits)(const double *enl, uint32_t at, uint32_t m, double me)
 {
-	KV m = k_splat(INFINITY);
-	uint32_t j = 0;
-	for (; j + KL <= n; j += KL)
-		m = k_min(k_load(enl + j, 0), m);
-	double me = m[0];
-	for (uint32_t t = 1; t < KL; t++)
-		me = m[t] < me ? m[t] : me;
-	for (; j < n; j++)
-		me = enl[j] < me ? enl[j] : me;
-	uint64_t bits = 0;
 	KV ms = k_splat(me);
-	for (j = 0; j + KL <= n; j += KL)
-		bits |= (uint64_t)k_eq_bits(k_load(enl + j, 0), ms) << j;
-	for (; j < n; j++)
-		bits |= (uint64_t)(enl[j] == me) << j;
-	if (!bits)
-		return least_scan(enl, area, n);
-	uint32_t best = (uint32_t)__builtin_ctzll(bits);
-	for (bits &= bits - 1; bits; bits &= bits - 1) {
-		uint32_t i = (uint32_t)__builtin_ctzll(bits);
+	uint64_t bits = 0;
+	for (uint32_t j = 0; j < m; j += KL)
+		bits |= (uint64_t)k_eq_bits(k_load(enl + at + j, 0), ms) << j;
+	return m < 64 ? bits & (((uint64_t)1 << m) - 1) : bits;
+}
+
+/* The first of the entries in bits (offset by at) of least area, best
+ * (UINT32_MAX: none yet) the first of least area before them. */
+static inline uint32_t KN(least_area)(const double *area, uint32_t at, uint64_t bits, uint32_t best)
+{
+	if (best == UINT32_MAX)
+		best = at + (uint32_t)__builtin_ctzll(bits), bits &= bits - 1;
+	for (; bits; bits &= bits - 1) {
+		uint32_t i = at + (uint32_t)__builtin_ctzll(bits);
 		if (area[i] < area[best])
 			best = i;
 	}
 	return best;
 }
 
+/* The first entry of least (enl, area) in pair_before's order among n,
+ * me their least enlargement that is a number (areas_d): a mask of the
+ * entries that have it, usually one, 64 at a time; else the least area
+ * among them (the first of equals). None (every enlargement NaN) is
+ * least_scan's case. The scalar scan it replaces mispredicted its
+ * branches. */
+static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *area, uint32_t n,
+					    double me)
+{
+	uint32_t best = UINT32_MAX;
+	if (n <= 64) { /* every node but a supernode */
+		uint64_t bits = KN(eq_bits)(enl, 0, n, me);
+		if (bits)
+			best = KN(least_area)(area, 0, bits, best);
+	} else {
+		for (uint32_t at = 0; at < n; at += 64) {
+			uint64_t bits = KN(eq_bits)(enl, at, n - at < 64 ? n - at : 64, me);
+			if (bits)
+				best = KN(least_area)(area, at, bits, best);
+		}
+	}
+	return best != UINT32_MAX ? best : least_scan(enl, area, n);
+}
+
 /* The kernels with d constant in 2-D and 3-D (the per-dimension splats
- * leave the lane loop, which unrolls). KFATTR: this width's target, not
- * inlined. */
-static KFATTR void KN(areas)(const xt_view *v, uint32_t d, const double *lo, const double *hi,
-			     double *area, double *enl)
+ * leave the lane loop, which unrolls). areas goes into choose; the others
+ * (KFATTR: this width's target) are calls, made in 1 choice in 7. */
+static inline KATTR double KN(areas)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
+				     const double *hi, double *area, double *enl)
 {
 	if (d == 2)
-		KN(areas_d)(v, 2, lo, hi, area, enl);
-	else if (d == 3)
-		KN(areas_d)(v, 3, lo, hi, area, enl);
-	else
-		KN(areas_d)(v, d, lo, hi, area, enl);
+		return KN(areas_d)(v, 2, n, lo, hi, area, enl);
+	if (d == 3)
+		return KN(areas_d)(v, 3, n, lo, hi, area, enl);
+	return KN(areas_d)(v, d, n, lo, hi, area, enl);
 }
 
 static KFATTR double KN(overlap_growth)(const xt_view *v, uint32_t d, uint32_t i,
@@ -212,19 +239,18 @@ static KFATTR void KN(growth_lb)(const xt_view *v, uint32_t d, uint32_t f, const
  * cand_before, which gives the same entry as the ordered visit. With a
  * growth of 0 found, only candidates before it in that order still can
  * win (with 0). */
-static KFATTR int KN(least_overlap)(const xt_view *v, uint32_t d, uint32_t p, const cands *c,
-				    const double *lo, const double *hi, uint32_t *best)
+static __attribute__((noinline)) KFATTR int KN(least_overlap)(const xt_view *v, uint32_t d,
+							      uint32_t p, const cands *c,
+							      const double *lo, const double *hi,
+							      double *lb, uint32_t *top, uint32_t *best)
 {
-	enum { SMALL = 64 };
 	uint32_t n = c->n, first = *best, nt = 0;
 	double least = KN(overlap_growth)(v, d, first, lo, hi, INFINITY);
 	if (!(least > 0))
 		return 0;
-	double lstack[SMALL], *lb = n <= SMALL ? lstack : malloc((size_t)n * sizeof *lb);
-	uint32_t tstack[SMALL], *top = n <= p || p <= SMALL ? tstack : malloc((size_t)p * sizeof *top);
-	int rc = lb && top ? 0 : STRATA_ENOMEM;
-	if (rc)
-		goto err;
+	uint32_t *tbig = NULL;
+	if (n > p && p > CHOOSE_SMALL && !(top = tbig = malloc((size_t)p * sizeof *top)))
+		return STRATA_ENOMEM;
 	KN(growth_lb)(v, d, first, lo, hi, lb);
 	if (n > p) /* the p candidates of least (enlargement, area) */
 		for (uint32_t i = 0; i < n; i++)
@@ -237,53 +263,50 @@ static KFATTR int KN(least_overlap)(const xt_view *v, uint32_t d, uint32_t p, co
 		if (inc < least || (inc == least && cand_before(c, i, *best)))
 			least = inc, *best = i;
 	}
-err:
-	if (lb != lstack)
-		free(lb);
-	if (top != tstack)
-		free(top);
-	return rc;
+	free(tbig);
+	return 0;
 }
 
-/* R* ChooseSubtree at this width (xt_choose). */
-static KFATTR int KN(choose)(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo,
-			     const double *hi, bool child_leaf, strata_txn *pf, uint32_t *out)
+/* R* ChooseSubtree at this width (xt_choose) with arrays of n rounded up
+ * to KL entries (lb: the overlap lower bounds) and top of CHOOSE_SMALL. */
+static inline KATTR int KN(choose_in)(const choose_call *a, double *area, double *enl,
+				      double *lb, uint32_t *top, uint32_t *out)
 {
-	enum { SMALL = 128 };
-	uint32_t n = v->h->count;
-	double astack[SMALL], estack[SMALL];
-	double *area = n <= SMALL ? astack : malloc((size_t)n * sizeof *area);
-	double *enl = n <= SMALL ? estack : malloc((size_t)n * sizeof *enl);
-	int rc = area && enl ? 0 : STRATA_ENOMEM;
-	if (rc)
-		goto err;
-	for (uint32_t from = 0; from < n; from += SMALL) {
-		xt_view part = *v;
-		xt_hdr h = *v->h;
-		h.count = n - from < SMALL ? n - from : SMALL;
-		part.h = &h;
-		part.lo += from, part.hi += from;
-		KN(areas)(&part, d, lo, hi, area + from, enl + from);
+	const xt_view *v = a->v;
+	uint32_t n = v->h->count, d = a->d, best = 0;
+	int rc = 0;
+	if (n) {
+		double me = KN(areas)(v, d, n, a->lo, a->hi, area, enl);
+		best = KN(least_pair)(enl, area, n, me);
 	}
-	uint32_t best = 0;
-	if (n && n <= 64)
-		best = KN(least_pair)(enl, area, n);
-	else
-		best = least_scan(enl, area, n);
 	/* The first candidate is the final choice ~9 times in 10 (at 1M
 	 * entries), and its leaf's object-table entry is usually a miss:
 	 * fetched while the overlap sums run, not after. */
-	if (child_leaf && n && pf)
-		strata_txn_prefetch(pf, v->ids[best]);
-	if (child_leaf && n && enl[best] > 0) {
+	if (a->child_leaf && n && a->pf)
+		strata_txn_prefetch(a->pf, v->ids[best]);
+	if (a->child_leaf && n && enl[best] > 0) {
 		cands c = {enl, area, n};
-		rc = KN(least_overlap)(v, d, m->o.choose_p, &c, lo, hi, &best);
+		rc = KN(least_overlap)(v, d, a->m->o.choose_p, &c, a->lo, a->hi, lb, top, &best);
 	}
 	*out = best;
-err:
-	if (area != astack)
-		free(area);
-	if (enl != estack)
-		free(enl);
 	return rc;
+}
+
+/* Supernodes of more entries than choose_call's arrays hold. */
+static __attribute__((noinline)) KFATTR int KN(choose_big)(choose_call *a, uint32_t *out)
+{
+	size_t np = ((size_t)a->v->h->count + KL - 1) / KL * KL;
+	double *area = malloc(3 * np * sizeof *area);
+	if (!area)
+		return STRATA_ENOMEM;
+	int rc = KN(choose_in)(a, area, area + np, area + 2 * np, a->top, out);
+	free(area);
+	return rc;
+}
+
+static KFATTR int KN(choose)(choose_call *a, uint32_t *out)
+{
+	if (a->v->h->count > CHOOSE_SMALL)
+		return KN(choose_big)(a, out);
+	return KN(choose_in)(a, a->area, a->enl, a->lb, a->top, out);
 }
