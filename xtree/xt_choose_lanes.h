@@ -81,6 +81,19 @@ static inline KATTR double KN(areas_d)(const xt_view *v, uint32_t d, uint32_t n,
 	return me;
 }
 
+/* g with lane `own` (when < KL) and the lanes from `tail` on (when > 0)
+ * set to +0.0: the terms that are no other entry's. */
+static inline KATTR KV KN(drop)(KV g, uint32_t own, uint32_t tail)
+{
+	KV lane;
+	for (uint32_t t = 0; t < KL; t++)
+		lane[t] = t;
+	__typeof__(lane != lane) keep = lane != k_splat(own);
+	if (tail)
+		keep &= lane < k_splat(tail);
+	return (KV)((__typeof__(keep))g & keep);
+}
+
 /* How much the overlap of entry i with every other entry grows when i is
  * enlarged by [lo, hi]: per entry j, overlap(i enlarged, j) - overlap(i, j),
  * the product over the dimensions in order. The growths are summed in
@@ -88,31 +101,39 @@ static inline KATTR double KN(areas_d)(const xt_view *v, uint32_t d, uint32_t n,
  * only grow: once one exceeds `bound` the entry cannot beat or tie the
  * best so far, and the sum stops there (tested after every step: at 1M
  * entries a losing candidate stops after a third of its entries),
- * returning what it has. */
+ * returning what it has.
+ * A step adds all its lanes, i's own and those past n set to +0.0 (drop)
+ * instead of a test per lane: adding +0.0 changes no sum, because the sum
+ * starts at +0.0 and is never -0.0 (under round-to-nearest a sum is -0.0
+ * only when both addends are), and a NaN or infinite sum stays what it is.
+ */
 static inline KATTR double KN(overlap_growth_d)(const xt_view *v, uint32_t d, uint32_t i,
 						const double *lo, const double *hi, double bound)
 {
-	uint32_t cap = v->h->cap, n = v->h->count;
+	const double *vlo = v->lo, *vhi = v->hi;
+	size_t cap = v->h->cap;
+	uint32_t n = v->h->count;
 	KV il[XT_MAXD], ih[XT_MAXD], el[XT_MAXD], eh[XT_MAXD];
 	for (uint32_t k = 0; k < d; k++) {
-		double a = v->lo[(size_t)k * cap + i], b = v->hi[(size_t)k * cap + i];
+		double a = vlo[k * cap + i], b = vhi[k * cap + i];
 		il[k] = k_splat(a), ih[k] = k_splat(b);
 		el[k] = k_splat(a < lo[k] ? a : lo[k]), eh[k] = k_splat(b > hi[k] ? b : hi[k]);
 	}
 	double sum = 0;
 	for (uint32_t j = 0; j < n; j += KL) {
-		uint32_t tail = n - j < KL ? n - j : 0, m = tail ? tail : KL;
+		uint32_t tail = n - j < KL ? n - j : 0;
 		KV before = k_splat(1.0), after = k_splat(1.0);
 		for (uint32_t k = 0; k < d; k++) {
-			KV l = k_load(v->lo + (size_t)k * cap + j, tail);
-			KV h = k_load(v->hi + (size_t)k * cap + j, tail);
+			KV l = k_load(vlo + k * cap + j, tail);
+			KV h = k_load(vhi + k * cap + j, tail);
 			after *= KN(overlap_1d)(el[k], eh[k], l, h);
 			before *= KN(overlap_1d)(il[k], ih[k], l, h);
 		}
 		KV g = after - before;
-		for (uint32_t t = 0; t < m; t++)
-			if (j + t != i)
-				sum += g[t];
+		if (tail || i - j < KL)
+			g = KN(drop)(g, i - j, tail);
+		for (uint32_t t = 0; t < KL; t++)
+			sum += g[t];
 		if (sum > bound)
 			break;
 	}
@@ -121,8 +142,9 @@ static inline KATTR double KN(overlap_growth_d)(const xt_view *v, uint32_t d, ui
 
 /* A lower bound of every entry's overlap growth: out[i] is the term entry
  * f adds to entry i's sum (out[f] = 0), the same doubles overlap_growth_d
- * adds for that pair; out holds n rounded up to KL (whole vectors). Terms are >= 0 and the sums are taken in order with
- * round-to-nearest, so entry i's computed growth is at least out[i]. */
+ * adds for that pair; out holds n rounded up to KL (whole vectors). Terms
+ * are >= 0 and the sums are taken in order with round-to-nearest, so
+ * entry i's computed growth is at least out[i]. */
 static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t f,
 					 const double *lo, const double *hi, double *out)
 {
