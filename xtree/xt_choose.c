@@ -22,22 +22,10 @@
 
 #include "xt_internal.h"
 
-/* One ChooseSubtree call (xt_choose): its arguments, passed to the
- * kernels as one pointer (eight arguments, two on the stack, were spilled
- * and reloaded around them), and room for its per-entry arrays in nodes of
- * up to CHOOSE_SMALL entries (a multiple of every lane count; supernodes
- * past it allocate). */
+/* The entries a node may have for ChooseSubtree's per-entry arrays to be
+ * on the stack (a multiple of every lane count; supernodes past it
+ * allocate). */
 enum { CHOOSE_SMALL = 128 };
-typedef struct choose_call {
-	const xt_meta *m;
-	const xt_view *v;
-	const double *lo, *hi;
-	strata_txn *pf;
-	uint32_t d;
-	bool child_leaf;
-	double area[CHOOSE_SMALL], enl[CHOOSE_SMALL], lb[CHOOSE_SMALL];
-	uint32_t top[CHOOSE_SMALL];
-} choose_call;
 
 /* ChooseSubtree's candidates: entry i's area enlargement and area. */
 typedef struct cands {
@@ -164,14 +152,27 @@ static inline __attribute__((always_inline, target("avx2"))) xt_vd4 ld4(const do
 #include "xt_choose_lanes.h"
 #endif
 
+/* xt_choose's way the first time, or without AVX2: asks the CPU. */
+static __attribute__((noinline)) int choose_asking(const xt_meta *m, const xt_view *v, uint32_t d,
+						   const double *lo, const double *hi,
+						   bool child_leaf, strata_txn *pf, uint32_t *out)
+{
+#ifdef XT_HAVE_AVX2
+	if (xt_use_avx2())
+		return choose_4(m, v, d, lo, hi, child_leaf, pf, out);
+#endif
+	return choose_2(m, v, d, lo, hi, child_leaf, pf, out);
+}
+
+/* A jump to the kernels when AVX2 is known to be there: with
+ * xt_use_avx2's first-time call inline, this frame saved registers and
+ * could not jump. */
 int xt_choose(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo, const double *hi,
 	      bool child_leaf, strata_txn *pf, uint32_t *out)
 {
-	choose_call a; /* not an initializer: that would zero the arrays */
-	a.m = m, a.v = v, a.lo = lo, a.hi = hi, a.pf = pf, a.d = d, a.child_leaf = child_leaf;
 #ifdef XT_HAVE_AVX2
-	if (xt_use_avx2())
-		return choose_4(&a, out);
+	if (__atomic_load_n(&xt_query_avx2, __ATOMIC_RELAXED) > 0)
+		return choose_4(m, v, d, lo, hi, child_leaf, pf, out);
 #endif
-	return choose_2(&a, out);
+	return choose_asking(m, v, d, lo, hi, child_leaf, pf, out);
 }

@@ -291,44 +291,55 @@ static __attribute__((noinline)) KFATTR int KN(least_overlap)(const xt_view *v, 
 
 /* R* ChooseSubtree at this width (xt_choose) with arrays of n rounded up
  * to KL entries (lb: the overlap lower bounds) and top of CHOOSE_SMALL. */
-static inline KATTR int KN(choose_in)(const choose_call *a, double *area, double *enl,
-				      double *lb, uint32_t *top, uint32_t *out)
+static inline KATTR int KN(choose_in)(const xt_meta *m, const xt_view *v, uint32_t d,
+				      const double *lo, const double *hi, bool child_leaf,
+				      strata_txn *pf, double *area, double *enl, double *lb,
+				      uint32_t *top, uint32_t *out)
 {
-	const xt_view *v = a->v;
-	uint32_t n = v->h->count, d = a->d, best = 0;
+	uint32_t n = v->h->count, best = 0;
 	int rc = 0;
 	if (n) {
-		double me = KN(areas)(v, d, n, a->lo, a->hi, area, enl);
+		double me = KN(areas)(v, d, n, lo, hi, area, enl);
 		best = KN(least_pair)(enl, area, n, me);
 	}
 	/* The first candidate is the final choice ~9 times in 10 (at 1M
 	 * entries), and its leaf's object-table entry is usually a miss:
 	 * fetched while the overlap sums run, not after. */
-	if (a->child_leaf && n && a->pf)
-		strata_txn_prefetch(a->pf, v->ids[best]);
-	if (a->child_leaf && n && enl[best] > 0) {
+	if (child_leaf && n && pf)
+		strata_txn_prefetch(pf, v->ids[best]);
+	if (child_leaf && n && enl[best] > 0) {
 		cands c = {enl, area, n};
-		rc = KN(least_overlap)(v, d, a->m->o.choose_p, &c, a->lo, a->hi, lb, top, &best);
+		rc = KN(least_overlap)(v, d, m->o.choose_p, &c, lo, hi, lb, top, &best);
 	}
 	*out = best;
 	return rc;
 }
 
-/* Supernodes of more entries than choose_call's arrays hold. */
-static __attribute__((noinline)) KFATTR int KN(choose_big)(choose_call *a, uint32_t *out)
+/* Supernodes of more entries than choose's arrays hold. */
+static __attribute__((noinline)) KFATTR int KN(choose_big)(const xt_meta *m, const xt_view *v,
+							   uint32_t d, const double *lo,
+							   const double *hi, bool child_leaf,
+							   strata_txn *pf, uint32_t *out)
 {
-	size_t np = ((size_t)a->v->h->count + KL - 1) / KL * KL;
+	size_t np = ((size_t)v->h->count + KL - 1) / KL * KL;
 	double *area = malloc(3 * np * sizeof *area);
+	uint32_t top[CHOOSE_SMALL];
 	if (!area)
 		return STRATA_ENOMEM;
-	int rc = KN(choose_in)(a, area, area + np, area + 2 * np, a->top, out);
+	int rc = KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, area + np, area + 2 * np,
+			       top, out);
 	free(area);
 	return rc;
 }
 
-static KFATTR int KN(choose)(choose_call *a, uint32_t *out)
+static __attribute__((noinline)) KFATTR int KN(choose)(const xt_meta *m, const xt_view *v,
+							uint32_t d, const double *lo,
+							const double *hi, bool child_leaf,
+							strata_txn *pf, uint32_t *out)
 {
-	if (a->v->h->count > CHOOSE_SMALL)
-		return KN(choose_big)(a, out);
-	return KN(choose_in)(a, a->area, a->enl, a->lb, a->top, out);
+	if (v->h->count > CHOOSE_SMALL)
+		return KN(choose_big)(m, v, d, lo, hi, child_leaf, pf, out);
+	double area[CHOOSE_SMALL], enl[CHOOSE_SMALL], lb[CHOOSE_SMALL];
+	uint32_t top[CHOOSE_SMALL];
+	return KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, enl, lb, top, out);
 }
