@@ -47,33 +47,46 @@ static inline KATTR void KN(area_lane)(const double *vlo, const double *vhi, siz
 	*grown = g;
 }
 
+/* One step of areas_d: entries [at, at + KL) (tail > 0: only `tail` of
+ * them) into area[], enl[] and the running minimum *least. */
+static inline KATTR void KN(area_step)(const double *vlo, const double *vhi, size_t cap,
+				       uint32_t d, uint32_t at, uint32_t tail, const double *lo,
+				       const double *hi, double *area, double *enl, KV *least)
+{
+	KV a, g;
+	KN(area_lane)(vlo, vhi, cap, d, at, tail, lo, hi, &a, &g);
+	KV e = g - a;
+	k_store(area + at, a);
+	k_store(enl + at, e);
+	*least = k_min(tail ? k_pad(e, tail, INFINITY) : e, *least);
+}
+
 /* area_lane over all n entries of v into area[], enl[] (grown - area),
- * whole vectors: the arrays hold n rounded up to KL, and the lanes past n
- * hold no entry (nothing reads them as one; a tail store of single lanes
- * was a memcpy call). Returns the least enlargement that is a number (+inf
- * if none): k_min(x, m) passes a NaN x by, and the lanes past n are
- * +inf for it. The node's geometry is read into locals first: the stores
- * may alias anything, and it was read again every step. */
+ * whole vectors (a tail store of single lanes was a memcpy call). Returns
+ * the least enlargement that is a number (+inf if none): k_min(x, m)
+ * passes a NaN x by.
+ * From KL entries on, the last step takes the last KL entries, overlapping
+ * the step before where n is no multiple of KL: it computes the same
+ * doubles for those again, stores them again, and the minimum takes them
+ * again, which changes nothing (and needs no masked load). Fewer than KL
+ * entries take one masked step, the lanes past n +inf for the minimum;
+ * the arrays hold KL at least, and nothing reads those lanes as entries.
+ * The node's geometry is read into locals first: the stores may alias
+ * anything, and it was read again every step. */
 static inline KATTR double KN(areas_d)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
 				       const double *hi, double *area, double *enl)
 {
 	const double *vlo = v->lo, *vhi = v->hi;
 	size_t cap = v->h->cap;
-	KV least = k_splat(INFINITY), a, g;
-	uint32_t j = 0;
-	for (; j + KL <= n; j += KL) {
-		KN(area_lane)(vlo, vhi, cap, d, j, 0, lo, hi, &a, &g);
-		KV e = g - a;
-		k_store(area + j, a);
-		k_store(enl + j, e);
-		least = k_min(e, least);
-	}
-	if (j < n) {
-		KN(area_lane)(vlo, vhi, cap, d, j, n - j, lo, hi, &a, &g);
-		KV e = g - a;
-		k_store(area + j, a);
-		k_store(enl + j, e);
-		least = k_min(k_pad(e, n - j, INFINITY), least);
+	KV least = k_splat(INFINITY);
+	if (n < KL) {
+		KN(area_step)(vlo, vhi, cap, d, 0, n, lo, hi, area, enl, &least);
+	} else {
+		uint32_t j = 0;
+		for (; j + KL <= n; j += KL)
+			KN(area_step)(vlo, vhi, cap, d, j, 0, lo, hi, area, enl, &least);
+		if (j < n)
+			KN(area_step)(vlo, vhi, cap, d, n - KL, 0, lo, hi, area, enl, &least);
 	}
 	double me = least[0];
 	for (uint32_t t = 1; t < KL; t++)
@@ -168,14 +181,26 @@ static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t 
 }
 
 /* The bits of the entries [at, at + m) (m <= 64) whose enlargement is
- * me, read a whole vector at a time (the lanes past n masked off). */
+ * me, a whole vector at a time. As in areas_d, the last step is the last
+ * KL entries of the chunk, overlapping the one before (its bits again)
+ * or the chunk before (shifted out); only a node of fewer than KL entries
+ * has lanes past n, masked off. */
 static inline KATTR uint64_t KN(eq_bits)(const double *enl, uint32_t at, uint32_t m, double me)
 {
 	KV ms = k_splat(me);
 	uint64_t bits = 0;
-	for (uint32_t j = 0; j < m; j += KL)
+	uint32_t j = 0;
+	for (; j + KL <= m; j += KL)
 		bits |= (uint64_t)k_eq_bits(k_load(enl + at + j, 0), ms) << j;
-	return m < 64 ? bits & (((uint64_t)1 << m) - 1) : bits;
+	if (j < m) {
+		if (at + m >= KL) {
+			uint64_t b = k_eq_bits(k_load(enl + at + m - KL, 0), ms);
+			bits |= m >= KL ? b << (m - KL) : b >> (KL - m);
+		} else {
+			bits = k_eq_bits(k_load(enl, 0), ms) & ((1u << m) - 1);
+		}
+	}
+	return bits;
 }
 
 /* The first of the entries in bits (offset by at) of least area, best
