@@ -94,17 +94,44 @@ static inline KATTR double KN(areas_d)(const xt_view *v, uint32_t d, uint32_t n,
 	return me;
 }
 
-/* g with lane `own` (when < KL) and the lanes from `tail` on (when > 0)
- * set to +0.0: the terms that are no other entry's. */
-static inline KATTR KV KN(drop)(KV g, uint32_t own, uint32_t tail)
+/* g with lane `own` and the lanes outside [from, to) set to +0.0: the
+ * terms that are no other entry's, or were added already. */
+static inline KATTR KV KN(drop)(KV g, uint32_t own, uint32_t from, uint32_t to)
 {
 	KV lane;
 	for (uint32_t t = 0; t < KL; t++)
 		lane[t] = t;
 	__typeof__(lane != lane) keep = lane != k_splat(own);
-	if (tail)
-		keep &= lane < k_splat(tail);
+	if (from)
+		keep &= lane >= k_splat(from);
+	if (to < KL)
+		keep &= lane < k_splat(to);
 	return (KV)((__typeof__(keep))g & keep);
+}
+
+/* Per entry of [at, at + KL) (tail > 0: only `tail` of them), how much its
+ * overlap with the box [il, ih] grows when that is enlarged to [el, eh]
+ * (splats, a dimension each): the product over the dimensions in order. */
+static inline KATTR KV KN(growth_step)(const double *vlo, const double *vhi, size_t cap,
+				       uint32_t d, uint32_t at, uint32_t tail, const KV *il,
+				       const KV *ih, const KV *el, const KV *eh)
+{
+	KV before = k_splat(1.0), after = k_splat(1.0);
+	for (uint32_t k = 0; k < d; k++) {
+		KV l = k_load(vlo + k * cap + at, tail);
+		KV h = k_load(vhi + k * cap + at, tail);
+		after *= KN(overlap_1d)(el[k], eh[k], l, h);
+		before *= KN(overlap_1d)(il[k], ih[k], l, h);
+	}
+	return after - before;
+}
+
+/* The sum with g's lanes added in order. */
+static inline KATTR double KN(add_lanes)(double sum, KV g)
+{
+	for (uint32_t t = 0; t < KL; t++)
+		sum += g[t];
+	return sum;
 }
 
 /* How much the overlap of entry i with every other entry grows when i is
@@ -115,67 +142,70 @@ static inline KATTR KV KN(drop)(KV g, uint32_t own, uint32_t tail)
  * best so far, and the sum stops there (tested after every step: at 1M
  * entries a losing candidate stops after a third of its entries),
  * returning what it has.
- * A step adds all its lanes, i's own and those past n set to +0.0 (drop)
- * instead of a test per lane: adding +0.0 changes no sum, because the sum
- * starts at +0.0 and is never -0.0 (under round-to-nearest a sum is -0.0
- * only when both addends are), and a NaN or infinite sum stays what it is.
- */
+ * A step adds all its lanes, i's own set to +0.0 (drop) instead of a test
+ * per lane, and so are those of entries added already where the last step
+ * is the last KL entries (as in areas_d), or those past n where there are
+ * fewer: adding +0.0 changes no sum, because the sum starts at +0.0 and is
+ * never -0.0 (under round-to-nearest a sum is -0.0 only when both addends
+ * are), and a NaN or infinite sum stays what it is. */
 static inline KATTR double KN(overlap_growth_d)(const xt_view *v, uint32_t d, uint32_t i,
 						const double *lo, const double *hi, double bound)
 {
 	const double *vlo = v->lo, *vhi = v->hi;
 	size_t cap = v->h->cap;
-	uint32_t n = v->h->count;
+	uint32_t n = v->h->count, j = 0;
 	KV il[XT_MAXD], ih[XT_MAXD], el[XT_MAXD], eh[XT_MAXD];
 	for (uint32_t k = 0; k < d; k++) {
 		double a = vlo[k * cap + i], b = vhi[k * cap + i];
 		il[k] = k_splat(a), ih[k] = k_splat(b);
 		el[k] = k_splat(a < lo[k] ? a : lo[k]), eh[k] = k_splat(b > hi[k] ? b : hi[k]);
 	}
+	if (n < KL) {
+		KV g = KN(growth_step)(vlo, vhi, cap, d, 0, n, il, ih, el, eh);
+		return KN(add_lanes)(0, KN(drop)(g, i, 0, n));
+	}
 	double sum = 0;
-	for (uint32_t j = 0; j < n; j += KL) {
-		uint32_t tail = n - j < KL ? n - j : 0;
-		KV before = k_splat(1.0), after = k_splat(1.0);
-		for (uint32_t k = 0; k < d; k++) {
-			KV l = k_load(vlo + k * cap + j, tail);
-			KV h = k_load(vhi + k * cap + j, tail);
-			after *= KN(overlap_1d)(el[k], eh[k], l, h);
-			before *= KN(overlap_1d)(il[k], ih[k], l, h);
-		}
-		KV g = after - before;
-		if (tail || i - j < KL)
-			g = KN(drop)(g, i - j, tail);
-		for (uint32_t t = 0; t < KL; t++)
-			sum += g[t];
+	for (; j + KL <= n; j += KL) {
+		KV g = KN(growth_step)(vlo, vhi, cap, d, j, 0, il, ih, el, eh);
+		sum = KN(add_lanes)(sum, i - j < KL ? KN(drop)(g, i - j, 0, KL) : g);
 		if (sum > bound)
-			break;
+			return sum;
+	}
+	if (j < n) {
+		KV g = KN(growth_step)(vlo, vhi, cap, d, n - KL, 0, il, ih, el, eh);
+		sum = KN(add_lanes)(sum, KN(drop)(g, i - (n - KL), KL - (n - j), KL));
 	}
 	return sum;
 }
 
 /* A lower bound of every entry's overlap growth: out[i] is the term entry
  * f adds to entry i's sum (out[f] = 0), the same doubles overlap_growth_d
- * adds for that pair; out holds n rounded up to KL (whole vectors). Terms
- * are >= 0 and the sums are taken in order with round-to-nearest, so
- * entry i's computed growth is at least out[i]. */
+ * adds for that pair; whole vectors, the last step overlapping as in
+ * areas_d (out holds KL at least). Terms are >= 0 and the sums are taken
+ * in order with round-to-nearest, so entry i's computed growth is at least
+ * out[i]. */
 static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t f,
 					 const double *lo, const double *hi, double *out)
 {
-	uint32_t cap = v->h->cap, n = v->h->count;
+	const double *vlo = v->lo, *vhi = v->hi;
+	size_t cap = v->h->cap;
+	uint32_t n = v->h->count;
 	KV fl[XT_MAXD], fh[XT_MAXD];
 	for (uint32_t k = 0; k < d; k++)
-		fl[k] = k_splat(v->lo[(size_t)k * cap + f]), fh[k] = k_splat(v->hi[(size_t)k * cap + f]);
+		fl[k] = k_splat(vlo[k * cap + f]), fh[k] = k_splat(vhi[k * cap + f]);
 	for (uint32_t j = 0; j < n; j += KL) {
-		uint32_t tail = n - j < KL ? n - j : 0;
+		uint32_t at = j, tail = 0;
+		if (n - j < KL)
+			at = n < KL ? j : n - KL, tail = n < KL ? n : 0;
 		KV before = k_splat(1.0), after = k_splat(1.0);
 		for (uint32_t k = 0; k < d; k++) {
-			KV il = k_load(v->lo + (size_t)k * cap + j, tail);
-			KV ih = k_load(v->hi + (size_t)k * cap + j, tail);
+			KV il = k_load(vlo + k * cap + at, tail);
+			KV ih = k_load(vhi + k * cap + at, tail);
 			KV el = k_min(il, k_splat(lo[k])), eh = k_max(ih, k_splat(hi[k]));
 			after *= KN(overlap_1d)(el, eh, fl[k], fh[k]);
 			before *= KN(overlap_1d)(il, ih, fl[k], fh[k]);
 		}
-		k_store(out + j, after - before);
+		k_store(out + at, after - before);
 	}
 	out[f] = 0;
 }
