@@ -1433,3 +1433,51 @@ Test(xtree, snapshot_queries_while_a_writer_runs)
 	check_tree(s, "c", 1000 + 25 * 200);
 	test_close(s);
 }
+
+/* ---- ChooseSubtree on a node built by hand ---------------------------------------- */
+#include "xtree/xt_internal.h"
+
+/* A 2-D directory node of n entries (boxes lo/hi: n pairs of corners),
+ * `cap` 8, in buf. */
+static xt_view hand_node(void *buf, uint32_t n, const double (*lo)[2], const double (*hi)[2])
+{
+	memset(buf, 0, XT_HDR_SIZE);
+	xt_hdr *h = buf;
+	h->level = 1, h->count = n, h->cap = 8;
+	xt_view v = xt_view_of(buf, 2);
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < 2; k++)
+			v.lo[k * 8 + i] = lo[i][k], v.hi[k * 8 + i] = hi[i][k];
+	return v;
+}
+
+/* Entries so wide that their areas overflow (1e300 by 1e300) have
+ * enlargement inf - inf = NaN: it comes after every number, so the
+ * entry of least finite enlargement is chosen (it once was entry 64, past
+ * the node's end, on AVX2), and where all are NaN, the first of least
+ * area; the same at either width, with or without the overlap step. */
+Test(xtree, choose_with_nan_enlargements)
+{
+	static const double lo[5][2] = {{-1e300, -1e300}, {-1e300, -1e300}, {5, 5}, {7, 7}, {1, 1}};
+	static const double hi[5][2] = {{1e300, 1e300}, {1e300, 1e300}, {6, 6}, {9, 9}, {4, 4}};
+	const double blo[2] = {2, 2}, bhi[2] = {3, 3};
+	static uint64_t buf[128];
+	xt_meta m = {.o.choose_p = 32};
+	int was = xt_query_avx2;
+	for (int avx2 = 0; avx2 < (__builtin_cpu_supports("avx2") ? 2 : 1); avx2++) {
+		xt_query_avx2 = avx2;
+		for (int leaf = 0; leaf < 2; leaf++) {
+			uint32_t got = 99;
+			xt_view v = hand_node(buf, 4, lo, hi); /* NaN, NaN, 15, 45 */
+			cr_assert_eq(xt_choose(&m, &v, 2, blo, bhi, leaf, NULL, &got), 0);
+			cr_assert_eq(got, 2, "AVX2 %d, leaf %d: entry %u", avx2, leaf, got);
+			v = hand_node(buf, 2, lo, hi); /* NaN, NaN */
+			cr_assert_eq(xt_choose(&m, &v, 2, blo, bhi, leaf, NULL, &got), 0);
+			cr_assert_eq(got, 0, "AVX2 %d, leaf %d: entry %u", avx2, leaf, got);
+			v = hand_node(buf, 5, lo, hi); /* NaN, NaN, 15, 45, 0 */
+			cr_assert_eq(xt_choose(&m, &v, 2, blo, bhi, leaf, NULL, &got), 0);
+			cr_assert_eq(got, 4, "AVX2 %d, leaf %d: entry %u", avx2, leaf, got);
+		}
+	}
+	xt_query_avx2 = was;
+}

@@ -15,6 +15,8 @@
  *   KN(name)      the kernel's name for this width
  *   KATTR         the attributes of every kernel (always_inline, target)
  *   k_load(p, t)  KL doubles from p; t > 0: only the first t, no read past
+ *   k_store(p, x) KL doubles to p
+ *   k_pad(x, t, y)  x with the lanes from t on (0 < t < KL) set to y
  *   k_splat(x), k_min(a, b), k_max(a, b)  minpd/maxpd semantics
  *   k_eq_bits(a, b)  bit i set where lane i of a equals that of b
  */
@@ -27,16 +29,17 @@ static inline KATTR KV KN(overlap_1d)(KV alo, KV ahi, KV blo, KV bhi)
 	return k_max(k_min(ahi, bhi) - k_max(alo, blo), k_splat(0));
 }
 
-/* Areas of entries [at, at + KL) (tail > 0: only `tail` of them), and
+/* Areas of entries [at, at + KL) (tail > 0: only `tail` of them) of a
+ * node whose arrays start at vlo, vhi (cap entries a dimension), and
  * their areas once enlarged by [lo, hi], dimension by dimension. */
-static inline KATTR void KN(area_lane)(const xt_view *v, uint32_t d, uint32_t at, uint32_t tail,
-				       const double *lo, const double *hi, KV *area, KV *grown)
+static inline KATTR void KN(area_lane)(const double *vlo, const double *vhi, size_t cap,
+				       uint32_t d, uint32_t at, uint32_t tail, const double *lo,
+				       const double *hi, KV *area, KV *grown)
 {
-	uint32_t cap = v->h->cap;
 	KV a = k_splat(1), g = k_splat(1);
 	for (uint32_t k = 0; k < d; k++) {
-		KV l = k_load(v->lo + (size_t)k * cap + at, tail);
-		KV h = k_load(v->hi + (size_t)k * cap + at, tail);
+		KV l = k_load(vlo + k * cap + at, tail);
+		KV h = k_load(vhi + k * cap + at, tail);
 		a *= h - l;
 		g *= k_max(h, k_splat(hi[k])) - k_min(l, k_splat(lo[k]));
 	}
@@ -44,25 +47,91 @@ static inline KATTR void KN(area_lane)(const xt_view *v, uint32_t d, uint32_t at
 	*grown = g;
 }
 
-/* area_lane over all n entries of v into area[], enl[] (grown - area). */
-static inline KATTR void KN(areas_d)(const xt_view *v, uint32_t d, const double *lo,
-				     const double *hi, double *area, double *enl)
+/* One step of areas_d: entries [at, at + KL) (tail > 0: only `tail` of
+ * them) into area[], enl[] and the running minimum *least. */
+static inline KATTR void KN(area_step)(const double *vlo, const double *vhi, size_t cap,
+				       uint32_t d, uint32_t at, uint32_t tail, const double *lo,
+				       const double *hi, double *area, double *enl, KV *least)
 {
-	uint32_t n = v->h->count, j = 0;
-	for (; j + KL <= n; j += KL) {
-		KV a, g;
-		KN(area_lane)(v, d, j, 0, lo, hi, &a, &g);
-		KV e = g - a;
-		memcpy(area + j, &a, sizeof a);
-		memcpy(enl + j, &e, sizeof e);
+	KV a, g;
+	KN(area_lane)(vlo, vhi, cap, d, at, tail, lo, hi, &a, &g);
+	KV e = g - a;
+	k_store(area + at, a);
+	k_store(enl + at, e);
+	*least = k_min(tail ? k_pad(e, tail, INFINITY) : e, *least);
+}
+
+/* area_lane over all n entries of v into area[], enl[] (grown - area),
+ * whole vectors (a tail store of single lanes was a memcpy call). Returns
+ * the least enlargement that is a number (+inf if none): k_min(x, m)
+ * passes a NaN x by.
+ * From KL entries on, the last step takes the last KL entries, overlapping
+ * the step before where n is no multiple of KL: it computes the same
+ * doubles for those again, stores them again, and the minimum takes them
+ * again, which changes nothing (and needs no masked load). Fewer than KL
+ * entries take one masked step, the lanes past n +inf for the minimum;
+ * the arrays hold KL at least, and nothing reads those lanes as entries.
+ * The node's geometry is read into locals first: the stores may alias
+ * anything, and it was read again every step. */
+static inline KATTR double KN(areas_d)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
+				       const double *hi, double *area, double *enl)
+{
+	const double *vlo = v->lo, *vhi = v->hi;
+	size_t cap = v->h->cap;
+	KV least = k_splat(INFINITY);
+	if (n < KL) {
+		KN(area_step)(vlo, vhi, cap, d, 0, n, lo, hi, area, enl, &least);
+	} else {
+		uint32_t j = 0;
+		for (; j + KL <= n; j += KL)
+			KN(area_step)(vlo, vhi, cap, d, j, 0, lo, hi, area, enl, &least);
+		if (j < n)
+			KN(area_step)(vlo, vhi, cap, d, n - KL, 0, lo, hi, area, enl, &least);
 	}
-	if (j < n) {
-		KV a, g;
-		KN(area_lane)(v, d, j, n - j, lo, hi, &a, &g);
-		KV e = g - a;
-		for (uint32_t t = 0; j + t < n; t++)
-			area[j + t] = a[t], enl[j + t] = e[t];
+	double me = least[0];
+	for (uint32_t t = 1; t < KL; t++)
+		me = least[t] < me ? least[t] : me;
+	return me;
+}
+
+/* g with lane `own` and the lanes outside [from, to) set to +0.0: the
+ * terms that are no other entry's, or were added already. */
+static inline KATTR KV KN(drop)(KV g, uint32_t own, uint32_t from, uint32_t to)
+{
+	KV lane;
+	for (uint32_t t = 0; t < KL; t++)
+		lane[t] = t;
+	__typeof__(lane != lane) keep = lane != k_splat(own);
+	if (from)
+		keep &= lane >= k_splat(from);
+	if (to < KL)
+		keep &= lane < k_splat(to);
+	return (KV)((__typeof__(keep))g & keep);
+}
+
+/* Per entry of [at, at + KL) (tail > 0: only `tail` of them), how much its
+ * overlap with the box [il, ih] grows when that is enlarged to [el, eh]
+ * (splats, a dimension each): the product over the dimensions in order. */
+static inline KATTR KV KN(growth_step)(const double *vlo, const double *vhi, size_t cap,
+				       uint32_t d, uint32_t at, uint32_t tail, const KV *il,
+				       const KV *ih, const KV *el, const KV *eh)
+{
+	KV before = k_splat(1.0), after = k_splat(1.0);
+	for (uint32_t k = 0; k < d; k++) {
+		KV l = k_load(vlo + k * cap + at, tail);
+		KV h = k_load(vhi + k * cap + at, tail);
+		after *= KN(overlap_1d)(el[k], eh[k], l, h);
+		before *= KN(overlap_1d)(il[k], ih[k], l, h);
 	}
+	return after - before;
+}
+
+/* The sum with g's lanes added in order. */
+static inline KATTR double KN(add_lanes)(double sum, KV g)
+{
+	for (uint32_t t = 0; t < KL; t++)
+		sum += g[t];
+	return sum;
 }
 
 /* How much the overlap of entry i with every other entry grows when i is
@@ -72,107 +141,147 @@ static inline KATTR void KN(areas_d)(const xt_view *v, uint32_t d, const double 
  * only grow: once one exceeds `bound` the entry cannot beat or tie the
  * best so far, and the sum stops there (tested after every step: at 1M
  * entries a losing candidate stops after a third of its entries),
- * returning what it has. */
+ * returning what it has.
+ * A step adds all its lanes, i's own set to +0.0 (drop) instead of a test
+ * per lane, and so are those of entries added already where the last step
+ * is the last KL entries (as in areas_d), or those past n where there are
+ * fewer: adding +0.0 changes no sum, because the sum starts at +0.0 and is
+ * never -0.0 (under round-to-nearest a sum is -0.0 only when both addends
+ * are), and a NaN or infinite sum stays what it is. */
 static inline KATTR double KN(overlap_growth_d)(const xt_view *v, uint32_t d, uint32_t i,
 						const double *lo, const double *hi, double bound)
 {
-	uint32_t cap = v->h->cap, n = v->h->count;
+	const double *vlo = v->lo, *vhi = v->hi;
+	size_t cap = v->h->cap;
+	uint32_t n = v->h->count, j = 0;
 	KV il[XT_MAXD], ih[XT_MAXD], el[XT_MAXD], eh[XT_MAXD];
 	for (uint32_t k = 0; k < d; k++) {
-		double a = v->lo[(size_t)k * cap + i], b = v->hi[(size_t)k * cap + i];
+		double a = vlo[k * cap + i], b = vhi[k * cap + i];
 		il[k] = k_splat(a), ih[k] = k_splat(b);
 		el[k] = k_splat(a < lo[k] ? a : lo[k]), eh[k] = k_splat(b > hi[k] ? b : hi[k]);
 	}
+	if (n < KL) {
+		KV g = KN(growth_step)(vlo, vhi, cap, d, 0, n, il, ih, el, eh);
+		return KN(add_lanes)(0, KN(drop)(g, i, 0, n));
+	}
 	double sum = 0;
-	for (uint32_t j = 0; j < n; j += KL) {
-		uint32_t tail = n - j < KL ? n - j : 0, m = tail ? tail : KL;
-		KV before = k_splat(1.0), after = k_splat(1.0);
-		for (uint32_t k = 0; k < d; k++) {
-			KV l = k_load(v->lo + (size_t)k * cap + j, tail);
-			KV h = k_load(v->hi + (size_t)k * cap + j, tail);
-			after *= KN(overlap_1d)(el[k], eh[k], l, h);
-			before *= KN(overlap_1d)(il[k], ih[k], l, h);
-		}
-		KV g = after - before;
-		for (uint32_t t = 0; t < m; t++)
-			if (j + t != i)
-				sum += g[t];
+	for (; j + KL <= n; j += KL) {
+		KV g = KN(growth_step)(vlo, vhi, cap, d, j, 0, il, ih, el, eh);
+		sum = KN(add_lanes)(sum, i - j < KL ? KN(drop)(g, i - j, 0, KL) : g);
 		if (sum > bound)
-			break;
+			return sum;
+	}
+	if (j < n) {
+		KV g = KN(growth_step)(vlo, vhi, cap, d, n - KL, 0, il, ih, el, eh);
+		sum = KN(add_lanes)(sum, KN(drop)(g, i - (n - KL), KL - (n - j), KL));
 	}
 	return sum;
 }
 
 /* A lower bound of every entry's overlap growth: out[i] is the term entry
  * f adds to entry i's sum (out[f] = 0), the same doubles overlap_growth_d
- * adds for that pair. Terms are >= 0 and the sums are taken in order with
- * round-to-nearest, so entry i's computed growth is at least out[i]. */
+ * adds for that pair; whole vectors, the last step overlapping as in
+ * areas_d (out holds KL at least). Terms are >= 0 and the sums are taken
+ * in order with round-to-nearest, so entry i's computed growth is at least
+ * out[i]. */
 static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t f,
 					 const double *lo, const double *hi, double *out)
 {
-	uint32_t cap = v->h->cap, n = v->h->count;
+	const double *vlo = v->lo, *vhi = v->hi;
+	size_t cap = v->h->cap;
+	uint32_t n = v->h->count;
 	KV fl[XT_MAXD], fh[XT_MAXD];
 	for (uint32_t k = 0; k < d; k++)
-		fl[k] = k_splat(v->lo[(size_t)k * cap + f]), fh[k] = k_splat(v->hi[(size_t)k * cap + f]);
+		fl[k] = k_splat(vlo[k * cap + f]), fh[k] = k_splat(vhi[k * cap + f]);
 	for (uint32_t j = 0; j < n; j += KL) {
-		uint32_t tail = n - j < KL ? n - j : 0, m = tail ? tail : KL;
+		uint32_t at = j, tail = 0;
+		if (n - j < KL)
+			at = n < KL ? j : n - KL, tail = n < KL ? n : 0;
 		KV before = k_splat(1.0), after = k_splat(1.0);
 		for (uint32_t k = 0; k < d; k++) {
-			KV il = k_load(v->lo + (size_t)k * cap + j, tail);
-			KV ih = k_load(v->hi + (size_t)k * cap + j, tail);
+			KV il = k_load(vlo + k * cap + at, tail);
+			KV ih = k_load(vhi + k * cap + at, tail);
 			KV el = k_min(il, k_splat(lo[k])), eh = k_max(ih, k_splat(hi[k]));
 			after *= KN(overlap_1d)(el, eh, fl[k], fh[k]);
 			before *= KN(overlap_1d)(il, ih, fl[k], fh[k]);
 		}
-		KV g = after - before;
-		for (uint32_t t = 0; t < m; t++)
-			out[j + t] = g[t];
+		k_store(out + at, after - before);
 	}
 	out[f] = 0;
 }
 
-/* The first entry of least (enl, area) among n (1..64): the least
- * enlargement by a vector minimum, then a mask of the entries that have
- * it, usually one; else the least area among them (the first of equals).
- * The scalar scan it replaces mispredicted its branches. */
-static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *area, uint32_t n)
+/* The bits of the entries [at, at + m) (m <= 64) whose enlargement is
+ * me, a whole vector at a time. As in areas_d, the last step is the last
+ * KL entries of the chunk, overlapping the one before (its bits again)
+ * or the chunk before (shifted out); only a node of fewer than KL entries
+ * has lanes past n, masked off. */
+static inline KATTR uint64_t KN(eq_bits)(const double *enl, uint32_t at, uint32_t m, double me)
 {
-	KV m = k_splat(enl[0]);
-	uint32_t j = 0;
-	for (; j + KL <= n; j += KL)
-		m = k_min(m, k_load(enl + j, 0));
-	double me = m[0];
-	for (uint32_t t = 1; t < KL; t++)
-		me = m[t] < me ? m[t] : me;
-	for (; j < n; j++)
-		me = enl[j] < me ? enl[j] : me;
-	uint64_t bits = 0;
 	KV ms = k_splat(me);
-	for (j = 0; j + KL <= n; j += KL)
-		bits |= (uint64_t)k_eq_bits(k_load(enl + j, 0), ms) << j;
-	for (; j < n; j++)
-		bits |= (uint64_t)(enl[j] == me) << j;
-	uint32_t best = (uint32_t)__builtin_ctzll(bits);
-	for (bits &= bits - 1; bits; bits &= bits - 1) {
-		uint32_t i = (uint32_t)__builtin_ctzll(bits);
+	uint64_t bits = 0;
+	uint32_t j = 0;
+	for (; j + KL <= m; j += KL)
+		bits |= (uint64_t)k_eq_bits(k_load(enl + at + j, 0), ms) << j;
+	if (j < m) {
+		if (at + m >= KL) {
+			uint64_t b = k_eq_bits(k_load(enl + at + m - KL, 0), ms);
+			bits |= m >= KL ? b << (m - KL) : b >> (KL - m);
+		} else {
+			bits = k_eq_bits(k_load(enl, 0), ms) & ((1u << m) - 1);
+		}
+	}
+	return bits;
+}
+
+/* The first of the entries in bits (offset by at) of least area, best
+ * (UINT32_MAX: none yet) the first of least area before them. */
+static inline uint32_t KN(least_area)(const double *area, uint32_t at, uint64_t bits, uint32_t best)
+{
+	if (best == UINT32_MAX)
+		best = at + (uint32_t)__builtin_ctzll(bits), bits &= bits - 1;
+	for (; bits; bits &= bits - 1) {
+		uint32_t i = at + (uint32_t)__builtin_ctzll(bits);
 		if (area[i] < area[best])
 			best = i;
 	}
 	return best;
 }
 
+/* The first entry of least (enl, area) in pair_before's order among n,
+ * me their least enlargement that is a number (areas_d): a mask of the
+ * entries that have it, usually one, 64 at a time; else the least area
+ * among them (the first of equals). None (every enlargement NaN) is
+ * least_scan's case. The scalar scan it replaces mispredicted its
+ * branches. */
+static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *area, uint32_t n,
+					    double me)
+{
+	uint32_t best = UINT32_MAX;
+	if (n <= 64) { /* every node but a supernode */
+		uint64_t bits = KN(eq_bits)(enl, 0, n, me);
+		if (bits)
+			best = KN(least_area)(area, 0, bits, best);
+	} else {
+		for (uint32_t at = 0; at < n; at += 64) {
+			uint64_t bits = KN(eq_bits)(enl, at, n - at < 64 ? n - at : 64, me);
+			if (bits)
+				best = KN(least_area)(area, at, bits, best);
+		}
+	}
+	return best != UINT32_MAX ? best : least_scan(enl, area, n);
+}
+
 /* The kernels with d constant in 2-D and 3-D (the per-dimension splats
- * leave the lane loop, which unrolls). KFATTR: this width's target, not
- * inlined. */
-static KFATTR void KN(areas)(const xt_view *v, uint32_t d, const double *lo, const double *hi,
-			     double *area, double *enl)
+ * leave the lane loop, which unrolls). areas goes into choose; the others
+ * (KFATTR: this width's target) are calls, made in 1 choice in 7. */
+static inline KATTR double KN(areas)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
+				     const double *hi, double *area, double *enl)
 {
 	if (d == 2)
-		KN(areas_d)(v, 2, lo, hi, area, enl);
-	else if (d == 3)
-		KN(areas_d)(v, 3, lo, hi, area, enl);
-	else
-		KN(areas_d)(v, d, lo, hi, area, enl);
+		return KN(areas_d)(v, 2, n, lo, hi, area, enl);
+	if (d == 3)
+		return KN(areas_d)(v, 3, n, lo, hi, area, enl);
+	return KN(areas_d)(v, d, n, lo, hi, area, enl);
 }
 
 static KFATTR double KN(overlap_growth)(const xt_view *v, uint32_t d, uint32_t i,
@@ -207,19 +316,18 @@ static KFATTR void KN(growth_lb)(const xt_view *v, uint32_t d, uint32_t f, const
  * cand_before, which gives the same entry as the ordered visit. With a
  * growth of 0 found, only candidates before it in that order still can
  * win (with 0). */
-static KFATTR int KN(least_overlap)(const xt_view *v, uint32_t d, uint32_t p, const cands *c,
-				    const double *lo, const double *hi, uint32_t *best)
+static __attribute__((noinline)) KFATTR int KN(least_overlap)(const xt_view *v, uint32_t d,
+							      uint32_t p, const cands *c,
+							      const double *lo, const double *hi,
+							      double *lb, uint32_t *top, uint32_t *best)
 {
-	enum { SMALL = 64 };
 	uint32_t n = c->n, first = *best, nt = 0;
 	double least = KN(overlap_growth)(v, d, first, lo, hi, INFINITY);
 	if (!(least > 0))
 		return 0;
-	double lstack[SMALL], *lb = n <= SMALL ? lstack : malloc((size_t)n * sizeof *lb);
-	uint32_t tstack[SMALL], *top = n <= p || p <= SMALL ? tstack : malloc((size_t)p * sizeof *top);
-	int rc = lb && top ? 0 : STRATA_ENOMEM;
-	if (rc)
-		goto err;
+	uint32_t *tbig = NULL;
+	if (n > p && p > CHOOSE_SMALL && !(top = tbig = malloc((size_t)p * sizeof *top)))
+		return STRATA_ENOMEM;
 	KN(growth_lb)(v, d, first, lo, hi, lb);
 	if (n > p) /* the p candidates of least (enlargement, area) */
 		for (uint32_t i = 0; i < n; i++)
@@ -232,39 +340,23 @@ static KFATTR int KN(least_overlap)(const xt_view *v, uint32_t d, uint32_t p, co
 		if (inc < least || (inc == least && cand_before(c, i, *best)))
 			least = inc, *best = i;
 	}
-err:
-	if (lb != lstack)
-		free(lb);
-	if (top != tstack)
-		free(top);
-	return rc;
+	free(tbig);
+	return 0;
 }
 
-/* R* ChooseSubtree at this width (xt_choose). */
-static KFATTR int KN(choose)(const xt_meta *m, const xt_view *v, uint32_t d, const double *lo,
-			     const double *hi, bool child_leaf, strata_txn *pf, uint32_t *out)
+/* R* ChooseSubtree at this width (xt_choose) with arrays of n rounded up
+ * to KL entries (lb: the overlap lower bounds) and top of CHOOSE_SMALL. */
+static inline KATTR int KN(choose_in)(const xt_meta *m, const xt_view *v, uint32_t d,
+				      const double *lo, const double *hi, bool child_leaf,
+				      strata_txn *pf, double *area, double *enl, double *lb,
+				      uint32_t *top, uint32_t *out)
 {
-	enum { SMALL = 128 };
-	uint32_t n = v->h->count;
-	double astack[SMALL], estack[SMALL];
-	double *area = n <= SMALL ? astack : malloc((size_t)n * sizeof *area);
-	double *enl = n <= SMALL ? estack : malloc((size_t)n * sizeof *enl);
-	int rc = area && enl ? 0 : STRATA_ENOMEM;
-	if (rc)
-		goto err;
-	for (uint32_t from = 0; from < n; from += SMALL) {
-		xt_view part = *v;
-		xt_hdr h = *v->h;
-		h.count = n - from < SMALL ? n - from : SMALL;
-		part.h = &h;
-		part.lo += from, part.hi += from;
-		KN(areas)(&part, d, lo, hi, area + from, enl + from);
+	uint32_t n = v->h->count, best = 0;
+	int rc = 0;
+	if (n) {
+		double me = KN(areas)(v, d, n, lo, hi, area, enl);
+		best = KN(least_pair)(enl, area, n, me);
 	}
-	uint32_t best = 0;
-	if (n && n <= 64)
-		best = KN(least_pair)(enl, area, n);
-	else
-		best = least_scan(enl, area, n);
 	/* The first candidate is the final choice ~9 times in 10 (at 1M
 	 * entries), and its leaf's object-table entry is usually a miss:
 	 * fetched while the overlap sums run, not after. */
@@ -272,13 +364,37 @@ static KFATTR int KN(choose)(const xt_meta *m, const xt_view *v, uint32_t d, con
 		strata_txn_prefetch(pf, v->ids[best]);
 	if (child_leaf && n && enl[best] > 0) {
 		cands c = {enl, area, n};
-		rc = KN(least_overlap)(v, d, m->o.choose_p, &c, lo, hi, &best);
+		rc = KN(least_overlap)(v, d, m->o.choose_p, &c, lo, hi, lb, top, &best);
 	}
 	*out = best;
-err:
-	if (area != astack)
-		free(area);
-	if (enl != estack)
-		free(enl);
 	return rc;
+}
+
+/* Supernodes of more entries than choose's arrays hold. */
+static __attribute__((noinline)) KFATTR int KN(choose_big)(const xt_meta *m, const xt_view *v,
+							   uint32_t d, const double *lo,
+							   const double *hi, bool child_leaf,
+							   strata_txn *pf, uint32_t *out)
+{
+	size_t np = ((size_t)v->h->count + KL - 1) / KL * KL;
+	double *area = malloc(3 * np * sizeof *area);
+	uint32_t top[CHOOSE_SMALL];
+	if (!area)
+		return STRATA_ENOMEM;
+	int rc = KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, area + np, area + 2 * np,
+			       top, out);
+	free(area);
+	return rc;
+}
+
+static __attribute__((noinline)) KFATTR int KN(choose)(const xt_meta *m, const xt_view *v,
+							uint32_t d, const double *lo,
+							const double *hi, bool child_leaf,
+							strata_txn *pf, uint32_t *out)
+{
+	if (v->h->count > CHOOSE_SMALL)
+		return KN(choose_big)(m, v, d, lo, hi, child_leaf, pf, out);
+	double area[CHOOSE_SMALL], enl[CHOOSE_SMALL], lb[CHOOSE_SMALL];
+	uint32_t top[CHOOSE_SMALL];
+	return KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, enl, lb, top, out);
 }
