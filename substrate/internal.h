@@ -369,9 +369,6 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 /* Frees the handle (tag bump; the handle is reused later). The entry must be
  * RESERVED or RETIRED and invisible to every reader. */
 void ot_free(otable *ot, strata_node_id id);
-/* Entry for id if its tag matches (any state but FREE), else NULL. No
- * visibility check: callers apply the MVCC rule. */
-ot_entry *ot_entry_of(const otable *ot, strata_node_id id);
 /* Entry by raw position, for scans (NULL if never issued, or its lazy
  * chunk failed to load). Faults the chunk in. */
 ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index);
@@ -398,6 +395,35 @@ ot_lazy *ot_lazy_locked(otable *ot, uint32_t slot, int *rc);
 /* A copy of slot's record, taking lazy_lock; 0 or a status. */
 int ot_lazy_get(otable *ot, uint32_t slot, ot_lazy *out);
 void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
+/* Entry of id's position if its chunk is in memory, else NULL (never
+ * faults; no tag check). One directory load: every shard's slice of
+ * `dirs` exists, so no bound test either. */
+static inline ot_entry *ot_entry_loaded(const otable *ot, strata_node_id id)
+{
+	uint32_t idx = STRATA_NODEID_INDEX(id);
+	ot_entry *chunk = atomic_load_explicit(
+		&ot->dirs[STRATA_NODEID_SHARD(id) << OT_DIR_BITS | idx >> OT_CHUNK_BITS],
+		memory_order_acquire);
+	return chunk ? &chunk[idx & (OT_CHUNK - 1)] : NULL;
+}
+/* e if it holds id (tag matches, any state but FREE), else NULL. */
+static inline ot_entry *ot_entry_match(ot_entry *e, strata_node_id id)
+{
+	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
+	return OT_META_TAG(m) == STRATA_NODEID_TAG(id) && OT_META_STATE(m) != OT_FREE ? e : NULL;
+}
+/* ot_entry_of's way when id's chunk is not in memory: faults it in. */
+ot_entry *ot_entry_of_fault(const otable *ot, strata_node_id id);
+/* Entry for id if its tag matches (any state but FREE), else NULL. No
+ * visibility check: callers apply the MVCC rule. Inline: commit and
+ * reclamation resolve every node they stamp or free (~4 per copied node). */
+static inline ot_entry *ot_entry_of(const otable *ot, strata_node_id id)
+{
+	ot_entry *e = ot_entry_loaded(ot, id);
+	if (STRATA_UNLIKELY(!e))
+		return ot_entry_of_fault(ot, id);
+	return ot_entry_match(e, id);
+}
 /* Recovery (single-threaded): entries [0, n) of a shard exist. */
 int ot_extend(otable *ot, uint32_t shard, uint32_t n);
 /* Recovery: free stacks from the FREE entries, tags bumped. */

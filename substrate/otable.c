@@ -286,15 +286,10 @@ ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index)
 	return ot_entry_get(ot, shard, index, &e) ? NULL : e;
 }
 
-ot_entry *ot_entry_of(const otable *ot, strata_node_id id)
+ot_entry *ot_entry_of_fault(const otable *ot, strata_node_id id)
 {
 	ot_entry *e = ot_entry_at(ot, STRATA_NODEID_SHARD(id), STRATA_NODEID_INDEX(id));
-	if (!e)
-		return NULL;
-	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
-	if (OT_META_TAG(m) != STRATA_NODEID_TAG(id) || OT_META_STATE(m) == OT_FREE)
-		return NULL;
-	return e;
+	return e ? ot_entry_match(e, id) : NULL;
 }
 
 void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total)

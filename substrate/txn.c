@@ -531,17 +531,24 @@ static void free_dropped(strata_txn *t)
 static void prefetch_entry(const strata_txn *t, const strata_node_id *v, size_t n, size_t i)
 {
 	if (i + PF_STAMP < n) {
-		strata_node_id id = v[i + PF_STAMP];
-		const ot_entry *e = ot_entry_peek(&t->s->ot, STRATA_NODEID_SHARD(id),
-						  STRATA_NODEID_INDEX(id));
+		const ot_entry *e = ot_entry_loaded(&t->s->ot, v[i + PF_STAMP]);
 		if (e)
 			__builtin_prefetch(e, 1);
 	}
 }
 
+/* Births leave their shards' RESERVED counts one subtraction per run of a
+ * shard, not one locked instruction per node. */
+static void unreserve(strata_txn *t, uint32_t shard, uint64_t n)
+{
+	if (n)
+		atomic_fetch_sub_explicit(&t->s->ot.shards[shard].reserved, n, memory_order_relaxed);
+}
+
 static void stamp_nodes(strata_txn *t, uint64_t E)
 {
-	uint64_t born = 0;
+	uint64_t born = 0, run = 0;
+	uint32_t run_shard = 0;
 	for (size_t i = 0; i < t->reserved.n; i++) {
 		prefetch_entry(t, t->reserved.v, t->reserved.n, i);
 		strata_node_id id = t->reserved.v[i];
@@ -554,10 +561,15 @@ static void stamp_nodes(strata_txn *t, uint64_t E)
 		atomic_store_explicit(&e->bstamp, E << STAMP_SHIFT, memory_order_release);
 		atomic_store_explicit(&e->meta, OT_META(STRATA_NODEID_TAG(id), OT_LIVE),
 				      memory_order_relaxed);
-		atomic_fetch_sub_explicit(&t->s->ot.shards[STRATA_NODEID_SHARD(id)].reserved, 1,
-					  memory_order_relaxed);
+		if (STRATA_NODEID_SHARD(id) != run_shard) {
+			unreserve(t, run_shard, run);
+			run_shard = STRATA_NODEID_SHARD(id);
+			run = 0;
+		}
+		run++;
 		born++;
 	}
+	unreserve(t, run_shard, run);
 	for (size_t i = 0; i < t->retired.n; i++) {
 		prefetch_entry(t, t->retired.v, t->retired.n, i);
 		strata_node_id id = t->retired.v[i];
