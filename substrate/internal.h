@@ -111,6 +111,10 @@ void *seg_alloc_node(seg_alloc *a, uint32_t size);
  * once (WAL replay copies each image in whole). */
 void *seg_alloc_node_raw(seg_alloc *a, uint32_t size);
 void seg_free_node(seg_alloc *a, void *p, uint32_t size);
+/* seg_free_node for each of n nodes, taking a class's lock once per run of
+ * up to SEG_FREE_RUN of them (so no lock is held for long). */
+#define SEG_FREE_RUN 64u
+void seg_free_nodes(seg_alloc *a, void *const *p, const uint32_t *size, size_t n);
 /* Asks for the header and bitmap lines seg_free_node(a, p, size) will
  * write, so a loop freeing many nodes overlaps their misses. */
 void seg_prefetch_free(const seg_alloc *a, const void *p, uint32_t size);
@@ -369,6 +373,9 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 /* Frees the handle (tag bump; the handle is reused later). The entry must be
  * RESERVED or RETIRED and invisible to every reader. */
 void ot_free(otable *ot, strata_node_id id);
+/* ot_free for each of n handles, taking a shard's lock once per run of up
+ * to 64 of them. */
+void ot_free_ids(otable *ot, const strata_node_id *ids, size_t n);
 /* Entry by raw position, for scans (NULL if never issued, or its lazy
  * chunk failed to load). Faults the chunk in. */
 ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index);
@@ -593,6 +600,9 @@ struct strata_store {
 uint64_t store_requested_bytes(strata_store *s);
 /* Frees a node's memory and its handle (reclaim and abort paths). */
 void store_free_node(strata_store *s, strata_node_id id, ot_entry *e);
+/* store_free_node for n (at most SEG_FREE_RUN) nodes, e[i] holding ids[i]:
+ * the allocator's and the object table's locks once per run, not per node. */
+void store_free_nodes(strata_store *s, const strata_node_id *ids, ot_entry *const *e, uint32_t n);
 /* Node memory for an entry (IN_MEMORY: the pointer itself). */
 static inline void *entry_data(const ot_entry *e)
 {

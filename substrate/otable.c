@@ -218,13 +218,12 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 	}
 }
 
-void ot_free(otable *ot, strata_node_id id)
+/* Shard lock held. */
+static void free_locked(ot_shard *sh, strata_node_id id)
 {
-	ot_shard *sh = &ot->shards[STRATA_NODEID_SHARD(id)];
 	uint32_t idx = STRATA_NODEID_INDEX(id);
 	ot_entry *e = &atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
 					    memory_order_relaxed)[idx & (OT_CHUNK - 1)];
-	pthread_mutex_lock(&sh->lock);
 	uint32_t m = atomic_load_explicit(&e->meta, memory_order_relaxed);
 	uint32_t tag = OT_META_TAG(m);
 	if (OT_META_STATE(m) == OT_RESERVED)
@@ -252,7 +251,41 @@ void ot_free(otable *ot, strata_node_id id)
 	}
 out:
 	atomic_store_explicit(&e->loc, 0, memory_order_release);
+}
+
+void ot_free(otable *ot, strata_node_id id)
+{
+	ot_shard *sh = &ot->shards[STRATA_NODEID_SHARD(id)];
+	pthread_mutex_lock(&sh->lock);
+	free_locked(sh, id);
 	pthread_mutex_unlock(&sh->lock);
+}
+
+/* Each shard's lock once for its handles among the (at most 64) given;
+ * within a shard in the callers' order, so its free stack ends as n
+ * calls of ot_free leave it. */
+static void free_run(otable *ot, const strata_node_id *ids, uint32_t n)
+{
+	uint64_t todo = n < 64 ? (1ull << n) - 1 : UINT64_MAX;
+	while (todo) {
+		uint32_t si = STRATA_NODEID_SHARD(ids[__builtin_ctzll(todo)]);
+		ot_shard *sh = &ot->shards[si];
+		pthread_mutex_lock(&sh->lock);
+		for (uint64_t m = todo; m; m &= m - 1) {
+			uint32_t i = (uint32_t)__builtin_ctzll(m);
+			if (STRATA_NODEID_SHARD(ids[i]) != si)
+				continue;
+			free_locked(sh, ids[i]);
+			todo &= ~(1ull << i);
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+}
+
+void ot_free_ids(otable *ot, const strata_node_id *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i += 64)
+		free_run(ot, ids + i, n - i < 64 ? (uint32_t)(n - i) : 64);
 }
 
 ot_entry *ot_entry_peek(const otable *ot, uint32_t shard, uint32_t index)
