@@ -123,6 +123,24 @@ static void lock_shard(otable *ot, ot_shard *sh, uint32_t active)
 
 #define TAKE_FAULT (UINT32_MAX - 2) /* *tag: a lazy chunk to fault in first */
 
+/* Pops a handle off the shard's free stack (lock held, nfree > 0). */
+static inline uint32_t pop_free(ot_shard *sh, uint32_t *tag)
+{
+	uint32_t idx = sh->free_stack[--sh->nfree];
+	ot_entry *chunk = atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS], memory_order_relaxed);
+	/* The next pop's entry is a cold line (freed long ago): ask for it
+	 * now, while the caller builds this node. */
+	if (sh->nfree) {
+		uint32_t nx = sh->free_stack[sh->nfree - 1];
+		const ot_entry *nc = atomic_load_explicit(&sh->dir[nx >> OT_CHUNK_BITS],
+							  memory_order_relaxed);
+		if (nc)
+			__builtin_prefetch(&nc[nx & (OT_CHUNK - 1)], 1);
+	}
+	*tag = OT_META_TAG(atomic_load_explicit(&chunk[idx & (OT_CHUNK - 1)].meta, memory_order_relaxed));
+	return idx;
+}
+
 /* Takes an index from the shard (lock held); UINT32_MAX if exhausted. */
 static uint32_t take_index(const otable *ot, ot_shard *sh, uint32_t *tag)
 {
@@ -134,23 +152,8 @@ static uint32_t take_index(const otable *ot, ot_shard *sh, uint32_t *tag)
 			return TAKE_FAULT;
 		}
 	}
-	if (sh->nfree) {
-		uint32_t idx = sh->free_stack[--sh->nfree];
-		ot_entry *chunk = atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
-						       memory_order_relaxed);
-		/* The next pop's entry is a cold line (freed long ago): ask
-		 * for it now, while the caller builds this node. */
-		if (sh->nfree) {
-			uint32_t nx = sh->free_stack[sh->nfree - 1];
-			const ot_entry *nc = atomic_load_explicit(&sh->dir[nx >> OT_CHUNK_BITS],
-								  memory_order_relaxed);
-			if (nc)
-				__builtin_prefetch(&nc[nx & (OT_CHUNK - 1)], 1);
-		}
-		*tag = OT_META_TAG(atomic_load_explicit(&chunk[idx & (OT_CHUNK - 1)].meta,
-							memory_order_relaxed));
-		return idx;
-	}
+	if (sh->nfree)
+		return pop_free(sh, tag);
 	uint32_t idx = sh->next_index;
 	if (idx >= (1u << STRATA_NODEID_INDEX_BITS))
 		return UINT32_MAX;
@@ -170,15 +173,40 @@ static uint32_t take_index(const otable *ot, ot_shard *sh, uint32_t *tag)
 	return idx;
 }
 
-int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_node_id *id)
+/* Shard si's lock held: handle idx becomes a RESERVED entry with the given
+ * fields, and the lock is released. */
+static inline __attribute__((always_inline)) strata_node_id
+issue(ot_shard *sh, uint32_t si, uint32_t idx, uint32_t tag, uint64_t birth,
+			    uint64_t loc, uint32_t info)
 {
-	uint32_t seed = my_seed();
+	ot_entry *e = &atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
+					    memory_order_relaxed)[idx & (OT_CHUNK - 1)];
+	/* meta first; the release stores after it let a reader that sees any
+	 * new field also see the new tag on its re-check. */
+	atomic_store_explicit(&e->meta, OT_META(tag, OT_RESERVED), memory_order_relaxed);
+	ot_stamp_init(e, birth, EPOCH_INF, 0, memory_order_release);
+	atomic_store_explicit(&e->loc, loc, memory_order_release);
+	atomic_store_explicit(&e->info, info, memory_order_release);
+	atomic_fetch_add_explicit(&sh->reserved, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&sh->lock);
+	return ot_make_id(si, idx, tag);
+}
+
+/* ot_alloc when the home shard's free stack is empty (its lock held, at
+ * the `active` seen): the shards in turn, faulting in chunks on disk,
+ * activating more shards when all are out of indexes. */
+static __attribute__((noinline)) int alloc_slow(otable *ot, uint32_t seed, uint32_t active,
+						uint64_t birth, uint64_t loc, uint32_t info,
+						strata_node_id *id)
+{
+	bool locked = true;
 	for (;;) {
-		uint32_t active = atomic_load_explicit(&ot->shards_active, memory_order_relaxed);
 		for (uint32_t t = 0; t < active; t++) {
 			uint32_t si = (seed + t) & (active - 1);
 			ot_shard *sh = &ot->shards[si];
-			lock_shard(ot, sh, active);
+			if (!locked)
+				lock_shard(ot, sh, active);
+			locked = false;
 			uint32_t tag;
 			uint32_t idx = take_index(ot, sh, &tag);
 			if (idx == TAKE_FAULT) {
@@ -198,24 +226,32 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 				pthread_mutex_unlock(&sh->lock);
 				continue;
 			}
-			ot_entry *e = &atomic_load_explicit(&sh->dir[idx >> OT_CHUNK_BITS],
-							    memory_order_relaxed)[idx & (OT_CHUNK - 1)];
-			/* meta first; the release stores after it let a reader that
-			 * sees any new field also see the new tag on its re-check. */
-			atomic_store_explicit(&e->meta, OT_META(tag, OT_RESERVED), memory_order_relaxed);
-			ot_stamp_init(e, birth, EPOCH_INF, 0, memory_order_release);
-			atomic_store_explicit(&e->loc, loc, memory_order_release);
-			atomic_store_explicit(&e->info, info, memory_order_release);
-			atomic_fetch_add_explicit(&sh->reserved, 1, memory_order_relaxed);
-			pthread_mutex_unlock(&sh->lock);
-			*id = ot_make_id(si, idx, tag);
+			*id = issue(sh, si, idx, tag, birth, loc, info);
 			return 0;
 		}
 		/* Every active shard is out of indexes. */
 		if (active >= ot->shards_max)
 			return STRATA_EFULL;
 		grow_active(ot, active);
+		active = atomic_load_explicit(&ot->shards_active, memory_order_relaxed);
 	}
+}
+
+/* The common case, a handle off the home shard's free stack, is kept
+ * apart from the loop over shards: ~25 fewer instructions per node. */
+int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_node_id *id)
+{
+	uint32_t seed = my_seed();
+	uint32_t active = atomic_load_explicit(&ot->shards_active, memory_order_relaxed);
+	uint32_t si = seed & (active - 1);
+	ot_shard *sh = &ot->shards[si];
+	lock_shard(ot, sh, active);
+	if (STRATA_UNLIKELY(!sh->nfree))
+		return alloc_slow(ot, seed, active, birth, loc, info, id);
+	uint32_t tag;
+	uint32_t idx = pop_free(sh, &tag);
+	*id = issue(sh, si, idx, tag, birth, loc, info);
+	return 0;
 }
 
 /* Shard lock held. */
