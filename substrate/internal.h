@@ -405,13 +405,19 @@ void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
 /* Entry of id's position if its chunk is in memory, else NULL (never
  * faults; no tag check). One directory load: every shard's slice of
  * `dirs` exists, so no bound test either. */
+_Static_assert(sizeof(ot_entry) << 1 == 1u << STRATA_NODEID_SHARD_BITS,
+	       "ot_entry_loaded: the index sits one bit above its entry's byte offset");
 static inline ot_entry *ot_entry_loaded(const otable *ot, strata_node_id id)
 {
-	uint32_t idx = STRATA_NODEID_INDEX(id);
-	ot_entry *chunk = atomic_load_explicit(
-		&ot->dirs[STRATA_NODEID_SHARD(id) << OT_DIR_BITS | idx >> OT_CHUNK_BITS],
-		memory_order_acquire);
-	return chunk ? &chunk[idx & (OT_CHUNK - 1)] : NULL;
+	/* Straight from the NodeID's bits (~20 M lookups per 1M X-tree
+	 * inserts): the slot is shard << OT_DIR_BITS | the index's chunk, and
+	 * the index's low bits * 32, the entry's byte offset in its chunk, are
+	 * the id shifted right by one, masked. */
+	uint32_t slot = STRATA_NODEID_SHARD(id) << OT_DIR_BITS |
+			((uint32_t)(id >> (STRATA_NODEID_SHARD_BITS + OT_CHUNK_BITS)) & (OT_DIR - 1));
+	char *chunk = (char *)atomic_load_explicit(&ot->dirs[slot], memory_order_acquire);
+	uint64_t off = (id >> 1) & ((uint64_t)(OT_CHUNK - 1) * sizeof(ot_entry));
+	return chunk ? (ot_entry *)(chunk + off) : NULL;
 }
 /* e if it holds id (tag matches, any state but FREE), else NULL. */
 static inline ot_entry *ot_entry_match(ot_entry *e, strata_node_id id)

@@ -669,3 +669,29 @@ Test(otable, free_ids_equals_freeing_one_by_one)
 	ot_destroy(&a);
 	ot_destroy(&b);
 }
+
+/* The inline resolve (ot_entry_loaded, from the NodeID's bits) finds the
+ * entry ot_entry_peek finds, whatever the tag, across chunk and shard
+ * bits; a chunk never made gives NULL. */
+Test(otable, loaded_entry_matches_peek)
+{
+	otable ot;
+	cr_assert_eq(ot_init(&ot, 64, 1), 0);
+	cr_assert_eq(ot_extend(&ot, 0, 3 * OT_CHUNK + 10), 0);
+	cr_assert_eq(ot_extend(&ot, 63, 2 * OT_CHUNK), 0);
+	const struct {
+		uint32_t shard, index;
+	} at[] = {{0, 0},  {0, 1},	       {0, OT_CHUNK - 1}, {0, OT_CHUNK}, {0, 3 * OT_CHUNK + 9},
+		  {63, 0}, {63, OT_CHUNK + 77}, {63, 2 * OT_CHUNK - 1}};
+	for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+		for (uint32_t tag = 0; tag <= OT_TAG_MAX; tag = tag * 7 + 1) {
+			ot_entry *e = ot_entry_peek(&ot, at[i].shard, at[i].index);
+			cr_assert_not_null(e);
+			cr_assert_eq(ot_entry_loaded(&ot, ot_make_id(at[i].shard, at[i].index, tag)), e,
+				     "shard %u index %u tag %u", at[i].shard, at[i].index, tag);
+		}
+	cr_assert_null(ot_entry_loaded(&ot, ot_make_id(0, 4 * OT_CHUNK, 1)), "chunk never made");
+	cr_assert_null(ot_entry_loaded(&ot, ot_make_id(5, 0, 1)), "shard never used");
+	cr_assert_null(ot_entry_loaded(&ot, ot_make_id(0, (1u << STRATA_NODEID_INDEX_BITS) - 1, OT_TAG_MAX)));
+	ot_destroy(&ot);
+}
