@@ -111,6 +111,10 @@ void *seg_alloc_node(seg_alloc *a, uint32_t size);
  * once (WAL replay copies each image in whole). */
 void *seg_alloc_node_raw(seg_alloc *a, uint32_t size);
 void seg_free_node(seg_alloc *a, void *p, uint32_t size);
+/* seg_free_node for each of n nodes, taking a class's lock once per run of
+ * up to SEG_FREE_RUN of them (so no lock is held for long). */
+#define SEG_FREE_RUN 64u
+void seg_free_nodes(seg_alloc *a, void *const *p, const uint32_t *size, size_t n);
 /* Asks for the header and bitmap lines seg_free_node(a, p, size) will
  * write, so a loop freeing many nodes overlaps their misses. */
 void seg_prefetch_free(const seg_alloc *a, const void *p, uint32_t size);
@@ -369,9 +373,9 @@ int ot_alloc(otable *ot, uint64_t birth, uint64_t loc, uint32_t info, strata_nod
 /* Frees the handle (tag bump; the handle is reused later). The entry must be
  * RESERVED or RETIRED and invisible to every reader. */
 void ot_free(otable *ot, strata_node_id id);
-/* Entry for id if its tag matches (any state but FREE), else NULL. No
- * visibility check: callers apply the MVCC rule. */
-ot_entry *ot_entry_of(const otable *ot, strata_node_id id);
+/* ot_free for each of n handles, taking a shard's lock once per run of up
+ * to 64 of them. */
+void ot_free_ids(otable *ot, const strata_node_id *ids, size_t n);
 /* Entry by raw position, for scans (NULL if never issued, or its lazy
  * chunk failed to load). Faults the chunk in. */
 ot_entry *ot_entry_at(const otable *ot, uint32_t shard, uint32_t index);
@@ -398,6 +402,41 @@ ot_lazy *ot_lazy_locked(otable *ot, uint32_t slot, int *rc);
 /* A copy of slot's record, taking lazy_lock; 0 or a status. */
 int ot_lazy_get(otable *ot, uint32_t slot, ot_lazy *out);
 void ot_counts(otable *ot, uint64_t *reserved, uint64_t *free, uint64_t *total);
+/* Entry of id's position if its chunk is in memory, else NULL (never
+ * faults; no tag check). One directory load: every shard's slice of
+ * `dirs` exists, so no bound test either. */
+_Static_assert(sizeof(ot_entry) << 1 == 1u << STRATA_NODEID_SHARD_BITS,
+	       "ot_entry_loaded: the index sits one bit above its entry's byte offset");
+static inline ot_entry *ot_entry_loaded(const otable *ot, strata_node_id id)
+{
+	/* Straight from the NodeID's bits (~20 M lookups per 1M X-tree
+	 * inserts): the slot is shard << OT_DIR_BITS | the index's chunk, and
+	 * the index's low bits * 32, the entry's byte offset in its chunk, are
+	 * the id shifted right by one, masked. */
+	uint32_t slot = STRATA_NODEID_SHARD(id) << OT_DIR_BITS |
+			((uint32_t)(id >> (STRATA_NODEID_SHARD_BITS + OT_CHUNK_BITS)) & (OT_DIR - 1));
+	char *chunk = (char *)atomic_load_explicit(&ot->dirs[slot], memory_order_acquire);
+	uint64_t off = (id >> 1) & ((uint64_t)(OT_CHUNK - 1) * sizeof(ot_entry));
+	return chunk ? (ot_entry *)(chunk + off) : NULL;
+}
+/* e if it holds id (tag matches, any state but FREE), else NULL. */
+static inline ot_entry *ot_entry_match(ot_entry *e, strata_node_id id)
+{
+	uint32_t m = atomic_load_explicit(&e->meta, memory_order_acquire);
+	return OT_META_TAG(m) == STRATA_NODEID_TAG(id) && OT_META_STATE(m) != OT_FREE ? e : NULL;
+}
+/* ot_entry_of's way when id's chunk is not in memory: faults it in. */
+ot_entry *ot_entry_of_fault(const otable *ot, strata_node_id id);
+/* Entry for id if its tag matches (any state but FREE), else NULL. No
+ * visibility check: callers apply the MVCC rule. Inline: commit and
+ * reclamation resolve every node they stamp or free (~4 per copied node). */
+static inline ot_entry *ot_entry_of(const otable *ot, strata_node_id id)
+{
+	ot_entry *e = ot_entry_loaded(ot, id);
+	if (STRATA_UNLIKELY(!e))
+		return ot_entry_of_fault(ot, id);
+	return ot_entry_match(e, id);
+}
 /* Recovery (single-threaded): entries [0, n) of a shard exist. */
 int ot_extend(otable *ot, uint32_t shard, uint32_t n);
 /* Recovery: free stacks from the FREE entries, tags bumped. */
@@ -567,6 +606,9 @@ struct strata_store {
 uint64_t store_requested_bytes(strata_store *s);
 /* Frees a node's memory and its handle (reclaim and abort paths). */
 void store_free_node(strata_store *s, strata_node_id id, ot_entry *e);
+/* store_free_node for n (at most SEG_FREE_RUN) nodes, e[i] holding ids[i]:
+ * the allocator's and the object table's locks once per run, not per node. */
+void store_free_nodes(strata_store *s, const strata_node_id *ids, ot_entry *const *e, uint32_t n);
 /* Node memory for an entry (IN_MEMORY: the pointer itself). */
 static inline void *entry_data(const ot_entry *e)
 {

@@ -7,7 +7,9 @@
  * a node retired at E only if s < E, and every later reader has s >= E.
  * Freeing bumps each handle's tag, so the NodeIDs in the batch turn stale.
  * Only one reclamation runs at a time (`run`); writers never wait for it
- * unless they ask to (strata_reclaim).
+ * unless they ask to (strata_reclaim). Nodes are freed in runs of up to
+ * SEG_FREE_RUN, each allocator and object-table lock taken once per run
+ * (store_free_nodes), so none is held for long.
  */
 #include <stdlib.h>
 
@@ -114,28 +116,37 @@ static void expire_check(strata_store *s)
 
 /* Freeing touches cold lines per node: its object-table entry, then (in
  * memory) its segment's header and bitmap word, found through the entry.
- * A two-stage lookahead has both in flight before they are needed. */
+ * Entries are asked for PF_ENTRY nodes ahead; a run's segment lines while
+ * its entries are read, before the run frees any of them. */
 #define PF_ENTRY 16u
-#define PF_SEG 8u
-static void reclaim_prefetch(strata_store *s, const reclaim_batch *b, uint32_t i)
+static void prefetch_entry(strata_store *s, const reclaim_batch *b, uint32_t i)
 {
 	if (i + PF_ENTRY < b->n) {
-		strata_node_id id = b->ids[i + PF_ENTRY];
-		const ot_entry *e = ot_entry_peek(&s->ot, STRATA_NODEID_SHARD(id),
-						  STRATA_NODEID_INDEX(id));
+		const ot_entry *e = ot_entry_loaded(&s->ot, b->ids[i + PF_ENTRY]);
 		if (e)
 			__builtin_prefetch(e, 1);
 	}
-	if (!s->dur && i + PF_SEG < b->n) {
-		strata_node_id id = b->ids[i + PF_SEG];
-		const ot_entry *e = ot_entry_peek(&s->ot, STRATA_NODEID_SHARD(id),
-						  STRATA_NODEID_INDEX(id));
-		const void *p = e ? entry_data(e) : NULL;
-		if (p)
-			seg_prefetch_free(&s->seg, p,
-					  OT_INFO_SIZE(atomic_load_explicit(&e->info,
-									    memory_order_relaxed)));
+}
+
+/* Frees b->ids[i, i + n), n <= SEG_FREE_RUN: store_free_nodes takes each
+ * lock once for the run, not once per node. */
+static void free_run(strata_store *s, const reclaim_batch *b, uint32_t i, uint32_t n)
+{
+	strata_node_id ids[SEG_FREE_RUN];
+	ot_entry *es[SEG_FREE_RUN];
+	uint32_t k = 0;
+	for (uint32_t j = i; j < i + n; j++) {
+		prefetch_entry(s, b, j);
+		ot_entry *e = ot_entry_of(&s->ot, b->ids[j]);
+		if (!e)
+			continue;
+		if (!s->dur)
+			seg_prefetch_free(&s->seg, entry_data(e),
+					  OT_INFO_SIZE(atomic_load_explicit(&e->info, memory_order_relaxed)));
+		ids[k] = b->ids[j];
+		es[k++] = e;
 	}
+	store_free_nodes(s, ids, es, k);
 }
 
 int64_t reclaim_run(strata_store *s, bool wait)
@@ -151,12 +162,8 @@ int64_t reclaim_run(strata_store *s, bool wait)
 	reclaim_batch *b = take_ready(r, oldest);
 	while (b) {
 		reclaim_batch *next = b->next;
-		for (uint32_t i = 0; i < b->n; i++) {
-			reclaim_prefetch(s, b, i);
-			ot_entry *e = ot_entry_of(&s->ot, b->ids[i]);
-			if (e)
-				store_free_node(s, b->ids[i], e);
-		}
+		for (uint32_t i = 0; i < b->n; i += SEG_FREE_RUN)
+			free_run(s, b, i, b->n - i < SEG_FREE_RUN ? b->n - i : SEG_FREE_RUN);
 		freed += b->n;
 		atomic_fetch_sub_explicit(&s->nodes_retired, b->n, memory_order_relaxed);
 		atomic_fetch_add_explicit(&r->freed_nodes, b->n, memory_order_relaxed);

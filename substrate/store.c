@@ -192,6 +192,23 @@ void store_free_node(strata_store *s, strata_node_id id, ot_entry *e)
 	ot_free(&s->ot, id);
 }
 
+void store_free_nodes(strata_store *s, const strata_node_id *ids, ot_entry *const *e, uint32_t n)
+{
+	void *p[SEG_FREE_RUN];
+	uint32_t size[SEG_FREE_RUN];
+	for (uint32_t i = 0; i < n; i++) {
+		size[i] = OT_INFO_SIZE(atomic_load_explicit(&e[i]->info, memory_order_relaxed));
+		if (s->dur)
+			durable_free_slot(s, (void *)(uintptr_t)durable_loc_for_free(s, e[i]), size[i],
+					  ot_birth(e[i]), ot_retire(e[i]));
+		else
+			p[i] = entry_data(e[i]);
+	}
+	if (!s->dur)
+		seg_free_nodes(&s->seg, p, size, n);
+	ot_free_ids(&s->ot, ids, n);
+}
+
 int64_t strata_reclaim(strata_store *s)
 {
 	return s ? reclaim_run(s, true) : STRATA_EINVAL;

@@ -601,3 +601,97 @@ Test(otable, concurrent_alloc_gives_unique_ids, .timeout = 120)
 		cr_assert_eq(shard_accounting_gap(&ot, sh), 0, "shard %u", sh);
 	ot_destroy(&ot);
 }
+
+/* ---- batched frees ---------------------------------------------------------- */
+typedef struct twin_arg {
+	otable *a, *b;
+	strata_node_id *ids;
+	int n;
+} twin_arg;
+
+/* The same n grants from both tables (one thread: one home shard). */
+static void *twin_worker(void *p)
+{
+	twin_arg *t = p;
+	for (int i = 0; i < t->n; i++) {
+		strata_node_id x, y;
+		cr_assert_eq(ot_alloc(t->a, 1, 0x40, OT_INFO(8, 0), &x), 0);
+		cr_assert_eq(ot_alloc(t->b, 1, 0x40, OT_INFO(8, 0), &y), 0);
+		cr_assert_eq(x, y);
+		t->ids[i] = x;
+	}
+	return NULL;
+}
+
+/* ot_free_ids over handles of several shards, more than one run of 64,
+ * leaves the table exactly as ot_free of each in turn does. */
+Test(otable, free_ids_equals_freeing_one_by_one)
+{
+	enum { THREADS = 4, PER = 50, N = THREADS * PER };
+	otable a, b;
+	cr_assert_eq(ot_init(&a, 64, 64), 0);
+	cr_assert_eq(ot_init(&b, 64, 64), 0);
+	strata_node_id ids[N];
+	for (int i = 0; i < THREADS; i++) {
+		pthread_t th;
+		twin_arg arg = {&a, &b, ids + i * PER, PER};
+		pthread_create(&th, NULL, twin_worker, &arg);
+		pthread_join(th, NULL);
+	}
+	uint64_t shards = 0;
+	for (int i = 0; i < N; i++)
+		shards |= 1ull << STRATA_NODEID_SHARD(ids[i]);
+	cr_assert_gt(__builtin_popcountll(shards), 1, "the handles must span shards");
+	/* Interleave the threads' handles, so runs mix shards. */
+	strata_node_id order[N];
+	for (int i = 0; i < N; i++)
+		order[i] = ids[(i % THREADS) * PER + i / THREADS];
+	atomic_store(&entry(&a, order[7])->meta,
+		     OT_META(STRATA_NODEID_TAG(order[7]), OT_RETIRED)); /* both states are freed */
+	atomic_store(&entry(&b, order[7])->meta, OT_META(STRATA_NODEID_TAG(order[7]), OT_RETIRED));
+	for (int i = 0; i < N; i++)
+		ot_free(&a, order[i]);
+	ot_free_ids(&b, order, N);
+	for (uint32_t s = 0; s < 64; s++) {
+		cr_assert_eq(a.shards[s].nfree, b.shards[s].nfree, "shard %u", s);
+		cr_assert_eq(a.shards[s].dead, b.shards[s].dead);
+		cr_assert_eq(atomic_load(&a.shards[s].reserved), atomic_load(&b.shards[s].reserved));
+		for (uint32_t k = 0; k < a.shards[s].nfree; k++)
+			cr_assert_eq(a.shards[s].free_stack[k], b.shards[s].free_stack[k],
+				     "shard %u, free stack position %u", s, k);
+		cr_assert_eq(shard_accounting_gap(&b, s), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert_null(ot_entry_of(&b, ids[i]));
+		cr_assert_eq(atomic_load(&entry(&a, ids[i])->meta), atomic_load(&entry(&b, ids[i])->meta));
+		cr_assert_eq(atomic_load(&entry(&b, ids[i])->loc), 0);
+	}
+	ot_destroy(&a);
+	ot_destroy(&b);
+}
+
+/* The inline resolve (ot_entry_loaded, from the NodeID's bits) finds the
+ * entry ot_entry_peek finds, whatever the tag, across chunk and shard
+ * bits; a chunk never made gives NULL. */
+Test(otable, loaded_entry_matches_peek)
+{
+	otable ot;
+	cr_assert_eq(ot_init(&ot, 64, 1), 0);
+	cr_assert_eq(ot_extend(&ot, 0, 3 * OT_CHUNK + 10), 0);
+	cr_assert_eq(ot_extend(&ot, 63, 2 * OT_CHUNK), 0);
+	const struct {
+		uint32_t shard, index;
+	} at[] = {{0, 0},  {0, 1},	       {0, OT_CHUNK - 1}, {0, OT_CHUNK}, {0, 3 * OT_CHUNK + 9},
+		  {63, 0}, {63, OT_CHUNK + 77}, {63, 2 * OT_CHUNK - 1}};
+	for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+		for (uint32_t tag = 0; tag <= OT_TAG_MAX; tag = tag * 7 + 1) {
+			ot_entry *e = ot_entry_peek(&ot, at[i].shard, at[i].index);
+			cr_assert_not_null(e);
+			cr_assert_eq(ot_entry_loaded(&ot, ot_make_id(at[i].shard, at[i].index, tag)), e,
+				     "shard %u index %u tag %u", at[i].shard, at[i].index, tag);
+		}
+	cr_assert_null(ot_entry_loaded(&ot, ot_make_id(0, 4 * OT_CHUNK, 1)), "chunk never made");
+	cr_assert_null(ot_entry_loaded(&ot, ot_make_id(5, 0, 1)), "shard never used");
+	cr_assert_null(ot_entry_loaded(&ot, ot_make_id(0, (1u << STRATA_NODEID_INDEX_BITS) - 1, OT_TAG_MAX)));
+	ot_destroy(&ot);
+}

@@ -605,3 +605,67 @@ Test(segment, summaries_out_of_range_are_refused)
 	cr_assert_eq(seg_load_segments(&a, classes, 1, used, sum, false), STRATA_EINVAL);
 	seg_destroy(&a);
 }
+
+/* ---- batched frees ---------------------------------------------------------- */
+/* seg_free_nodes over nodes of several classes (and large ones), more than
+ * one run of SEG_FREE_RUN, emptying segments on the way: the allocator
+ * ends as seg_free_node of each in turn leaves it. */
+Test(segment, free_nodes_equals_freeing_one_by_one)
+{
+	const uint32_t sizes[] = {60000, 100, 3000, 60000, 70000, 100, 60000};
+	enum { N = 300, NS = sizeof sizes / sizeof sizes[0] };
+	seg_alloc a, b;
+	cr_assert_eq(seg_init(&a), 0);
+	cr_assert_eq(seg_init(&b), 0);
+	void *pa[N], *pb[N];
+	uint32_t size[N];
+	for (int i = 0; i < N; i++) {
+		size[i] = sizes[i % NS];
+		cr_assert_not_null(pa[i] = seg_alloc_node(&a, size[i]));
+		cr_assert_not_null(pb[i] = seg_alloc_node(&b, size[i]));
+	}
+	/* Keep every 5th node; free the rest, most of the 60000-byte class
+	 * (31 slots a segment): its emptied segments are released. */
+	void *fa[N], *fb[N];
+	uint32_t fs[N];
+	int n = 0;
+	for (int i = 0; i < N; i++) {
+		if (i % 5 == 4 && size[i] != 60000)
+			continue;
+		fa[n] = pa[i];
+		fb[n] = pb[i];
+		fs[n++] = size[i];
+	}
+	cr_assert_gt(n, 2 * SEG_FREE_RUN);
+	for (int i = 0; i < n; i++)
+		seg_free_node(&a, fa[i], fs[i]);
+	seg_free_nodes(&b, fb, fs, (size_t)n);
+	cr_assert_eq(seg_check(&a, test_report, NULL), 0);
+	cr_assert_eq(seg_check(&b, test_report, NULL), 0);
+	cr_assert_eq(atomic_load(&a.large_objects), atomic_load(&b.large_objects));
+	cr_assert_eq(atomic_load(&a.large_bytes), atomic_load(&b.large_bytes));
+	for (unsigned c = 0; c < STRATA_NUM_CLASSES; c++) {
+		cr_assert_eq(atomic_load(&a.classes[c].segments), atomic_load(&b.classes[c].segments), "class %u", c);
+		cr_assert_eq(atomic_load(&a.classes[c].slots_used), atomic_load(&b.classes[c].slots_used));
+		cr_assert_eq(atomic_load(&a.classes[c].bytes_requested),
+			     atomic_load(&b.classes[c].bytes_requested));
+	}
+	/* The same holes are refilled in the same order. */
+	for (int i = 0; i < n; i++) {
+		fa[i] = seg_alloc_node(&a, fs[i]);
+		fb[i] = seg_alloc_node(&b, fs[i]);
+		if (seg_class_of(fs[i]) != STRATA_CLASS_LARGE)
+			cr_assert_eq(seg_offset_of(fa[i]), seg_offset_of(fb[i]), "allocation %d", i);
+	}
+	for (int i = 0; i < n; i++) {
+		seg_free_node(&a, fa[i], fs[i]);
+		seg_free_node(&b, fb[i], fs[i]);
+	}
+	for (int i = 4; i < N; i += 5) /* the kept ones: large objects are no segment's */
+		if (size[i] != 60000) {
+			seg_free_node(&a, pa[i], size[i]);
+			seg_free_node(&b, pb[i], size[i]);
+		}
+	seg_destroy(&a);
+	seg_destroy(&b);
+}
