@@ -99,6 +99,7 @@ static inline void store2(double *p, xt_vd x)
 #define k_min(a, b) xt_min((a), (b))
 #define k_max(a, b) xt_max((a), (b))
 #define k_eq_bits(a, b) xt_mask_bits((xt_vi)((a) == (b)))
+#define k_gt_bits(a, b) xt_mask_bits((xt_vi)((a) > (b)))
 #include "xt_choose_lanes.h"
 #undef KV
 #undef KL
@@ -112,6 +113,7 @@ static inline void store2(double *p, xt_vd x)
 #undef k_min
 #undef k_max
 #undef k_eq_bits
+#undef k_gt_bits
 
 /* ---- four entries a step: AVX2 ---- */
 #ifdef XT_HAVE_AVX2
@@ -149,6 +151,8 @@ static inline __attribute__((always_inline, target("avx2"))) xt_vd4 ld4(const do
 #define k_max(a, b) ((xt_vd4)_mm256_max_pd((__m256d)(a), (__m256d)(b)))
 #define k_eq_bits(a, b) \
 	((uint32_t)_mm256_movemask_pd(_mm256_cmp_pd((__m256d)(a), (__m256d)(b), _CMP_EQ_OQ)))
+#define k_gt_bits(a, b) \
+	((uint32_t)_mm256_movemask_pd(_mm256_cmp_pd((__m256d)(a), (__m256d)(b), _CMP_GT_OQ)))
 #include "xt_choose_lanes.h"
 #endif
 
