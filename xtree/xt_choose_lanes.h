@@ -19,6 +19,7 @@
  *   k_pad(x, t, y)  x with the lanes from t on (0 < t < KL) set to y
  *   k_splat(x), k_min(a, b), k_max(a, b)  minpd/maxpd semantics
  *   k_eq_bits(a, b)  bit i set where lane i of a equals that of b
+ *   k_gt_bits(a, b)  bit i set where lane i of a exceeds that of b
  */
 
 /* The overlap of [alo, ahi] and [blo, bhi] along one dimension, 0 when
@@ -210,26 +211,29 @@ static inline KATTR void KN(growth_lb_d)(const xt_view *v, uint32_t d, uint32_t 
 	out[f] = 0;
 }
 
-/* The bits of the entries [at, at + m) (m <= 64) whose enlargement is
- * me, a whole vector at a time. As in areas_d, the last step is the last
- * KL entries of the chunk, overlapping the one before (its bits again)
- * or the chunk before (shifted out); only a node of fewer than KL entries
- * has lanes past n, masked off. */
-static inline KATTR uint64_t KN(eq_bits)(const double *enl, uint32_t at, uint32_t m, double me)
+/* The bits of the entries [at, at + m) (m <= 64) whose x equals v (gt:
+ * exceeds v), a whole vector at a time. As in areas_d, the last step is
+ * the last KL entries of the chunk, overlapping the one before (its bits
+ * again) or the chunk before (shifted out); only a node of fewer than KL
+ * entries has lanes past n, masked off. */
+static inline KATTR uint64_t KN(cmp_bits)(const double *x, uint32_t at, uint32_t m, double v,
+					  bool gt)
 {
-	KV ms = k_splat(me);
+	KV vs = k_splat(v);
 	uint64_t bits = 0;
 	uint32_t j = 0;
+#define CMP(p) ((uint64_t)(gt ? k_gt_bits(k_load(p, 0), vs) : k_eq_bits(k_load(p, 0), vs)))
 	for (; j + KL <= m; j += KL)
-		bits |= (uint64_t)k_eq_bits(k_load(enl + at + j, 0), ms) << j;
+		bits |= CMP(x + at + j) << j;
 	if (j < m) {
 		if (at + m >= KL) {
-			uint64_t b = k_eq_bits(k_load(enl + at + m - KL, 0), ms);
+			uint64_t b = CMP(x + at + m - KL);
 			bits |= m >= KL ? b << (m - KL) : b >> (KL - m);
 		} else {
-			bits = k_eq_bits(k_load(enl, 0), ms) & ((1u << m) - 1);
+			bits = CMP(x) & ((1u << m) - 1);
 		}
 	}
+#undef CMP
 	return bits;
 }
 
@@ -258,12 +262,12 @@ static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *are
 {
 	uint32_t best = UINT32_MAX;
 	if (n <= 64) { /* every node but a supernode */
-		uint64_t bits = KN(eq_bits)(enl, 0, n, me);
+		uint64_t bits = KN(cmp_bits)(enl, 0, n, me, false);
 		if (bits)
 			best = KN(least_area)(area, 0, bits, best);
 	} else {
 		for (uint32_t at = 0; at < n; at += 64) {
-			uint64_t bits = KN(eq_bits)(enl, at, n - at < 64 ? n - at : 64, me);
+			uint64_t bits = KN(cmp_bits)(enl, at, n - at < 64 ? n - at : 64, me, false);
 			if (bits)
 				best = KN(least_area)(area, at, bits, best);
 		}
@@ -273,7 +277,8 @@ static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *are
 
 /* The kernels with d constant in 2-D and 3-D (the per-dimension splats
  * leave the lane loop, which unrolls). areas goes into choose; the others
- * (KFATTR: this width's target) are calls, made in 1 choice in 7. */
+ * (KFATTR: this width's target) are calls, made in about 1 choice in 9
+ * (1M 2-D entries). */
 static inline KATTR double KN(areas)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
 				     const double *hi, double *area, double *enl)
 {
@@ -316,10 +321,25 @@ static KFATTR void KN(growth_lb)(const xt_view *v, uint32_t d, uint32_t f, const
  * cand_before, which gives the same entry as the ordered visit. With a
  * growth of 0 found, only candidates before it in that order still can
  * win (with 0). */
+/* least_overlap's step for candidate i: skipped when its lower bound
+ * exceeds the least growth so far, or that is 0 and i comes after *best in
+ * cand_before order; else its growth summed with that bound. */
+static inline KATTR void KN(candidate)(const xt_view *v, uint32_t d, const cands *c,
+				       const double *lo, const double *hi, const double *lb,
+				       uint32_t i, double *least, uint32_t *best)
+{
+	if (lb[i] > *least || (!(*least > 0) && !cand_before(c, i, *best)))
+		return;
+	double inc = KN(overlap_growth)(v, d, i, lo, hi, *least);
+	if (inc < *least || (inc == *least && cand_before(c, i, *best)))
+		*least = inc, *best = i;
+}
+
 static __attribute__((noinline)) KFATTR int KN(least_overlap)(const xt_view *v, uint32_t d,
 							      uint32_t p, const cands *c,
 							      const double *lo, const double *hi,
-							      double *lb, uint32_t *top, uint32_t *best)
+							      double *lb, uint32_t *top,
+							      uint32_t *best)
 {
 	uint32_t n = c->n, first = *best, nt = 0;
 	double least = KN(overlap_growth)(v, d, first, lo, hi, INFINITY);
@@ -329,23 +349,35 @@ static __attribute__((noinline)) KFATTR int KN(least_overlap)(const xt_view *v, 
 	if (n > p && p > CHOOSE_SMALL && !(top = tbig = malloc((size_t)p * sizeof *top)))
 		return STRATA_ENOMEM;
 	KN(growth_lb)(v, d, first, lo, hi, lb);
-	if (n > p) /* the p candidates of least (enlargement, area) */
+	if (n > p) { /* the p candidates of least (enlargement, area) */
 		for (uint32_t i = 0; i < n; i++)
 			top_insert(c, top, &nt, p, i);
-	for (uint32_t j = 0, m = n > p ? nt : n; j < m; j++) {
-		uint32_t i = n > p ? top[j] : j;
-		if (i == first || lb[i] > least || (!(least > 0) && !cand_before(c, i, *best)))
-			continue;
-		double inc = KN(overlap_growth)(v, d, i, lo, hi, least);
-		if (inc < least || (inc == least && cand_before(c, i, *best)))
-			least = inc, *best = i;
+		for (uint32_t j = 0; j < nt; j++)
+			if (top[j] != first)
+				KN(candidate)(v, d, c, lo, hi, lb, top[j], &least, best);
+		if (tbig)
+			free(tbig);
+		return 0;
 	}
-	free(tbig);
+	/* Every entry, in order; a mask of those whose bound does not exceed
+	 * the least growth found first (it only decreases, so no other can
+	 * pass later) saves testing the others one by one. */
+	for (uint32_t at = 0; at < n; at += 64) {
+		uint32_t m = n - at < 64 ? n - at : 64;
+		uint64_t bits = ~KN(cmp_bits)(lb, at, m, least, true);
+		if (m < 64)
+			bits &= ((uint64_t)1 << m) - 1;
+		if (first - at < 64)
+			bits &= ~((uint64_t)1 << (first - at));
+		for (; bits; bits &= bits - 1)
+			KN(candidate)(v, d, c, lo, hi, lb, at + (uint32_t)__builtin_ctzll(bits),
+				      &least, best);
+	}
 	return 0;
 }
 
-/* R* ChooseSubtree at this width (xt_choose) with arrays of n rounded up
- * to KL entries (lb: the overlap lower bounds) and top of CHOOSE_SMALL. */
+/* R* ChooseSubtree at this width (xt_choose) with arrays of n entries
+ * rounded up to KL (lb: the overlap lower bounds) and top of CHOOSE_SMALL. */
 static inline KATTR int KN(choose_in)(const xt_meta *m, const xt_view *v, uint32_t d,
 				      const double *lo, const double *hi, bool child_leaf,
 				      strata_txn *pf, double *area, double *enl, double *lb,
