@@ -303,6 +303,17 @@ void ot_free(otable *ot, strata_node_id id)
 static void free_run(otable *ot, const strata_node_id *ids, uint32_t n)
 {
 	uint64_t todo = n < 64 ? (1ull << n) - 1 : UINT64_MAX;
+	bool mixed = false;
+	for (uint32_t i = 1; i < n; i++)
+		mixed |= STRATA_NODEID_SHARD(ids[i]) != STRATA_NODEID_SHARD(ids[0]);
+	if (n && !mixed) { /* the usual run: one shard */
+		ot_shard *sh = &ot->shards[STRATA_NODEID_SHARD(ids[0])];
+		pthread_mutex_lock(&sh->lock);
+		for (uint32_t i = 0; i < n; i++)
+			free_locked(sh, ids[i]);
+		pthread_mutex_unlock(&sh->lock);
+		return;
+	}
 	while (todo) {
 		uint32_t si = STRATA_NODEID_SHARD(ids[__builtin_ctzll(todo)]);
 		ot_shard *sh = &ot->shards[si];
