@@ -297,9 +297,11 @@ int strata_txn_alloc_uninit(strata_txn *t, uint32_t size, uint8_t kind, strata_n
 	return alloc_checked(t, size, kind, id, data, false);
 }
 
-/* strata_txn_read and strata_txn_read_own (the out-pointers optional). */
-static int read_view(strata_txn *t, strata_node_id id, const void **data, uint32_t *size,
-		     uint8_t *kind, int *owned)
+/* strata_txn_read and strata_txn_read_own (the out-pointers optional);
+ * inlined in both, each a hot entry point of its own. */
+static inline __attribute__((always_inline)) int read_view(strata_txn *t, strata_node_id id,
+							   const void **data, uint32_t *size,
+							   uint8_t *kind, int *owned)
 {
 	txn_view v;
 	int rc = txn_lookup(t, id, &v);
