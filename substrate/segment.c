@@ -823,12 +823,27 @@ static void free_run(seg_alloc *a, void *const *p, const uint32_t *size, uint32_
 {
 	uint8_t cls[SEG_FREE_RUN];
 	uint64_t todo = 0;
+	bool mixed = false;
 	for (uint32_t i = 0; i < n; i++) {
 		cls[i] = (uint8_t)seg_class_of(size[i]);
+		mixed |= cls[i] != cls[0];
 		if (cls[i] == STRATA_CLASS_LARGE)
 			free_large(a, p[i], size[i]);
 		else
 			todo |= 1ull << i;
+	}
+	if (n && !mixed && cls[0] != STRATA_CLASS_LARGE) { /* the usual run: one class */
+		seg_class *c = &a->classes[cls[0]];
+		uint64_t bytes = 0;
+		pthread_mutex_lock(&c->lock);
+		for (uint32_t i = 0; i < n; i++) {
+			free_slot(a, c, p[i]);
+			bytes += size[i];
+		}
+		counter_add(&c->slots_used, -(uint64_t)n);
+		counter_add(&c->bytes_requested, -bytes);
+		pthread_mutex_unlock(&c->lock);
+		return;
 	}
 	while (todo) {
 		unsigned k = cls[__builtin_ctzll(todo)];

@@ -623,15 +623,17 @@ static void *twin_worker(void *p)
 	return NULL;
 }
 
-/* ot_free_ids over handles of several shards, more than one run of 64,
- * leaves the table exactly as ot_free of each in turn does. */
-Test(otable, free_ids_equals_freeing_one_by_one)
+/* ot_free_ids over handles of several shards (one per thread), or of one,
+ * more than one run of 64, leaves the table exactly as ot_free of each in
+ * turn does. */
+static void free_ids_vs_one_by_one(int THREADS)
 {
-	enum { THREADS = 4, PER = 50, N = THREADS * PER };
+	enum { PER = 50, N_MAX = 4 * PER };
+	const int N = THREADS * PER;
 	otable a, b;
 	cr_assert_eq(ot_init(&a, 64, 64), 0);
 	cr_assert_eq(ot_init(&b, 64, 64), 0);
-	strata_node_id ids[N];
+	strata_node_id ids[N_MAX];
 	for (int i = 0; i < THREADS; i++) {
 		pthread_t th;
 		twin_arg arg = {&a, &b, ids + i * PER, PER};
@@ -641,9 +643,9 @@ Test(otable, free_ids_equals_freeing_one_by_one)
 	uint64_t shards = 0;
 	for (int i = 0; i < N; i++)
 		shards |= 1ull << STRATA_NODEID_SHARD(ids[i]);
-	cr_assert_gt(__builtin_popcountll(shards), 1, "the handles must span shards");
+	cr_assert_eq(__builtin_popcountll(shards) > 1, THREADS > 1, "the handles must span shards");
 	/* Interleave the threads' handles, so runs mix shards. */
-	strata_node_id order[N];
+	strata_node_id order[N_MAX];
 	for (int i = 0; i < N; i++)
 		order[i] = ids[(i % THREADS) * PER + i / THREADS];
 	atomic_store(&entry(&a, order[7])->meta,
@@ -651,7 +653,7 @@ Test(otable, free_ids_equals_freeing_one_by_one)
 	atomic_store(&entry(&b, order[7])->meta, OT_META(STRATA_NODEID_TAG(order[7]), OT_RETIRED));
 	for (int i = 0; i < N; i++)
 		ot_free(&a, order[i]);
-	ot_free_ids(&b, order, N);
+	ot_free_ids(&b, order, (size_t)N);
 	for (uint32_t s = 0; s < 64; s++) {
 		cr_assert_eq(a.shards[s].nfree, b.shards[s].nfree, "shard %u", s);
 		cr_assert_eq(a.shards[s].dead, b.shards[s].dead);
@@ -668,6 +670,12 @@ Test(otable, free_ids_equals_freeing_one_by_one)
 	}
 	ot_destroy(&a);
 	ot_destroy(&b);
+}
+
+Test(otable, free_ids_equals_freeing_one_by_one)
+{
+	free_ids_vs_one_by_one(4);
+	free_ids_vs_one_by_one(1); /* every run of one shard */
 }
 
 /* The inline resolve (ot_entry_loaded, from the NodeID's bits) finds the

@@ -607,13 +607,12 @@ Test(segment, summaries_out_of_range_are_refused)
 }
 
 /* ---- batched frees ---------------------------------------------------------- */
-/* seg_free_nodes over nodes of several classes (and large ones), more than
- * one run of SEG_FREE_RUN, emptying segments on the way: the allocator
- * ends as seg_free_node of each in turn leaves it. */
-Test(segment, free_nodes_equals_freeing_one_by_one)
+/* seg_free_nodes over nodes of several classes (and large ones), or of one
+ * class, more than one run of SEG_FREE_RUN, emptying segments on the way:
+ * the allocator ends as seg_free_node of each in turn leaves it. */
+static void free_nodes_vs_one_by_one(const uint32_t *sizes, int NS)
 {
-	const uint32_t sizes[] = {60000, 100, 3000, 60000, 70000, 100, 60000};
-	enum { N = 300, NS = sizeof sizes / sizeof sizes[0] };
+	enum { N = 300 };
 	seg_alloc a, b;
 	cr_assert_eq(seg_init(&a), 0);
 	cr_assert_eq(seg_init(&b), 0);
@@ -668,4 +667,12 @@ Test(segment, free_nodes_equals_freeing_one_by_one)
 		}
 	seg_destroy(&a);
 	seg_destroy(&b);
+}
+
+Test(segment, free_nodes_equals_freeing_one_by_one)
+{
+	const uint32_t mixed[] = {60000, 100, 3000, 60000, 70000, 100, 60000};
+	const uint32_t one_class[] = {60000, 59000};
+	free_nodes_vs_one_by_one(mixed, sizeof mixed / sizeof mixed[0]);
+	free_nodes_vs_one_by_one(one_class, 2); /* every run of one class */
 }

@@ -582,6 +582,31 @@ Test(txn, roots_not_named_are_not_locked)
 	test_close(s);
 }
 
+/* A root is found by its whole name: no prefix of it, nothing it is a
+ * prefix of, and a name longer than any root's still reads ENAME. */
+Test(txn, roots_match_whole_names_only)
+{
+	strata_store *s = test_open(NULL);
+	char longest[STRATA_ROOT_NAME_MAX + 1], too_long[STRATA_ROOT_NAME_MAX + 2];
+	memset(longest, 'x', sizeof longest - 1);
+	longest[sizeof longest - 1] = 0;
+	memset(too_long, 'x', sizeof too_long - 1); /* longest plus one more 'x' */
+	too_long[sizeof too_long - 1] = 0;
+	const char *names[] = {"alphabet", "alpha", longest};
+	strata_txn *t;
+	cr_assert_eq(strata_txn_begin(s, names, 3, 0, &t), 0);
+	strata_node_id id;
+	const char *absent[] = {"alph", "alphab", "alphabets", "alphA", "b"};
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(strata_txn_get_root(t, absent[i], &id), STRATA_ENOTLOCKED, "%s", absent[i]);
+	cr_assert_eq(strata_txn_get_root(t, too_long, &id), STRATA_ENAME);
+	cr_assert_eq(strata_txn_set_root(t, "alpha", STRATA_NODE_NULL), 0);
+	cr_assert_eq(strata_txn_set_root(t, "alphabet", STRATA_NODE_NULL), 0);
+	cr_assert_eq(strata_txn_set_root(t, longest, STRATA_NODE_NULL), 0);
+	cr_assert_eq(strata_txn_commit(t, NULL), 0);
+	test_close(s);
+}
+
 Test(txn, bad_names_and_arguments)
 {
 	strata_store *s = test_open(NULL);
