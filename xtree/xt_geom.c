@@ -44,7 +44,8 @@ int xt_ents_reserve(xt_ents *e, uint32_t d, uint32_t n)
 
 void xt_ents_free(xt_ents *e)
 {
-	free(e->ids); /* the block */
+	if (e->ids)
+		free(e->ids); /* the block */
 	memset(e, 0, sizeof *e);
 }
 
