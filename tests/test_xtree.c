@@ -1680,3 +1680,54 @@ static void wild_case(uint32_t d, uint32_t node_size, uint64_t seed)
 
 Test(xtree, huge_tiny_and_signed_zero_boxes_2d) { wild_case(2, 512, 4242); }
 Test(xtree, huge_tiny_and_signed_zero_boxes_3d) { wild_case(3, 1024, 4343); }
+
+/* Every entry so far from the query point that its L2 distance is inf
+ * (gaps of 1e300 square past DBL_MAX): all tie, so kNN returns the k
+ * least ids at distance inf, the cursor likewise. The greedy first
+ * descent found no child nearer than inf and once read its own node again
+ * as a child (ECORRUPT). */
+Test(xtree, knn_when_every_distance_overflows)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "f", 2, NULL);
+	model m = {.d = 2};
+	strata_txn *t = begin(s, "f");
+	for (uint64_t i = 0; i < 500; i++) {
+		double p[2] = {1e300 * (double)(1 + i % 25), 1e300 * (double)(1 + i / 25)};
+		cr_assert_eq(strata_xt_insert(t, "f", 2, p, NULL, 1000 - i), 0);
+		model_add(&m, 1000 - i, p, p);
+	}
+	commit(t);
+	check_tree(s, "f", m.n);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	const double far[2] = {-1e300, -DBL_MAX};
+	for (int mt = 0; mt < 3; mt++) {
+		hit all[500];
+		for (size_t i = 0; i < m.n; i++)
+			all[i] = (hit){dist_of(2, far, &m.e[i], (strata_xt_metric)mt), m.e[i].id};
+		qsort(all, m.n, sizeof *all, cmp_hit);
+		ids got = {0};
+		int rc = strata_xt_knn(snap, "f", 2, far, 7, (strata_xt_metric)mt, on_knn, &got);
+		cr_assert_eq(rc, 0, "metric %d: %s", mt, strata_strerror(rc));
+		cr_assert_eq(got.n, 7);
+		strata_xt_cursor *c;
+		cr_assert_eq(strata_xt_cursor_open(snap, "f", 2, far, (strata_xt_metric)mt, &c), 0);
+		for (size_t i = 0; i < 7; i++) {
+			hit h;
+			cr_assert(got.h[i].id == all[i].id && got.h[i].dist == all[i].dist,
+				  "metric %d result %zu: %llu at %g, want %llu at %g", mt, i,
+				  (unsigned long long)got.h[i].id, got.h[i].dist,
+				  (unsigned long long)all[i].id, all[i].dist);
+			cr_assert_eq(strata_xt_cursor_next(c, &h.id, &h.dist, NULL, NULL), 0);
+			cr_assert(h.id == all[i].id && h.dist == all[i].dist, "cursor result %zu", i);
+		}
+		if (mt == STRATA_XT_L2)
+			cr_assert(isinf(all[m.n - 1].dist) && isinf(all[0].dist));
+		strata_xt_cursor_close(c);
+		ids_free(&got);
+	}
+	strata_snapshot_close(snap);
+	free(m.e);
+	test_close(s);
+}
