@@ -1481,3 +1481,253 @@ Test(xtree, choose_with_nan_enlargements)
 	}
 	xt_query_avx2 = was;
 }
+
+/* ---- huge, tiny and signed-zero coordinates --------------------------------------- */
+/* Any finite coordinates are valid input: boxes reaching +-DBL_MAX, areas
+ * and margins that overflow to inf (differences of them NaN), subnormal
+ * and zero widths, signed zeros, all in one tree. Inserts, deletes and
+ * moves in batches; the checker after each batch; window and kNN queries
+ * (callback and cursor) against a brute-force scan; and the same tree on
+ * either ChooseSubtree width. */
+
+/* A coordinate of one of several magnitudes: up to +-DBL_MAX, +-1e300,
+ * +-1e154 (where squares and areas start to overflow), unit, tiny,
+ * subnormal, or a signed zero. */
+static double wild_coord(test_rng *r)
+{
+	double u = 2 * unit(r) - 1;
+	switch (rng_below(r, 7)) {
+	case 0: return u * DBL_MAX;
+	case 1: return u * 1e300;
+	case 2: return u * 1e154;
+	case 3: return u;
+	case 4: return u * 1e-300;
+	case 5: return u * 1e-320; /* subnormal */
+	default: return rng_below(r, 2) ? -0.0 : 0.0;
+	}
+}
+
+/* A box with a wild corner and a width of 0, tiny or huge (clamped at
+ * DBL_MAX); now and then the whole space, or [+0, -0]. */
+static void wild_box(test_rng *r, uint32_t d, double *lo, double *hi)
+{
+	bool all = rng_below(r, 40) == 0;
+	for (uint32_t k = 0; k < d; k++) {
+		if (all) {
+			lo[k] = -DBL_MAX, hi[k] = DBL_MAX;
+			continue;
+		}
+		double x = wild_coord(r), w;
+		switch (rng_below(r, 4)) {
+		case 0: w = 0; break;
+		case 1: w = fabs(wild_coord(r)); break;
+		case 2: w = unit(r) * 1e300; break;
+		default: w = unit(r) * DBL_MAX; break;
+		}
+		double y = x + w;
+		lo[k] = x;
+		hi[k] = y <= DBL_MAX ? y : DBL_MAX;
+		if (x == 0 && w == 0)
+			hi[k] = rng_below(r, 2) ? -0.0 : 0.0;
+	}
+}
+
+/* Window (every predicate) and kNN (callback and cursor, every metric)
+ * queries against the model. */
+static void wild_queries(strata_store *s, const char *name, const model *m, test_rng *r, int n)
+{
+	uint32_t d = m->d;
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	for (int q = 0; q < n; q++) {
+		double lo[MAXD], hi[MAXD], pt[MAXD];
+		wild_box(r, d, lo, hi);
+		for (int p = 0; p < 3; p++) {
+			ids got = {0}, want = {0};
+			int rc = strata_xt_query(snap, name, d, (strata_xt_pred)p, lo, hi, on_hit, &got);
+			cr_assert_eq(rc, 0, "query: %s", strata_strerror(rc));
+			for (size_t i = 0; i < m->n; i++)
+				if (pred_ok(m, &m->e[i], (strata_xt_pred)p, lo, hi))
+					ids_push(&want, m->e[i].id, 0);
+			cr_assert_eq(got.n, want.n, "pred %d: %zu hits, oracle %zu", p, got.n, want.n);
+			if (got.n) {
+				qsort(got.v, got.n, sizeof *got.v, cmp_u64);
+				qsort(want.v, want.n, sizeof *want.v, cmp_u64);
+				cr_assert_arr_eq(got.v, want.v, got.n * sizeof *got.v, "pred %d ids", p);
+			}
+			ids_free(&got);
+			ids_free(&want);
+		}
+		for (uint32_t k = 0; k < d; k++)
+			pt[k] = wild_coord(r);
+		uint32_t k = 1 + (uint32_t)rng_below(r, 40);
+		strata_xt_metric mt = (strata_xt_metric)rng_below(r, 3);
+		hit *all = malloc((m->n + 1) * sizeof *all);
+		for (size_t i = 0; i < m->n; i++) {
+			all[i] = (hit){dist_of(d, pt, &m->e[i], mt), m->e[i].id};
+			cr_assert(!isnan(all[i].dist));
+		}
+		qsort(all, m->n, sizeof *all, cmp_hit);
+		size_t want = m->n < k ? m->n : k;
+		ids got = {0};
+		int rc = strata_xt_knn(snap, name, d, pt, k, mt, on_knn, &got);
+		cr_assert_eq(rc, 0, "knn: %s", strata_strerror(rc));
+		cr_assert_eq(got.n, want, "knn k=%u: %zu results, want %zu", k, got.n, want);
+		strata_xt_cursor *c;
+		cr_assert_eq(strata_xt_cursor_open(snap, name, d, pt, mt, &c), 0);
+		for (size_t i = 0; i < want; i++) {
+			hit h;
+			cr_assert_eq(got.h[i].id, all[i].id, "knn metric %d result %zu: id %llu, want %llu",
+				     mt, i, (unsigned long long)got.h[i].id,
+				     (unsigned long long)all[i].id);
+			cr_assert_eq(got.h[i].dist, all[i].dist, "knn result %zu: distance", i);
+			rc = strata_xt_cursor_next(c, &h.id, &h.dist, NULL, NULL);
+			cr_assert_eq(rc, 0, "cursor result %zu: %s", i, strata_strerror(rc));
+			cr_assert(h.id == all[i].id && h.dist == all[i].dist, "cursor result %zu", i);
+		}
+		strata_xt_cursor_close(c);
+		free(all);
+		ids_free(&got);
+	}
+	strata_snapshot_close(snap);
+}
+
+/* The workload on one ChooseSubtree width; returns the shape of the tree
+ * it grew (hash_node), before the deletes that empty it. */
+static uint64_t wild_workload(uint32_t d, uint32_t node_size, uint64_t seed, int avx2)
+{
+	const char *name = "w";
+	xt_query_avx2 = avx2;
+	strata_store *s = test_open(NULL);
+	strata_xt_options o = {.node_size = node_size};
+	create(s, name, d, &o);
+	test_rng r = {seed};
+	model m = {.d = d};
+	uint64_t next = 1;
+	for (int b = 0; b < 16; b++) {
+		strata_txn *t = begin(s, name);
+		for (int i = 0; i < 250; i++) {
+			uint64_t op = rng_below(&r, 10);
+			double lo[MAXD], hi[MAXD];
+			wild_box(&r, d, lo, hi);
+			if (op < 7 || m.n == 0) {
+				uint64_t id = next++;
+				if (m.n && rng_below(&r, 20) == 0) { /* an exact duplicate */
+					ment *e = &m.e[rng_below(&r, m.n)];
+					id = e->id;
+					memcpy(lo, e->lo, sizeof lo);
+					memcpy(hi, e->hi, sizeof hi);
+				}
+				int rc = strata_xt_insert(t, name, d, lo, hi, id);
+				cr_assert_eq(rc, 0, "insert %zu: %s", m.n, strata_strerror(rc));
+				model_add(&m, id, lo, hi);
+				continue;
+			}
+			size_t j = rng_below(&r, m.n);
+			ment *e = &m.e[j];
+			int rc = op < 9 ? strata_xt_delete(t, name, d, e->lo, e->hi, e->id)
+					: strata_xt_move(t, name, d, e->lo, e->hi, lo, hi, e->id);
+			cr_assert_eq(rc, 0, "%s: %s", op < 9 ? "delete" : "move", strata_strerror(rc));
+			if (op < 9) {
+				model_del(&m, j);
+			} else {
+				memcpy(e->lo, lo, sizeof lo);
+				memcpy(e->hi, hi, sizeof hi);
+			}
+		}
+		commit(t);
+		check_tree(s, name, m.n);
+		wild_queries(s, name, &m, &r, 6);
+		strata_snapshot *snap;
+		strata_xt_stats st;
+		cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+		cr_assert_eq(strata_xt_stats_get(snap, name, &st), 0);
+		cr_assert(isfinite(st.overlap) && st.overlap >= 0, "overlap %g", st.overlap);
+		strata_snapshot_close(snap);
+	}
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	uint64_t h = (uint64_t)(d - 1) << 59 | (TEST_FNV_SEED & ((1ull << 59) - 1));
+	cr_assert_eq(strata_xt_nodes(snap, name, hash_node, &h), 0);
+	strata_snapshot_close(snap);
+	while (m.n) { /* condense all the way down */
+		strata_txn *t = begin(s, name);
+		for (int i = 0; i < 300 && m.n; i++) {
+			size_t j = rng_below(&r, m.n);
+			int rc = strata_xt_delete(t, name, d, m.e[j].lo, m.e[j].hi, m.e[j].id);
+			cr_assert_eq(rc, 0, "delete: %s", strata_strerror(rc));
+			model_del(&m, j);
+		}
+		commit(t);
+		check_tree(s, name, m.n);
+		wild_queries(s, name, &m, &r, 2);
+	}
+	free(m.e);
+	test_close(s);
+	return h;
+}
+
+static void wild_case(uint32_t d, uint32_t node_size, uint64_t seed)
+{
+	int was = xt_query_avx2;
+	uint64_t two = wild_workload(d, node_size, seed, 0);
+	if (__builtin_cpu_supports("avx2")) {
+		uint64_t four = wild_workload(d, node_size, seed, 1);
+		cr_assert_eq(two, four, "%u-D: the AVX2 ChooseSubtree built another tree", d);
+	}
+	xt_query_avx2 = was;
+}
+
+Test(xtree, huge_tiny_and_signed_zero_boxes_2d) { wild_case(2, 512, 4242); }
+Test(xtree, huge_tiny_and_signed_zero_boxes_3d) { wild_case(3, 1024, 4343); }
+
+/* Every entry so far from the query point that its L2 distance is inf
+ * (gaps of 1e300 square past DBL_MAX): all tie, so kNN returns the k
+ * least ids at distance inf, the cursor likewise. The greedy first
+ * descent found no child nearer than inf and once read its own node again
+ * as a child (ECORRUPT). */
+Test(xtree, knn_when_every_distance_overflows)
+{
+	strata_store *s = test_open(NULL);
+	create(s, "f", 2, NULL);
+	model m = {.d = 2};
+	strata_txn *t = begin(s, "f");
+	for (uint64_t i = 0; i < 500; i++) {
+		double p[2] = {1e300 * (double)(1 + i % 25), 1e300 * (double)(1 + i / 25)};
+		cr_assert_eq(strata_xt_insert(t, "f", 2, p, NULL, 1000 - i), 0);
+		model_add(&m, 1000 - i, p, p);
+	}
+	commit(t);
+	check_tree(s, "f", m.n);
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	const double far[2] = {-1e300, -DBL_MAX};
+	for (int mt = 0; mt < 3; mt++) {
+		hit all[500];
+		for (size_t i = 0; i < m.n; i++)
+			all[i] = (hit){dist_of(2, far, &m.e[i], (strata_xt_metric)mt), m.e[i].id};
+		qsort(all, m.n, sizeof *all, cmp_hit);
+		ids got = {0};
+		int rc = strata_xt_knn(snap, "f", 2, far, 7, (strata_xt_metric)mt, on_knn, &got);
+		cr_assert_eq(rc, 0, "metric %d: %s", mt, strata_strerror(rc));
+		cr_assert_eq(got.n, 7);
+		strata_xt_cursor *c;
+		cr_assert_eq(strata_xt_cursor_open(snap, "f", 2, far, (strata_xt_metric)mt, &c), 0);
+		for (size_t i = 0; i < 7; i++) {
+			hit h;
+			cr_assert(got.h[i].id == all[i].id && got.h[i].dist == all[i].dist,
+				  "metric %d result %zu: %llu at %g, want %llu at %g", mt, i,
+				  (unsigned long long)got.h[i].id, got.h[i].dist,
+				  (unsigned long long)all[i].id, all[i].dist);
+			cr_assert_eq(strata_xt_cursor_next(c, &h.id, &h.dist, NULL, NULL), 0);
+			cr_assert(h.id == all[i].id && h.dist == all[i].dist, "cursor result %zu", i);
+		}
+		if (mt == STRATA_XT_L2)
+			cr_assert(isinf(all[m.n - 1].dist) && isinf(all[0].dist));
+		strata_xt_cursor_close(c);
+		ids_free(&got);
+	}
+	strata_snapshot_close(snap);
+	free(m.e);
+	test_close(s);
+}

@@ -87,6 +87,37 @@ static void check_entries(ck *c, strata_node_id id, const xt_view *v)
 	}
 }
 
+/* Box b with every coordinate multiplied by f. */
+static void box_scaled(xt_box *b, uint32_t d, double f)
+{
+	for (uint32_t k = 0; k < d; k++)
+		b->lo[k] *= f, b->hi[k] *= f;
+}
+
+/* The volume of directory node v's box `all` and the summed overlap of
+ * its entries' boxes, every coordinate multiplied by f (1.0: as they
+ * are). Boxes of finite but huge coordinates have volumes of inf, and
+ * inf / inf or inf * 0 is NaN: add_stats then takes f, a power of two
+ * that puts the coordinates in (-1, 1), which scales both alike (exactly
+ * but for underflow) and leaves both finite. */
+static void node_overlap(const xt_view *v, uint32_t d, const xt_box *all, double f, double *vol,
+			 double *ov)
+{
+	xt_box u = *all;
+	box_scaled(&u, d, f);
+	*vol = xt_volume(&u, d);
+	*ov = 0;
+	for (uint32_t i = 0; i < v->h->count; i++)
+		for (uint32_t j = i + 1; j < v->h->count; j++) {
+			xt_box a, b;
+			xt_box_get(v, d, i, &a);
+			xt_box_get(v, d, j, &b);
+			box_scaled(&a, d, f);
+			box_scaled(&b, d, f);
+			*ov += xt_overlap_vol(&a, &b, d);
+		}
+}
+
 static void add_stats(ck *c, const xt_view *v, uint32_t size)
 {
 	strata_xt_stats *st = c->st;
@@ -106,14 +137,16 @@ static void add_stats(ck *c, const xt_view *v, uint32_t size)
 		return;
 	xt_box all;
 	xt_box_of_node(v, d, &all);
-	double vol = xt_volume(&all, d), ov = 0;
-	for (uint32_t i = 0; i < h->count; i++)
-		for (uint32_t j = i + 1; j < h->count; j++) {
-			xt_box a, b;
-			xt_box_get(v, d, i, &a);
-			xt_box_get(v, d, j, &b);
-			ov += xt_overlap_vol(&a, &b, d);
+	double vol, ov;
+	node_overlap(v, d, &all, 1.0, &vol, &ov);
+	if (!isfinite(vol) || !isfinite(ov)) { /* see node_overlap */
+		double top = 0;
+		for (uint32_t k = 0; k < d; k++) {
+			top = fabs(all.lo[k]) > top ? fabs(all.lo[k]) : top;
+			top = fabs(all.hi[k]) > top ? fabs(all.hi[k]) : top;
 		}
+		node_overlap(v, d, &all, ldexp(1.0, top >= 1 ? -(ilogb(top) + 1) : 0), &vol, &ov);
+	}
 	if (vol > 0) {
 		st->overlap += ov / vol;
 		c->overlap_nodes++;

@@ -100,11 +100,23 @@ void xt_box_of_node(const xt_view *v, uint32_t d, xt_box *out)
 
 /* Dimension by dimension, the bounds in registers: extending a box in
  * memory entry by entry stored and reloaded both every time (the compiler
- * cannot tell the box from the entries). */
+ * cannot tell the box from the entries). Without idx (a reinsert's
+ * union), two dimensions a step: an entry's coordinates lie side by side,
+ * and minpd(x, a) is `x < a ? x : a` exactly as the scalar loop's (the
+ * same doubles, signed zeros included): half the instructions in 2-D. */
 void xt_box_of_ents(const xt_ents *e, const uint32_t *idx, uint32_t from, uint32_t to, xt_box *out)
 {
-	uint32_t d = e->d;
-	for (uint32_t k = 0; k < d; k++) {
+	uint32_t d = e->d, k0 = 0;
+	for (; !idx && k0 + XT_LANES <= d; k0 += XT_LANES) {
+		xt_vd a = xt_splat(INFINITY), b = xt_splat(-INFINITY);
+		for (uint32_t j = from; j < to; j++) {
+			a = xt_min(xt_load(e->lo + (size_t)j * d + k0), a);
+			b = xt_max(xt_load(e->hi + (size_t)j * d + k0), b);
+		}
+		memcpy(out->lo + k0, &a, sizeof a);
+		memcpy(out->hi + k0, &b, sizeof b);
+	}
+	for (uint32_t k = k0; k < d; k++) {
 		double a = INFINITY, b = -INFINITY;
 		for (uint32_t j = from; j < to; j++) {
 			size_t at = (size_t)(idx ? idx[j] : j) * d + k;

@@ -179,7 +179,9 @@ static int dive(knn *s)
 									   : XT_DIST_CHUNK;
 			xt_distances(&v, m->dims, s->pt, s->metric, from, len, dv);
 			for (uint32_t j = 0; j < len; j++)
-				if (dv[j / XT_LANES][j % XT_LANES] < best) {
+				/* the first child if all are at inf (L2 gaps of 1e200 square to
+				 * inf): none is less, and id would stay this node's */
+				if (dv[j / XT_LANES][j % XT_LANES] < best || from + j == 0) {
 					best = dv[j / XT_LANES][j % XT_LANES];
 					id = v.ids[from + j];
 				}

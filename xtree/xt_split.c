@@ -21,7 +21,19 @@
  * Overlap ratio of groups A and B is vol(A∩B) / vol(A∪B), computed with
  * every dimension scaled by the extent of A∪B so 32 small factors do not
  * underflow; a degenerate union (volume 0) counts as no overlap.
+ *
+ * Every score is a finite number: coordinates are any finite doubles, and
+ * where the entries are so far apart that a volume, an area sum or a
+ * margin sum could overflow (2-D boxes 1e200 wide have area inf, and
+ * inf * 0 or inf - inf is NaN, which fails every comparison and once left
+ * a split with an empty group), the scores are taken on a copy of the
+ * entries scaled by a power of two into (-1, 1) (scores_finite,
+ * scale_into). That scaling is exact but for underflow, so it ranks the
+ * distributions, and the overlap ratio the supernode decision reads, as
+ * unbounded doubles would; the groups are the same indexes either way.
+ * Entries whose scores fit are scored as they are, bit for bit as before.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -328,9 +340,59 @@ static void sort_order(const xt_ents *e, uint32_t axis, bool by_hi, const uint32
 		order[j] = t[j + 1].i;
 }
 
+/* Whether every score of every split of n entries whose union is [lo,
+ * hi] is a finite number. The union bounds every group's and every
+ * intersection's extents, volume and margin (rounding is monotone, and an
+ * infinity, once there, stays or turns NaN), so where twice its volume
+ * and 8n times its margin (the margin sums: two orders of up to n
+ * distributions, two groups each) are finite, no product, sum or
+ * difference a sweep makes overflows, and none is NaN (that takes
+ * inf * 0 or inf - inf). */
+static bool scores_finite(const double *lo, const double *hi, uint32_t d, uint32_t n)
+{
+	double v = 1.0, mg = 0.0;
+	for (uint32_t k = 0; k < d; k++) {
+		double x = hi[k] - lo[k];
+		v *= x;
+		mg += x;
+	}
+	return 2 * v <= DBL_MAX && mg * 8.0 * n <= DBL_MAX;
+}
+
+/* *tmp: e's boxes (union [lo, hi]) times the power of two that puts
+ * every coordinate in (-1, 1), so every extent is at most 2, a volume at
+ * most 2^32 and every score finite. Multiplying by a power of two is
+ * exact but for underflow and keeps every lo <= hi. */
+static int scale_into(const xt_ents *e, const double *lo, const double *hi, xt_ents *tmp)
+{
+	double top = 0;
+	for (uint32_t k = 0; k < e->d; k++) {
+		top = fabs(lo[k]) > top ? fabs(lo[k]) : top;
+		top = fabs(hi[k]) > top ? fabs(hi[k]) : top;
+	}
+	/* 2^-x, x <= 1024: a subnormal at the least, still a power of two */
+	double f = ldexp(1.0, top >= 1 ? -(ilogb(top) + 1) : 0);
+	int rc = xt_ents_reserve(tmp, e->d, e->n);
+	if (rc)
+		return rc;
+	size_t nd = (size_t)e->n * e->d;
+	tmp->n = e->n;
+	memcpy(tmp->ids, e->ids, e->n * sizeof *e->ids);
+	memcpy(tmp->hist, e->hist, e->n * sizeof *e->hist);
+	for (size_t i = 0; i < nd; i++) {
+		tmp->lo[i] = e->lo[i] * f;
+		tmp->hi[i] = e->hi[i] * f;
+	}
+	return 0;
+}
+
 /* The R* topological split with groups of at least m entries (2m <= n);
- * also the overlap ratio of the result if `ratio` is not NULL. */
-static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *ratio)
+ * also the overlap ratio of the result if `ratio` is not NULL. The
+ * entries are sorted as they are; where their scores could overflow
+ * (scores_finite), the scores are taken on *tmp, a scaled copy
+ * (scale_into, tmp->n set; the caller frees it), and the orders sorted on
+ * e serve it as well: any order of the entries is a valid one. */
+static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *ratio, xt_ents *tmp)
 {
 	enum { SMALL = 1024 };
 	uint32_t n = e->n, d = e->d;
@@ -345,12 +407,25 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 		goto err;
 	}
 	uint32_t axis = 0;
-	double best = INFINITY;
+	double best = INFINITY, ulo[XT_MAXD], uhi[XT_MAXD];
+	for (uint32_t a = 0; a < d; a++) {
+		for (int hi = 0; hi < 2; hi++) { /* one call: sort_order inlines */
+			uint32_t *o = ord + (size_t)(2 * a + (uint32_t)hi) * n;
+			sort_order(e, a, hi, hi ? o - n : NULL, o);
+		}
+		/* the union: the first lower bound, the last upper one */
+		ulo[a] = e->lo[(size_t)ord[(size_t)2 * a * n] * d + a];
+		uhi[a] = e->hi[(size_t)ord[(size_t)(2 * a + 2) * n - 1] * d + a];
+	}
+	if (!scores_finite(ulo, uhi, d, n)) {
+		if ((rc = scale_into(e, ulo, uhi, tmp)))
+			goto err;
+		e = tmp;
+	}
 	for (uint32_t a = 0; a < d; a++) {
 		double sum = 0;
 		for (int hi = 0; hi < 2; hi++) {
 			uint32_t *o = ord + (size_t)(2 * a + (uint32_t)hi) * n;
-			sort_order(e, a, hi, hi ? o - n : NULL, o);
 			sum += margin_sum(e, o, m, s.blo); /* the sweep is free till below */
 		}
 		if (sum < best) {
@@ -363,7 +438,8 @@ static int topological(const xt_ents *e, uint32_t m, xt_split *out, double *rati
 		double ov, ar;
 		const uint32_t *o = ord + (size_t)(2 * axis + (uint32_t)hi) * n;
 		uint32_t k = best_split(&s, e, o, false, &ov, &ar);
-		if (ov < bo || (ov == bo && ar < ba)) {
+		/* the first order always sets out (scores are finite: it would anyway) */
+		if (!hi || ov < bo || (ov == bo && ar < ba)) {
 			bo = ov, ba = ar;
 			memcpy(out->order, o, (size_t)n * sizeof *o);
 			out->k = k;
@@ -389,7 +465,11 @@ static uint32_t min_group(const xt_meta *m, uint32_t n, uint32_t pct, bool leaf)
 
 int xt_split_leaf(const xt_meta *m, const xt_ents *e, xt_split *s)
 {
-	return topological(e, min_group(m, e->n, m->o.min_fill_pct, true), s, NULL);
+	xt_ents tmp = {0};
+	int rc = topological(e, min_group(m, e->n, m->o.min_fill_pct, true), s, NULL, &tmp);
+	if (tmp.ids)
+		xt_ents_free(&tmp);
+	return rc;
 }
 
 /* The overlap-minimal split along one of the dimensions every entry was
@@ -434,11 +514,15 @@ err:
 int xt_split_dir(const xt_meta *m, const xt_ents *e, xt_split *s)
 {
 	double ratio, max = m->o.max_overlap_pct / 100.0;
-	int rc = topological(e, min_group(m, e->n, m->o.min_fill_pct, false), s, &ratio);
+	xt_ents tmp = {0};
+	int rc = topological(e, min_group(m, e->n, m->o.min_fill_pct, false), s, &ratio, &tmp);
 	if (rc || ratio <= max)
-		return rc;
-	if ((rc = overlap_minimal(m, e, s, &ratio)))
-		return rc;
+		goto out;
+	if ((rc = overlap_minimal(m, tmp.n ? &tmp : e, s, &ratio)))
+		goto out;
 	s->ok = ratio <= max;
-	return 0;
+out:
+	if (tmp.ids)
+		xt_ents_free(&tmp);
+	return rc;
 }
