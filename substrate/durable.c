@@ -95,6 +95,8 @@ static int load_image(strata_store *s, const ot_entry *e, strata_node_id id, uin
 	}
 	if (rc && large)
 		strata_mem_free(p, size);
+	if (!rc && !large)
+		seg_note_loaded(&s->seg, p, size);
 	*out = rc ? NULL : p;
 	return rc;
 }

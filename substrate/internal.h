@@ -68,6 +68,12 @@ typedef struct seg_class {
 	_Atomic uint64_t segments, slots_total, slots_used, bytes_requested;
 } seg_class;
 
+#define SEG_PAGES (SEG_SIZE / 4096u)
+typedef struct seg_pages {
+	_Atomic uint64_t bits[SEG_PAGES / 64]; /* page i touched by a load */
+	_Atomic uint32_t n;                    /* bits set */
+} seg_pages;
+
 typedef struct seg_alloc {
 	seg_class classes[STRATA_NUM_CLASSES];
 	_Atomic uint64_t large_objects, large_bytes;
@@ -98,6 +104,12 @@ typedef struct seg_alloc {
 	_Atomic uint32_t bad_segs;  /* headers built from words that failed their check */
 	/* Segments made from the process's pool / from fresh memory (segpool.c). */
 	_Atomic uint64_t pool_hits, pool_misses;
+	/* Pages of each segment of the open's mapping that loaded images
+	 * touched, and the segments asked to become huge pages (segment.c,
+	 * "Huge pages after an open"). Kept until the allocator is destroyed. */
+	struct seg_pages *loads;
+	uint32_t loads_n;
+	_Atomic uint32_t collapses;
 } seg_alloc;
 
 int seg_init(seg_alloc *a);
@@ -177,6 +189,10 @@ void seg_build_all(seg_alloc *a);
 void seg_load_requested(seg_alloc *a, unsigned cls, uint64_t bytes);
 /* Slot number at `offset` in a segment of class cls; UINT32_MAX if none. */
 uint32_t seg_slot_index(uint32_t offset, unsigned cls);
+/* An image of `size` bytes was just read into p (a slot of the open's
+ * mapping): counts it, and turns its segment into a huge page once half
+ * of the segment holds loaded images. */
+void seg_note_loaded(seg_alloc *a, const void *p, uint32_t size);
 /* Pointer to the slot at (segno, offset) for a node of `size` if that is a
  * used slot of the right class, else NULL. */
 void *seg_slot_at(seg_alloc *a, uint32_t segno, uint32_t offset, uint32_t size);

@@ -333,6 +333,7 @@ void seg_destroy(seg_alloc *a)
 		pthread_mutex_destroy(&c->lock);
 	}
 	strata_mem_free(a->by_no, a->nos_cap * sizeof *a->by_no);
+	strata_mem_free(a->loads, a->loads_n * sizeof *a->loads);
 	pthread_mutex_destroy(&a->nos_lock);
 }
 
@@ -618,6 +619,8 @@ static int load_lazy(seg_alloc *a, const uint8_t *classes, uint32_t n, const uin
 		return STRATA_ENOMEM; /* the allocator is freed with its store */
 	}
 	a->nos_cap = n;
+	a->loads = strata_mem_calloc(n, sizeof *a->loads); /* NULL: no huge pages, nothing else */
+	a->loads_n = a->loads ? n : 0;
 	a->lazy_block = block;
 	a->lazy_used = used;
 	a->lazy_n = n;
@@ -678,6 +681,46 @@ bool seg_is_bad(seg_alloc *a, uint32_t segno)
 	segment *g = a->by_no[segno];
 	pthread_mutex_unlock(&a->nos_lock);
 	return g && g->bad;
+}
+
+/* ---- huge pages after an open ------------------------------------------------
+ * The open's mapping (map_segments) is not advised for huge pages: a
+ * reader touching one node per segment of a store larger than memory
+ * would make every segment 2 MiB resident. But a segment whose images are
+ * read back is then spread over 4 KiB pages, and a query over a tree
+ * loaded that way missed the TLB on most nodes: DURABLE windows took
+ * 4.6-7.5 % longer than on the same tree in memory (huge pages from the
+ * start: -4.3 to -1.5 %). So once loads have touched half of a segment's
+ * pages (its resident size at most doubles), it is advised and collapsed
+ * (MADV_COLLAPSE, Linux 6.1; an older kernel refuses it, and khugepaged
+ * may still collapse the advised range later). Each page is counted once
+ * (the bit that a fetch_or sets first), so each segment reaches the half
+ * once. */
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+void seg_note_loaded(seg_alloc *a, const void *p, uint32_t size)
+{
+	uint32_t no = seg_no_of(p);
+	if (no >= a->loads_n || a->headers_only || !size)
+		return;
+	seg_pages *sp = &a->loads[no];
+	uint32_t off = seg_offset_of(p), fresh = 0;
+	for (uint32_t pg = off / 4096u; pg <= (off + size - 1) / 4096u && pg < SEG_PAGES; pg++) {
+		uint64_t bit = 1ull << (pg % 64);
+		fresh += !(atomic_fetch_or_explicit(&sp->bits[pg / 64], bit, memory_order_relaxed) & bit);
+	}
+	if (!fresh)
+		return;
+	uint32_t n = atomic_fetch_add_explicit(&sp->n, fresh, memory_order_relaxed);
+	if (n >= SEG_PAGES / 2 || n + fresh < SEG_PAGES / 2)
+		return;
+	char *g = (char *)((uintptr_t)p & ~(uintptr_t)(SEG_SIZE - 1));
+#ifdef MADV_HUGEPAGE
+	(void)madvise(g, SEG_SIZE, MADV_HUGEPAGE); /* hints: a refusal changes nothing */
+#endif
+	(void)madvise(g, SEG_SIZE, MADV_COLLAPSE);
+	atomic_fetch_add_explicit(&a->collapses, 1, memory_order_relaxed);
 }
 
 void seg_load_requested(seg_alloc *a, unsigned cls, uint64_t bytes)

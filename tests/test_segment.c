@@ -507,6 +507,54 @@ Test(segment, lazy_load_builds_headers_on_demand)
 	seg_destroy(&a);
 }
 
+/* Loads into the open's mapping turn a segment into a huge page once they
+ * touched half of its pages: exactly once per segment, never for a
+ * segment touched less, a reload of the same image counting nothing. */
+Test(segment, loads_collapse_a_segment_once_half_its_pages_are_touched)
+{
+	seg_alloc a;
+	cr_assert_eq(seg_init(&a), 0);
+	seg_set_durable(&a);
+	unsigned cls = seg_class_of(BIG);
+	const uint8_t classes[4] = {cls, cls, cls, cls};
+	const uint64_t full = (1ull << 31) - 1, used[4] = {full, full, full, 0};
+	cr_assert_eq(seg_load_segments(&a, classes, 4, used, NULL, true), 0);
+	cr_assert_eq(a.loads_n, 4);
+	bool page[SEG_PAGES] = {false};
+	uint32_t touched = 0;
+	for (uint32_t i = 0; i < 31; i++) {
+		void *p = slot_of(&a, 2, i);
+		cr_assert_not_null(p);
+		uint32_t off = seg_offset_of(p);
+		for (uint32_t pg = off / 4096u; pg <= (off + BIG - 1) / 4096u; pg++)
+			touched += !page[pg], page[pg] = true;
+		seg_note_loaded(&a, p, BIG);
+		seg_note_loaded(&a, p, BIG); /* loaded again: no new page */
+		cr_assert_eq(atomic_load(&a.loads[2].n), touched);
+		cr_assert_eq(atomic_load(&a.collapses), touched >= SEG_PAGES / 2,
+			     "slot %u: %u pages touched", i, touched);
+	}
+	void *s17 = slot_of(&a, 1, 7);
+	seg_note_loaded(&a, s17, BIG);
+	uint32_t off = seg_offset_of(s17);
+	cr_assert_eq(atomic_load(&a.loads[1].n), (off + BIG - 1) / 4096u - off / 4096u + 1,
+		     "every page the image lies on");
+	cr_assert_eq(atomic_load(&a.collapses), 1, "segment 1 stays in small pages");
+	void *fresh = seg_alloc_node(&a, BIG);
+	cr_assert_eq(seg_no_of(fresh), 3);
+	seg_destroy(&a);
+
+	/* The bounded cache keeps images out of segment memory: nothing counted. */
+	cr_assert_eq(seg_init(&a), 0);
+	seg_set_durable(&a);
+	a.headers_only = true;
+	cr_assert_eq(seg_load_segments(&a, classes, 4, used, NULL, true), 0);
+	for (uint32_t i = 0; i < 31; i++)
+		seg_note_loaded(&a, slot_of(&a, 2, i), BIG);
+	cr_assert_eq(atomic_load(&a.collapses), 0);
+	seg_destroy(&a);
+}
+
 /* Once everything is built, a segment released by seg_trim_tail must not
  * come back as a stale candidate (it did: a header was written into the
  * released mapping, SIGSEGV in the crash campaign). */
