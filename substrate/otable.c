@@ -301,7 +301,7 @@ void ot_free(otable *ot, strata_node_id id)
  * calls of ot_free leave it. */
 static void free_run(otable *ot, const strata_node_id *ids, uint32_t n)
 {
-	uint64_t todo = n < 64 ? (1ull << n) - 1 : UINT64_MAX;
+	uint64_t left = n < 64 ? (1ull << n) - 1 : UINT64_MAX;
 	bool mixed = false;
 	for (uint32_t i = 1; i < n; i++)
 		mixed |= STRATA_NODEID_SHARD(ids[i]) != STRATA_NODEID_SHARD(ids[0]);
@@ -313,16 +313,16 @@ static void free_run(otable *ot, const strata_node_id *ids, uint32_t n)
 		pthread_mutex_unlock(&sh->lock);
 		return;
 	}
-	while (todo) {
-		uint32_t si = STRATA_NODEID_SHARD(ids[__builtin_ctzll(todo)]);
+	while (left) {
+		uint32_t si = STRATA_NODEID_SHARD(ids[__builtin_ctzll(left)]);
 		ot_shard *sh = &ot->shards[si];
 		pthread_mutex_lock(&sh->lock);
-		for (uint64_t m = todo; m; m &= m - 1) {
+		for (uint64_t m = left; m; m &= m - 1) {
 			uint32_t i = (uint32_t)__builtin_ctzll(m);
 			if (STRATA_NODEID_SHARD(ids[i]) != si)
 				continue;
 			free_locked(sh, ids[i]);
-			todo &= ~(1ull << i);
+			left &= ~(1ull << i);
 		}
 		pthread_mutex_unlock(&sh->lock);
 	}

@@ -865,7 +865,7 @@ void seg_free_node(seg_alloc *a, void *p, uint32_t size)
 static void free_run(seg_alloc *a, void *const *p, const uint32_t *size, uint32_t n)
 {
 	uint8_t cls[SEG_FREE_RUN];
-	uint64_t todo = 0;
+	uint64_t left = 0;
 	bool mixed = false;
 	for (uint32_t i = 0; i < n; i++) {
 		cls[i] = (uint8_t)seg_class_of(size[i]);
@@ -873,7 +873,7 @@ static void free_run(seg_alloc *a, void *const *p, const uint32_t *size, uint32_
 		if (cls[i] == STRATA_CLASS_LARGE)
 			free_large(a, p[i], size[i]);
 		else
-			todo |= 1ull << i;
+			left |= 1ull << i;
 	}
 	if (n && !mixed && cls[0] != STRATA_CLASS_LARGE) { /* the usual run: one class */
 		seg_class *c = &a->classes[cls[0]];
@@ -888,19 +888,19 @@ static void free_run(seg_alloc *a, void *const *p, const uint32_t *size, uint32_
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	while (todo) {
-		unsigned k = cls[__builtin_ctzll(todo)];
+	while (left) {
+		unsigned k = cls[__builtin_ctzll(left)];
 		seg_class *c = &a->classes[k];
 		uint64_t freed = 0, bytes = 0;
 		pthread_mutex_lock(&c->lock);
-		for (uint64_t m = todo; m; m &= m - 1) {
+		for (uint64_t m = left; m; m &= m - 1) {
 			uint32_t i = (uint32_t)__builtin_ctzll(m);
 			if (cls[i] != k)
 				continue;
 			free_slot(a, c, p[i]);
 			freed++;
 			bytes += size[i];
-			todo &= ~(1ull << i);
+			left &= ~(1ull << i);
 		}
 		counter_add(&c->slots_used, -freed);
 		counter_add(&c->bytes_requested, -bytes);
