@@ -139,14 +139,8 @@ static void add_stats(ck *c, const xt_view *v, uint32_t size)
 	xt_box_of_node(v, d, &all);
 	double vol, ov;
 	node_overlap(v, d, &all, 1.0, &vol, &ov);
-	if (!isfinite(vol) || !isfinite(ov)) { /* see node_overlap */
-		double top = 0;
-		for (uint32_t k = 0; k < d; k++) {
-			top = fabs(all.lo[k]) > top ? fabs(all.lo[k]) : top;
-			top = fabs(all.hi[k]) > top ? fabs(all.hi[k]) : top;
-		}
-		node_overlap(v, d, &all, ldexp(1.0, top >= 1 ? -(ilogb(top) + 1) : 0), &vol, &ov);
-	}
+	if (!isfinite(vol) || !isfinite(ov)) /* see node_overlap */
+		node_overlap(v, d, &all, xt_unit_scale(all.lo, all.hi, d), &vol, &ov);
 	if (vol > 0) {
 		st->overlap += ov / vol;
 		c->overlap_nodes++;

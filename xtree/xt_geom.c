@@ -154,6 +154,17 @@ void xt_box_extend(xt_box *a, const double *lo, const double *hi, uint32_t d)
 	}
 }
 
+double xt_unit_scale(const double *lo, const double *hi, uint32_t d)
+{
+	double top = 0;
+	for (uint32_t k = 0; k < d; k++) {
+		top = fabs(lo[k]) > top ? fabs(lo[k]) : top;
+		top = fabs(hi[k]) > top ? fabs(hi[k]) : top;
+	}
+	/* 2^-x, x <= 1024: a subnormal at the least, still a power of two */
+	return ldexp(1.0, top >= 1 ? -(ilogb(top) + 1) : 0);
+}
+
 double xt_volume(const xt_box *b, uint32_t d)
 {
 	double v = 1.0;

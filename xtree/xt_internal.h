@@ -202,6 +202,10 @@ void xt_box_get(const xt_view *v, uint32_t d, uint32_t i, xt_box *out);
 void xt_box_set(xt_view *v, uint32_t d, uint32_t i, const xt_box *b);
 void xt_box_extend(xt_box *a, const double *lo, const double *hi, uint32_t d);
 double xt_volume(const xt_box *b, uint32_t d);
+/* The power of two that puts every coordinate of [lo, hi] in (-1, 1):
+ * scores of boxes whose areas would overflow are taken on coordinates
+ * times it (exact but for underflow; splits, reinsert, stats). */
+double xt_unit_scale(const double *lo, const double *hi, uint32_t d);
 double xt_margin(const xt_box *b, uint32_t d);
 double xt_overlap_vol(const xt_box *a, const xt_box *b, uint32_t d);
 bool xt_box_eq(const xt_box *a, const xt_box *b, uint32_t d);

@@ -365,13 +365,7 @@ static bool scores_finite(const double *lo, const double *hi, uint32_t d, uint32
  * exact but for underflow and keeps every lo <= hi. */
 static int scale_into(const xt_ents *e, const double *lo, const double *hi, xt_ents *tmp)
 {
-	double top = 0;
-	for (uint32_t k = 0; k < e->d; k++) {
-		top = fabs(lo[k]) > top ? fabs(lo[k]) : top;
-		top = fabs(hi[k]) > top ? fabs(hi[k]) : top;
-	}
-	/* 2^-x, x <= 1024: a subnormal at the least, still a power of two */
-	double f = ldexp(1.0, top >= 1 ? -(ilogb(top) + 1) : 0);
+	double f = xt_unit_scale(lo, hi, e->d);
 	int rc = xt_ents_reserve(tmp, e->d, e->n);
 	if (rc)
 		return rc;
@@ -467,8 +461,7 @@ int xt_split_leaf(const xt_meta *m, const xt_ents *e, xt_split *s)
 {
 	xt_ents tmp = {0};
 	int rc = topological(e, min_group(m, e->n, m->o.min_fill_pct, true), s, NULL, &tmp);
-	if (tmp.ids)
-		xt_ents_free(&tmp);
+	xt_ents_free(&tmp);
 	return rc;
 }
 
@@ -522,7 +515,6 @@ int xt_split_dir(const xt_meta *m, const xt_ents *e, xt_split *s)
 		goto out;
 	s->ok = ratio <= max;
 out:
-	if (tmp.ids)
-		xt_ents_free(&tmp);
+	xt_ents_free(&tmp);
 	return rc;
 }

@@ -350,12 +350,7 @@ static __attribute__((noinline)) void reinsert_dists(const xt_ents *e, dist_ix *
 		centre_dists(e, &all, 1.0, dx);
 		return;
 	}
-	double top = 0;
-	for (uint32_t k = 0; k < e->d; k++) {
-		top = fabs(all.lo[k]) > top ? fabs(all.lo[k]) : top;
-		top = fabs(all.hi[k]) > top ? fabs(all.hi[k]) : top;
-	}
-	centre_dists(e, &all, ldexp(1.0, top >= 1 ? -(ilogb(top) + 1) : 0), dx);
+	centre_dists(e, &all, xt_unit_scale(all.lo, all.hi, e->d), dx);
 }
 
 /* R* forced reinsert: keep the entries nearest the node's centre, queue the
