@@ -444,8 +444,12 @@ Test(cache, readers_and_a_writer_with_constant_eviction, .timeout = 120)
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(pthread_create(&th[i], NULL, reader, &sh), 0);
+	/* 300 commits, then more until the readers have read during them (on a
+	 * loaded machine 300 commits can pass before they were scheduled). */
 	test_rng r = {7};
-	for (uint32_t c = 1; c <= 300; c++) {
+	double until = test_now_s() + 60;
+	for (uint32_t c = 1; c <= 300 || (atomic_load(&sh.reads) <= 1000 && test_now_s() < until);
+	     c++) {
 		cr_assert_eq(strata_txn_begin(s, &rname, 1, STRATA_TXN_ASYNC, &t), 0);
 		strata_node_id nidx;
 		cr_assert_eq(strata_txn_write(t, ridx, &nidx, &ip, NULL), 0);

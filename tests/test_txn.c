@@ -653,13 +653,6 @@ Test(txn, bad_names_and_arguments)
 
 /* ---- threads ---------------------------------------------------------------------- */
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 typedef struct par_arg {
 	strata_store *s;
 	const char *root;
@@ -686,8 +679,8 @@ static void *par_worker(void *p)
 	atomic_fetch_add(a->open_now, 1);
 	/* Wait (bounded) for the other transaction to be open too: if
 	 * disjoint roots serialized, it never would be. */
-	double until = now_s() + 10;
-	while (atomic_load(a->open_now) < 2 && now_s() < until)
+	double until = test_now_s() + 10;
+	while (atomic_load(a->open_now) < 2 && test_now_s() < until)
 		sched_yield();
 	a->overlapped = atomic_load(a->open_now) >= 2;
 	a->rc = strata_txn_commit(t, &a->epoch);

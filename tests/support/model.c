@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "io_sim.h"
 #include "support/model.h"
@@ -178,6 +179,13 @@ io_env *test_sim_env(void)
 	cr_assert_eq(io_mkdir(env, "db"), 0);
 	cr_assert_eq(io_sync_dir(env, "."), 0);
 	return env;
+}
+
+double test_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 strata_store_stats test_stats(strata_store *s)

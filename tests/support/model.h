@@ -44,6 +44,9 @@ void test_leak_check(void);
 strata_options test_durable_options(const char *path, bool idle);
 /* A simulated file system (io_sim) with an empty, synced directory "db". */
 struct io_env *test_sim_env(void);
+/* Seconds on the monotonic clock: for tests that keep a thread busy until
+ * the others have had their turn, up to a bound. */
+double test_now_s(void);
 /* strata_stats or fail the test. */
 strata_store_stats test_stats(strata_store *s);
 
