@@ -6,15 +6,17 @@
  *
  * Checked: each object-table entry's state against its epochs (birth <=
  * retire; LIVE: born, not retired; RETIRED: retired at or before the current
- * epoch; RESERVED: birth is a transaction marker); every non-free entry's
- * memory is an in-use slot of the right class; per-class used-slot counts
+ * epoch; RESERVED: none, as no write transaction is open); every non-free
+ * entry's memory is an in-use slot of the right class; per-class used-slot counts
  * and the live/retired counters equal what the table holds; each shard's
  * handles add up (free + dead + in use == issued); the newest version of
  * every root names a node visible at the current epoch; allocator bitmaps.
  *
- * It holds the commit lock and the reclamation lock, so commits and
- * reclamation wait; transactions still open may allocate meanwhile, which
- * can report a count mismatch: run it when writers are quiet.
+ * Write transactions allocate and free their own nodes outside the commit
+ * lock, so a check first closes the transaction gate (txn.c): it waits for
+ * the open ones to end, new ones wait for it. Then it holds the reclamation
+ * lock and the commit lock, so commits, reclamation and checkpoints wait;
+ * snapshot readers go on (they change no slot or entry).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -22,6 +24,9 @@
 
 #include "durable.h"
 #include "internal.h"
+
+/* How long a check waits for open write transactions to end. */
+#define CHECK_WAIT_MS 10000u
 
 typedef struct check_ctx {
 	strata_report_fn report;
@@ -70,7 +75,10 @@ static void check_entry(strata_store *s, check_ctx *c, uint32_t sh, uint32_t i, 
 	case OT_FREE:
 		return;
 	case OT_RESERVED:
+		/* Only an open write transaction holds reservations, and the
+		 * gate lets none stay open during a check: this one leaked. */
 		t->reserved++;
+		problem(c, "node %#" PRIx64 ": reserved, but no write transaction is open", id);
 		if (!(b & EPOCH_PENDING))
 			problem(c, "node %#" PRIx64 ": reserved but birth %" PRIu64 " is an epoch", id, b);
 		break;
@@ -165,11 +173,14 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 {
 	if (!s)
 		return STRATA_EINVAL;
+	int rc = txn_gate_close(s, CHECK_WAIT_MS);
+	if (rc)
+		return rc;
 	check_ctx c = {report, ctx, 0};
 	tally t = {0};
 	/* Chunks still on disk (DURABLE open) are read and checked first: the
 	 * counts below need every entry. */
-	int rc = ot_load_all(&s->ot);
+	rc = ot_load_all(&s->ot);
 	if (rc)
 		problem(&c, "object table: a chunk on disk cannot be loaded: %s (%s)", strata_strerror(rc),
 			strata_last_error());
@@ -205,5 +216,6 @@ int strata_check(strata_store *s, strata_report_fn report, void *ctx)
 		c.problems++;
 	pthread_mutex_unlock(&s->commit_lock);
 	pthread_mutex_unlock(&s->rec.run);
+	txn_gate_open(s);
 	return c.problems ? STRATA_ECORRUPT : 0;
 }

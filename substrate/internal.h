@@ -616,7 +616,18 @@ struct strata_store {
 	_Atomic uint64_t commits, aborts, commits_since_reclaim;
 	_Atomic uint64_t snapshots_expired;
 	_Atomic uint32_t txns_open;
+	/* strata_check's gate: checks in progress (new write transactions wait
+	 * while it is non-zero) and the condition both sides wait on. */
+	_Atomic uint32_t gate_closed;
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
 };
+
+/* Closes the gate: new write transactions wait (STRATA_TXN_NOWAIT ones
+ * get STRATA_EBUSY), and this waits until none is open, at most wait_ms.
+ * STRATA_EBUSY, gate open again, if they did not all end in time. */
+int txn_gate_close(strata_store *s, unsigned wait_ms);
+void txn_gate_open(strata_store *s);
 
 /* Node bytes of every allocated slot and large image. */
 uint64_t store_requested_bytes(strata_store *s);

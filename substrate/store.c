@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "durable.h"
 #include "internal.h"
@@ -89,6 +90,12 @@ int store_open_env(const strata_options *opts, io_env *env, strata_store **out)
 	atomic_store(&s->epoch_current, 1);
 	atomic_store(&s->next_txn, 1);
 	pthread_mutex_init(&s->commit_lock, NULL);
+	pthread_mutex_init(&s->gate_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the check's deadline */
+	pthread_cond_init(&s->gate_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if ((rc = ot_init(&s->ot, o.ot_shards_max, o.ot_shards_initial)))
 		goto err_ot;
 	if ((rc = seg_init(&s->seg)))
@@ -117,6 +124,8 @@ err_seg:
 	ot_destroy(&s->ot);
 err_ot:
 	pthread_mutex_destroy(&s->commit_lock);
+	pthread_mutex_destroy(&s->gate_lock);
+	pthread_cond_destroy(&s->gate_cond);
 	strata_mem_free(s, sizeof *s);
 	return rc;
 }
@@ -178,6 +187,8 @@ static void store_destroy(strata_store *s)
 	segpool_store_closed(); /* the last store's close joins the prefault thread */
 	ot_destroy(&s->ot);
 	pthread_mutex_destroy(&s->commit_lock);
+	pthread_mutex_destroy(&s->gate_lock);
+	pthread_cond_destroy(&s->gate_cond);
 	strata_mem_free(s, sizeof *s);
 }
 

@@ -15,8 +15,10 @@
  * versions and the reclaim batch) is allocated before the lock, so a commit
  * either publishes all of its changes or none.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "durable.h"
 #include "internal.h"
@@ -79,6 +81,71 @@ static void unlock_roots(strata_txn *t, size_t n)
 		pthread_mutex_unlock(&t->roots[i].r->lock);
 }
 
+/* ---- strata_check's gate ---------------------------------------------------
+ * A check needs a store without open write transactions: their allocations
+ * and own frees change slots and entries outside the commit lock. Entering
+ * counts the transaction, then looks at the gate; closing the gate sets it,
+ * then looks at the count (both sequentially consistent): at least one of
+ * the two sees the other, so once the closer has seen a zero count, every
+ * later entrant sees the gate closed and leaves without touching anything.
+ * Transactions may move between threads, so nothing here knows whose
+ * transaction is whose: a thread that holds one while it begins another, or
+ * calls strata_check, waits out the check's bound. */
+static void txn_leave(strata_store *s)
+{
+	if (atomic_fetch_sub(&s->txns_open, 1) == 1 && atomic_load(&s->gate_closed)) {
+		pthread_mutex_lock(&s->gate_lock);
+		pthread_cond_broadcast(&s->gate_cond);
+		pthread_mutex_unlock(&s->gate_lock);
+	}
+}
+
+static int txn_enter(strata_store *s, unsigned flags)
+{
+	for (;;) {
+		atomic_fetch_add(&s->txns_open, 1);
+		if (STRATA_LIKELY(!atomic_load(&s->gate_closed)))
+			return 0;
+		txn_leave(s);
+		if (flags & STRATA_TXN_NOWAIT)
+			return STRATA_EBUSY;
+		pthread_mutex_lock(&s->gate_lock);
+		while (atomic_load(&s->gate_closed))
+			pthread_cond_wait(&s->gate_cond, &s->gate_lock);
+		pthread_mutex_unlock(&s->gate_lock);
+	}
+}
+
+int txn_gate_close(strata_store *s, unsigned wait_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	long ns = dl.tv_nsec + (long)(wait_ms % 1000) * 1000000l;
+	dl.tv_sec += wait_ms / 1000 + ns / 1000000000l;
+	dl.tv_nsec = ns % 1000000000l;
+	pthread_mutex_lock(&s->gate_lock);
+	atomic_fetch_add(&s->gate_closed, 1);
+	/* The load that ends the loop decides: a later one could see an
+	 * entrant that is only passing through to leave again. */
+	uint32_t open;
+	for (int wrc = 0; (open = atomic_load(&s->txns_open)) && wrc != ETIMEDOUT;)
+		wrc = pthread_cond_timedwait(&s->gate_cond, &s->gate_lock, &dl);
+	pthread_mutex_unlock(&s->gate_lock);
+	if (!open)
+		return 0;
+	txn_gate_open(s);
+	store_set_error("strata_check: write transactions still open after %u ms (%u)", wait_ms, open);
+	return STRATA_EBUSY;
+}
+
+void txn_gate_open(strata_store *s)
+{
+	pthread_mutex_lock(&s->gate_lock);
+	if (atomic_fetch_sub(&s->gate_closed, 1) == 1)
+		pthread_cond_broadcast(&s->gate_cond);
+	pthread_mutex_unlock(&s->gate_lock);
+}
+
 static void txn_release(strata_txn *t)
 {
 	strata_store *s = t->s;
@@ -90,7 +157,7 @@ static void txn_release(strata_txn *t)
 	idvec_free(&t->dropped);
 	strata_mem_free(t->roots, sizeof *t->roots * t->roots_cap);
 	strata_mem_free(t, sizeof *t);
-	atomic_fetch_sub_explicit(&s->txns_open, 1, memory_order_relaxed);
+	txn_leave(s);
 }
 
 /* Resolves the roots and sorts them, dropping duplicate names. */
@@ -144,8 +211,12 @@ int strata_txn_begin(strata_store *s, const char *const *names, size_t n, unsign
 			: flags & STRATA_TXN_NONE  ? STRATA_NONE
 			: s->dur		   ? s->dur->default_durability
 						   : STRATA_SYNC;
-	atomic_fetch_add_explicit(&s->txns_open, 1, memory_order_relaxed);
-	int rc = STRATA_ENOMEM;
+	int rc = txn_enter(s, flags);
+	if (rc) {
+		strata_mem_free(t, sizeof *t);
+		return rc;
+	}
+	rc = STRATA_ENOMEM;
 	if (n && !(t->roots = strata_mem_calloc(n, sizeof *t->roots)))
 		goto err;
 	t->roots_cap = n;

@@ -6,8 +6,10 @@
  * root catalog (with old snapshots held open across many commits).
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -753,6 +755,164 @@ Test(txn, shared_root_blocks_until_commit, .timeout = 60)
 	cr_assert_eq(a.rc, 0);
 	cr_assert_eq(a.seen, x, "the waiter reads the first txn's commit");
 	cr_assert_geq(a.base, e);
+	test_close(s);
+}
+
+/* strata_check while writers allocate, free and abort on their own roots
+ * (and one with no root at all): every check is clean. Writers' own frees
+ * (an abort, strata_txn_free of a node born in the transaction) release
+ * a slot and an entry outside the commit lock, so a check that only held
+ * that lock could count one without the other. */
+typedef struct chk_arg {
+	strata_store *s;
+	const char *root; /* NULL: a transaction without roots */
+	_Atomic bool *stop;
+	_Atomic uint64_t txns;
+	int rc;
+} chk_arg;
+
+static int chk_round(chk_arg *a, test_rng *r)
+{
+	strata_txn *t;
+	int rc = strata_txn_begin(a->s, &a->root, a->root ? 1 : 0, 0, &t);
+	if (rc)
+		return rc;
+	strata_node_id ids[8], last = 0;
+	for (int i = 0; i < 8 && !rc; i++) {
+		void *p;
+		uint32_t size = 16u << rng_below(r, 8);
+		if (!(rc = strata_txn_alloc(t, size, 1, &ids[i], &p)))
+			memset(p, i, size);
+	}
+	for (int i = 0; i < 8 && !rc; i += 2) /* own frees: outside the commit lock */
+		rc = strata_txn_free(t, ids[i]);
+	if (!rc && a->root && (rc = strata_txn_get_root(t, a->root, &last)) == 0 && last)
+		rc = strata_txn_free(t, last);
+	if (!rc && a->root)
+		rc = strata_txn_set_root(t, a->root, ids[1]);
+	if (rc || rng_below(r, 3) == 0 || !a->root) {
+		strata_txn_abort(t);
+		return rc;
+	}
+	return strata_txn_commit(t, NULL);
+}
+
+static void *chk_writer(void *p)
+{
+	chk_arg *a = p;
+	test_rng r = {(uint64_t)(uintptr_t)p};
+	while (!atomic_load(a->stop) && !a->rc) {
+		a->rc = chk_round(a, &r);
+		atomic_fetch_add(&a->txns, 1);
+	}
+	return NULL;
+}
+
+static void check_while_writers_run(strata_store *s)
+{
+	_Atomic bool stop = false;
+	chk_arg a[3] = {{s, "a", &stop, 0, 0}, {s, "b", &stop, 0, 0}, {s, NULL, &stop, 0, 0}};
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, chk_writer, &a[i]), 0);
+	int checks = 0, bad = 0;
+	test_collect col = {0};
+	char first[300] = "";
+	double until = test_now_s() + 60;
+	/* 200 checks, and on until every writer has run a while (bounded). */
+	while (checks < 200 || ((atomic_load(&a[0].txns) < 1000 || atomic_load(&a[1].txns) < 1000 ||
+				 atomic_load(&a[2].txns) < 1000) &&
+				test_now_s() < until)) {
+		int rc = strata_check(s, test_report_collect, &col);
+		if (rc && !bad++)
+			snprintf(first, sizeof first, "%s: %s", strata_strerror(rc), strata_last_error());
+		checks++;
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(a[i].rc, 0, "writer %d: %s", i, strata_strerror(a[i].rc));
+	}
+	cr_log_info("%d checks during %" PRIu64 " + %" PRIu64 " + %" PRIu64 " transactions", checks,
+		    atomic_load(&a[0].txns), atomic_load(&a[1].txns), atomic_load(&a[2].txns));
+	cr_assert_eq(bad, 0, "%d of %d checks failed; the first: %s (%s)", bad, checks, first,
+		     col.first);
+	test_close(s);
+}
+
+Test(txn, check_is_clean_while_writers_run, .timeout = 120)
+{
+	check_while_writers_run(test_open(NULL));
+}
+
+/* DURABLE: frees go through limbo, checkpoints run in the background. */
+Test(txn, check_is_clean_while_writers_run_durable, .timeout = 120)
+{
+	char dir[] = "/tmp/strata-txn-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	strata_options o = test_durable_options(dir, false);
+	o.durability = STRATA_ASYNC;
+	o.checkpoint_dirty_nodes = 2000;
+	check_while_writers_run(test_open(&o));
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* The gate's edges, through the internal call strata_check makes (with a
+ * short wait): a NOWAIT begin is refused while it is closed, a plain one
+ * waits for it to open; a transaction that does not end in time makes it
+ * STRATA_EBUSY, and the gate is open again. */
+typedef struct gate_arg {
+	strata_store *s;
+	unsigned flags;
+	_Atomic int state; /* 1 calling begin, 2 begun (or refused) */
+	int rc;
+} gate_arg;
+
+static void *gate_begin(void *p)
+{
+	gate_arg *g = p;
+	strata_txn *t;
+	const char *name = "g";
+	atomic_store(&g->state, 1);
+	g->rc = strata_txn_begin(g->s, &name, 1, g->flags, &t);
+	atomic_store(&g->state, 2);
+	if (!g->rc)
+		strata_txn_abort(t);
+	return NULL;
+}
+
+Test(txn, check_gate_holds_new_writers_and_gives_up_in_time, .timeout = 60)
+{
+	strata_store *s = test_open(NULL);
+	cr_assert_eq(txn_gate_close(s, 100), 0);
+	gate_arg nowait = {s, STRATA_TXN_NOWAIT, 0, -1}, wait = {s, 0, 0, -1};
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, gate_begin, &nowait), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(nowait.rc, STRATA_EBUSY, "NOWAIT begin through a closed gate");
+	cr_assert_eq(pthread_create(&th, NULL, gate_begin, &wait), 0);
+	while (atomic_load(&wait.state) == 0)
+		sched_yield();
+	usleep(100 * 1000);
+	cr_assert_eq(atomic_load(&wait.state), 1, "begin went through a closed gate");
+	txn_gate_open(s);
+	pthread_join(th, NULL);
+	cr_assert_eq(wait.rc, 0);
+
+	/* A transaction that outlives the wait (here the caller's own): EBUSY
+	 * after the wait, and the gate open again. */
+	strata_txn *t = begin1(s, "mine");
+	double t0 = test_now_s();
+	cr_assert_eq(txn_gate_close(s, 100), STRATA_EBUSY);
+	cr_assert_geq(test_now_s() - t0, 0.09);
+	cr_assert(strstr(strata_last_error(), "write transactions still open after 100 ms (1)"), "%s",
+		  strata_last_error());
+	nowait.state = 0;
+	gate_begin(&nowait);
+	cr_assert_eq(nowait.rc, 0, "the gate stayed closed after a check gave up");
+	strata_txn_abort(t);
 	test_close(s);
 }
 

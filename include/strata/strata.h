@@ -535,8 +535,16 @@ STRATA_API int strata_stats(strata_store *store, strata_store_stats *st);
 /* Checks the store's internal invariants (object table states, birth <=
  * retire, allocator bitmaps against the object table). Returns 0 if clean,
  * STRATA_ECORRUPT if not; each problem is reported through `report` (may be
- * NULL) with a message naming what was found. Takes every root lock: run it
- * when writers are quiet. */
+ * NULL) with a message naming what was found.
+ * Safe on a live store: it waits (up to 10 s) for the open write
+ * transactions to end, and new ones wait in strata_txn_begin until it is
+ * done (STRATA_TXN_NOWAIT ones get STRATA_EBUSY). Snapshots go on reading;
+ * commits, reclamation and checkpoints wait while it runs. A thread that
+ * holds a write transaction of this store, and calls it or begins another
+ * while it waits, waits out the 10 s.
+ * Errors: STRATA_EINVAL; STRATA_ECORRUPT; STRATA_EBUSY if write
+ * transactions were still open after 10 s (nothing was checked;
+ * strata_last_error says how many). */
 typedef void (*strata_report_fn)(void *ctx, const char *message);
 STRATA_API int strata_check(strata_store *store, strata_report_fn report, void *ctx);
 
