@@ -244,10 +244,10 @@ Test(cache, dirty_images_start_a_checkpoint)
 		cr_assert_eq(strata_txn_set_root(t, rname, id), 0);
 		cr_assert_eq(strata_txn_commit(t, NULL), 0);
 	}
-	for (int i = 0; i < 500 && ckpt_gen_of(s) == gen0; i++)
+	for (int i = 0; i < 3000 && ckpt_gen_of(s) == gen0; i++) /* up to 30 s under load */
 		usleep(10000);
 	cr_assert_gt(ckpt_gen_of(s), gen0, "no checkpoint after %u dirty nodes", k);
-	for (int i = 0; i < 500 && test_stats(s).cache_dirty_bytes > CAP / 2; i++)
+	for (int i = 0; i < 3000 && test_stats(s).cache_dirty_bytes > CAP / 2; i++)
 		usleep(10000);
 	cr_assert_leq(test_stats(s).cache_dirty_bytes, CAP / 2);
 	cr_assert_eq(strata_close(s), 0);

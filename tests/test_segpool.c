@@ -86,7 +86,7 @@ static int task_count(void)
 /* Polls until the pool holds at least `bytes` (the prefault thread's work). */
 static bool wait_pooled(uint64_t bytes)
 {
-	for (int i = 0; i < 5000 && pooled_bytes() < bytes; i++)
+	for (int i = 0; i < 30000 && pooled_bytes() < bytes; i++) /* 30 s under load */
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	return pooled_bytes() >= bytes;
 }
