@@ -1451,32 +1451,57 @@ static xt_view hand_node(void *buf, uint32_t n, const double (*lo)[2], const dou
 	return v;
 }
 
-/* Entries so wide that their areas overflow (1e300 by 1e300) have
- * enlargement inf - inf = NaN: it comes after every number, so the
- * entry of least finite enlargement is chosen (it once was entry 64, past
- * the node's end, on AVX2), and where all are NaN, the first of least
- * area; the same at either width, with or without the overlap step. */
+/* xt_choose in 2-D, no prefetch. */
+static int choose2(const xt_meta *m, const xt_view *v, const double *lo, const double *hi, int leaf,
+		   uint32_t *got)
+{
+	return xt_choose(m, v, 2, lo, hi, leaf, NULL, got);
+}
+
+/* Entries so wide that their areas overflow (1e300 by 1e300): their
+ * enlargements were inf - inf = NaN, and the choice once was entry 64,
+ * past the node's end, on AVX2. Now the choice is taken on a copy scaled
+ * into range, so among huge boxes it is R*'s: of those that cover the new
+ * box (enlargement 0) the least area, else the least enlargement. Where a
+ * node mixes 1e300 with units, the units' areas underflow in that copy:
+ * the choice is then some entry of the node, the same at either width.
+ * Both with and without the overlap step. */
 Test(xtree, choose_with_nan_enlargements)
 {
-	static const double lo[5][2] = {{-1e300, -1e300}, {-1e300, -1e300}, {5, 5}, {7, 7}, {1, 1}};
-	static const double hi[5][2] = {{1e300, 1e300}, {1e300, 1e300}, {6, 6}, {9, 9}, {4, 4}};
-	const double blo[2] = {2, 2}, bhi[2] = {3, 3};
+	static const double hlo[4][2] = {
+		{-1e300, -1e300}, {5e299, 5e299}, {0.5e299, 0.5e299}, {-1e300, -1e300}};
+	static const double hhi[4][2] = {
+		{1e300, 1e300}, {6e299, 6e299}, {2.5e299, 2.5e299}, {DBL_MAX, DBL_MAX}};
+	const double hb_lo[2] = {1e299, 1e299}, hb_hi[2] = {2e299, 2e299};
+	static const double mlo[5][2] = {{-1e300, -1e300}, {-1e300, -1e300}, {5, 5}, {7, 7}, {1, 1}};
+	static const double mhi[5][2] = {{1e300, 1e300}, {1e300, 1e300}, {6, 6}, {9, 9}, {4, 4}};
+	const double mb_lo[2] = {2, 2}, mb_hi[2] = {3, 3};
 	static uint64_t buf[128];
 	xt_meta m = {.o.choose_p = 32};
 	int was = xt_query_avx2;
+	uint32_t mixed[2][2][2];
 	for (int avx2 = 0; avx2 < (__builtin_cpu_supports("avx2") ? 2 : 1); avx2++) {
 		xt_query_avx2 = avx2;
 		for (int leaf = 0; leaf < 2; leaf++) {
 			uint32_t got = 99;
-			xt_view v = hand_node(buf, 4, lo, hi); /* NaN, NaN, 15, 45 */
-			cr_assert_eq(xt_choose(&m, &v, 2, blo, bhi, leaf, NULL, &got), 0);
+			xt_view v = hand_node(buf, 3, hlo, hhi); /* covers, apart, covers smaller */
+			cr_assert_eq(choose2(&m, &v, hb_lo, hb_hi, leaf, &got), 0);
 			cr_assert_eq(got, 2, "AVX2 %d, leaf %d: entry %u", avx2, leaf, got);
-			v = hand_node(buf, 2, lo, hi); /* NaN, NaN */
-			cr_assert_eq(xt_choose(&m, &v, 2, blo, bhi, leaf, NULL, &got), 0);
+			v = hand_node(buf, 2, hlo, hhi); /* covers, apart */
+			cr_assert_eq(choose2(&m, &v, hb_lo, hb_hi, leaf, &got), 0);
 			cr_assert_eq(got, 0, "AVX2 %d, leaf %d: entry %u", avx2, leaf, got);
-			v = hand_node(buf, 5, lo, hi); /* NaN, NaN, 15, 45, 0 */
-			cr_assert_eq(xt_choose(&m, &v, 2, blo, bhi, leaf, NULL, &got), 0);
-			cr_assert_eq(got, 4, "AVX2 %d, leaf %d: entry %u", avx2, leaf, got);
+			v = hand_node(buf, 4, hlo, hhi); /* one up to DBL_MAX: extents overflow */
+			cr_assert_eq(choose2(&m, &v, hb_lo, hb_hi, leaf, &got), 0);
+			cr_assert_lt(got, 4, "AVX2 %d, leaf %d: entry %u", avx2, leaf, got);
+			for (int k = 0; k < 2; k++) {
+				v = hand_node(buf, 4 + (uint32_t)k, mlo, mhi);
+				cr_assert_eq(choose2(&m, &v, mb_lo, mb_hi, leaf, &got), 0);
+				cr_assert_lt(got, 4u + (uint32_t)k, "AVX2 %d, leaf %d: entry %u", avx2,
+					     leaf, got);
+				mixed[avx2][leaf][k] = got;
+				if (avx2)
+					cr_assert_eq(got, mixed[0][leaf][k], "leaf %d: widths differ", leaf);
+			}
 		}
 	}
 	xt_query_avx2 = was;
@@ -1680,6 +1705,95 @@ static void wild_case(uint32_t d, uint32_t node_size, uint64_t seed)
 
 Test(xtree, huge_tiny_and_signed_zero_boxes_2d) { wild_case(2, 512, 4242); }
 Test(xtree, huge_tiny_and_signed_zero_boxes_3d) { wild_case(3, 1024, 4343); }
+
+/* ChooseSubtree, the split and the reinsert order decide by comparisons
+ * that scaling every coordinate by a power of two leaves as they are
+ * (products and sums of scaled doubles are the scaled results, barring
+ * overflow and underflow), and where areas or distances would overflow
+ * they work on a copy scaled back into range. So data scaled by 2^600,
+ * whose 2-D areas are past DBL_MAX, must grow the very tree the data
+ * itself grows: the same nodes in the same order, with the same boxes once
+ * scaled back. Before ChooseSubtree took such a copy it fell back to index
+ * order there, and this failed. */
+typedef struct shape_ctx {
+	uint64_t h;
+	uint32_t d;
+	double unscale;
+} shape_ctx;
+
+static int hash_unscaled(void *ctx, uint32_t level, uint32_t blocks, uint32_t count,
+			 const double *lo, const double *hi)
+{
+	shape_ctx *c = ctx;
+	c->h = test_fnv(c->h, &level, sizeof level);
+	c->h = test_fnv(c->h, &blocks, sizeof blocks);
+	c->h = test_fnv(c->h, &count, sizeof count);
+	for (uint32_t k = 0; k < c->d; k++) {
+		double b[2] = {lo[k] * c->unscale, hi[k] * c->unscale};
+		c->h = test_fnv(c->h, b, sizeof b);
+	}
+	return 0;
+}
+
+static uint64_t scaled_shape(uint32_t d, double scale, uint64_t seed)
+{
+	const char *name = "s";
+	strata_store *s = test_open(NULL);
+	strata_xt_options o = {.node_size = 512};
+	create(s, name, d, &o);
+	test_rng r = {seed};
+	model m = {.d = d};
+	for (int b = 0; b < 12; b++) {
+		strata_txn *t = begin(s, name);
+		for (int i = 0; i < 250; i++) {
+			if (m.n > 100 && rng_below(&r, 8) == 0) {
+				size_t j = rng_below(&r, m.n);
+				cr_assert_eq(strata_xt_delete(t, name, d, m.e[j].lo, m.e[j].hi, m.e[j].id),
+					     0);
+				model_del(&m, j);
+				continue;
+			}
+			double lo[MAXD], hi[MAXD];
+			for (uint32_t k = 0; k < d; k++) {
+				double a = (double)rng_below(&r, 1u << 20) / 1024;
+				lo[k] = a * scale;
+				hi[k] = (a + (double)rng_below(&r, 1u << 12) / 1024) * scale;
+			}
+			uint64_t id = (uint64_t)b * 1000 + (uint64_t)i + 1;
+			cr_assert_eq(strata_xt_insert(t, name, d, lo, hi, id), 0);
+			model_add(&m, id, lo, hi);
+		}
+		commit(t);
+		check_tree(s, name, m.n);
+	}
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	shape_ctx c = {TEST_FNV_SEED, d, 1 / scale};
+	cr_assert_eq(strata_xt_nodes(snap, name, hash_unscaled, &c), 0);
+	strata_snapshot_close(snap);
+	free(m.e);
+	test_close(s);
+	return c.h;
+}
+
+static void scale_case(uint32_t d)
+{
+	int was = xt_query_avx2;
+	for (int avx2 = 0; avx2 <= (__builtin_cpu_supports("avx2") ? 1 : 0); avx2++) {
+		xt_query_avx2 = avx2;
+		uint64_t plain = scaled_shape(d, 1, 77 + d);
+		cr_assert_eq(scaled_shape(d, 0x1p600, 77 + d), plain,
+			     "%u-D: coordinates times 2^600 grew another tree", d);
+		/* Scaled down as far as no area or overlap underflows (tiny
+		 * coordinates, whose areas do, may grow another valid tree). */
+		cr_assert_eq(scaled_shape(d, 0x1p-200, 77 + d), plain,
+			     "%u-D: coordinates times 2^-200 grew another tree", d);
+	}
+	xt_query_avx2 = was;
+}
+
+Test(xtree, a_power_of_two_scale_grows_the_same_tree_2d) { scale_case(2); }
+Test(xtree, a_power_of_two_scale_grows_the_same_tree_3d) { scale_case(3); }
 
 /* Every entry so far from the query point that its L2 distance is inf
  * (gaps of 1e300 square past DBL_MAX): all tie, so kNN returns the k

@@ -49,10 +49,12 @@ static inline KATTR void KN(area_lane)(const double *vlo, const double *vhi, siz
 }
 
 /* One step of areas_d: entries [at, at + KL) (tail > 0: only `tail` of
- * them) into area[], enl[] and the running minimum *least. */
+ * them) into area[], enl[], the running minimum *least and the running sum
+ * of the enlarged areas *grown. */
 static inline KATTR void KN(area_step)(const double *vlo, const double *vhi, size_t cap,
 				       uint32_t d, uint32_t at, uint32_t tail, const double *lo,
-				       const double *hi, double *area, double *enl, KV *least)
+				       const double *hi, double *area, double *enl, KV *least,
+				       KV *grown)
 {
 	KV a, g;
 	KN(area_lane)(vlo, vhi, cap, d, at, tail, lo, hi, &a, &g);
@@ -60,6 +62,7 @@ static inline KATTR void KN(area_step)(const double *vlo, const double *vhi, siz
 	k_store(area + at, a);
 	k_store(enl + at, e);
 	*least = k_min(tail ? k_pad(e, tail, INFINITY) : e, *least);
+	*grown += g;
 }
 
 /* area_lane over all n entries of v into area[], enl[] (grown - area),
@@ -73,25 +76,34 @@ static inline KATTR void KN(area_step)(const double *vlo, const double *vhi, siz
  * entries take one masked step, the lanes past n +inf for the minimum;
  * the arrays hold KL at least, and nothing reads those lanes as entries.
  * The node's geometry is read into locals first: the stores may alias
- * anything, and it was read again every step. */
+ * anything, and it was read again every step.
+ * *grown gets a sum of the enlarged areas, every entry's at least once (the
+ * overlapping step's twice, a short node's lanes past n too): every area,
+ * enlargement and overlap sum of this choice is at most that, so where it
+ * is finite none of them overflowed; +inf or NaN where one might have.
+ * (One add a step, ~1 % of an insert build's instructions; carrying "in
+ * range" down the descent, to check at the root only, cost more.) */
 static inline KATTR double KN(areas_d)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
-				       const double *hi, double *area, double *enl)
+				       const double *hi, double *area, double *enl, double *grown)
 {
 	const double *vlo = v->lo, *vhi = v->hi;
 	size_t cap = v->h->cap;
-	KV least = k_splat(INFINITY);
+	KV least = k_splat(INFINITY), gs = k_splat(0);
 	if (n < KL) {
-		KN(area_step)(vlo, vhi, cap, d, 0, n, lo, hi, area, enl, &least);
+		KN(area_step)(vlo, vhi, cap, d, 0, n, lo, hi, area, enl, &least, &gs);
 	} else {
 		uint32_t j = 0;
 		for (; j + KL <= n; j += KL)
-			KN(area_step)(vlo, vhi, cap, d, j, 0, lo, hi, area, enl, &least);
+			KN(area_step)(vlo, vhi, cap, d, j, 0, lo, hi, area, enl, &least, &gs);
 		if (j < n)
-			KN(area_step)(vlo, vhi, cap, d, n - KL, 0, lo, hi, area, enl, &least);
+			KN(area_step)(vlo, vhi, cap, d, n - KL, 0, lo, hi, area, enl, &least, &gs);
 	}
-	double me = least[0];
-	for (uint32_t t = 1; t < KL; t++)
+	double me = least[0], g = gs[0];
+	for (uint32_t t = 1; t < KL; t++) {
 		me = least[t] < me ? least[t] : me;
+		g += gs[t];
+	}
+	*grown = g;
 	return me;
 }
 
@@ -280,13 +292,13 @@ static inline KATTR uint32_t KN(least_pair)(const double *enl, const double *are
  * (KFATTR: this width's target) are calls, made in about 1 choice in 9
  * (1M 2-D entries). */
 static inline KATTR double KN(areas)(const xt_view *v, uint32_t d, uint32_t n, const double *lo,
-				     const double *hi, double *area, double *enl)
+				     const double *hi, double *area, double *enl, double *grown)
 {
 	if (d == 2)
-		return KN(areas_d)(v, 2, n, lo, hi, area, enl);
+		return KN(areas_d)(v, 2, n, lo, hi, area, enl, grown);
 	if (d == 3)
-		return KN(areas_d)(v, 3, n, lo, hi, area, enl);
-	return KN(areas_d)(v, d, n, lo, hi, area, enl);
+		return KN(areas_d)(v, 3, n, lo, hi, area, enl, grown);
+	return KN(areas_d)(v, d, n, lo, hi, area, enl, grown);
 }
 
 static KFATTR double KN(overlap_growth)(const xt_view *v, uint32_t d, uint32_t i,
@@ -376,17 +388,26 @@ static __attribute__((noinline)) KFATTR int KN(least_overlap)(const xt_view *v, 
 	return 0;
 }
 
+static __attribute__((noinline)) KFATTR int KN(choose_scaled)(const xt_meta *m, const xt_view *v,
+							      uint32_t d, const double *lo,
+							      const double *hi, bool child_leaf,
+							      strata_txn *pf, uint32_t *out);
+
 /* R* ChooseSubtree at this width (xt_choose) with arrays of n entries
- * rounded up to KL (lb: the overlap lower bounds) and top of CHOOSE_SMALL. */
+ * rounded up to KL (lb: the overlap lower bounds) and top of CHOOSE_SMALL.
+ * scaled: v and [lo, hi] are choose_scaled's copy, in range. */
 static inline KATTR int KN(choose_in)(const xt_meta *m, const xt_view *v, uint32_t d,
 				      const double *lo, const double *hi, bool child_leaf,
 				      strata_txn *pf, double *area, double *enl, double *lb,
-				      uint32_t *top, uint32_t *out)
+				      uint32_t *top, bool scaled, uint32_t *out)
 {
 	uint32_t n = v->h->count, best = 0;
 	int rc = 0;
 	if (n) {
-		double me = KN(areas)(v, d, n, lo, hi, area, enl);
+		double grown;
+		double me = KN(areas)(v, d, n, lo, hi, area, enl, &grown);
+		if (__builtin_expect(!(grown < INFINITY), 0) && !scaled)
+			return KN(choose_scaled)(m, v, d, lo, hi, child_leaf, pf, out);
 		best = KN(least_pair)(enl, area, n, me);
 	}
 	/* The first candidate is the final choice ~9 times in 10 (at 1M
@@ -414,8 +435,55 @@ static __attribute__((noinline)) KFATTR int KN(choose_big)(const xt_meta *m, con
 	if (!area)
 		return STRATA_ENOMEM;
 	int rc = KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, area + np, area + 2 * np,
-			       top, out);
+			       top, false, out);
 	free(area);
+	return rc;
+}
+
+/* The choice where an area, enlargement or overlap sum might overflow
+ * (boxes of 1e300 by 1e300), taken on a copy of the node and the box times
+ * the power of two that puts all their coordinates in (-1, 1), where every
+ * one is finite. Scaling by a power of two is exact but for underflow, and
+ * every comparison the choice makes gives what it gives on the data scaled
+ * down, so huge coordinates grow the tree their scaled-down copies grow
+ * (test a_power_of_two_scale_grows_the_same_tree). Where a node mixes
+ * 1e300 with units, the units' areas underflow in the copy: the choice is
+ * then a valid one, not R*'s. Its own arrays: this is rare. */
+static __attribute__((noinline)) KFATTR int KN(choose_scaled)(const xt_meta *m, const xt_view *v,
+							      uint32_t d, const double *lo,
+							      const double *hi, bool child_leaf,
+							      strata_txn *pf, uint32_t *out)
+{
+	uint32_t n = v->h->count;
+	size_t cap = v->h->cap, np = ((size_t)n + KL - 1) / KL * KL;
+	xt_box all;
+	memcpy(all.lo, lo, d * sizeof *lo);
+	memcpy(all.hi, hi, d * sizeof *hi);
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < d; k++) {
+			double a = v->lo[k * cap + i], b = v->hi[k * cap + i];
+			all.lo[k] = a < all.lo[k] ? a : all.lo[k];
+			all.hi[k] = b > all.hi[k] ? b : all.hi[k];
+		}
+	double f = xt_unit_scale(all.lo, all.hi, d), slo[XT_MAXD], shi[XT_MAXD];
+	double *g = malloc((2 * (size_t)n * d + 3 * np) * sizeof *g);
+	uint32_t top[CHOOSE_SMALL];
+	if (!g)
+		return STRATA_ENOMEM;
+	xt_hdr h = *v->h;
+	h.cap = n;
+	xt_view sv = {&h, v->ids, g, g + (size_t)n * d, v->hist};
+	for (uint32_t k = 0; k < d; k++) {
+		slo[k] = lo[k] * f, shi[k] = hi[k] * f;
+		for (uint32_t i = 0; i < n; i++) {
+			sv.lo[(size_t)k * n + i] = v->lo[k * cap + i] * f;
+			sv.hi[(size_t)k * n + i] = v->hi[k * cap + i] * f;
+		}
+	}
+	double *area = sv.hi + (size_t)n * d;
+	int rc = KN(choose_in)(m, &sv, d, slo, shi, child_leaf, pf, area, area + np, area + 2 * np,
+			       top, true, out);
+	free(g);
 	return rc;
 }
 
@@ -428,5 +496,5 @@ static __attribute__((noinline)) KFATTR int KN(choose)(const xt_meta *m, const x
 		return KN(choose_big)(m, v, d, lo, hi, child_leaf, pf, out);
 	double area[CHOOSE_SMALL], enl[CHOOSE_SMALL], lb[CHOOSE_SMALL];
 	uint32_t top[CHOOSE_SMALL];
-	return KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, enl, lb, top, out);
+	return KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, enl, lb, top, false, out);
 }
