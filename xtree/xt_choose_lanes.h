@@ -423,11 +423,13 @@ static inline KATTR int KN(choose_in)(const xt_meta *m, const xt_view *v, uint32
 	return rc;
 }
 
-/* Supernodes of more entries than choose's arrays hold. */
+/* Supernodes of more entries than choose's arrays hold, and
+ * choose_scaled's copies (scaled). */
 static __attribute__((noinline)) KFATTR int KN(choose_big)(const xt_meta *m, const xt_view *v,
 							   uint32_t d, const double *lo,
 							   const double *hi, bool child_leaf,
-							   strata_txn *pf, uint32_t *out)
+							   strata_txn *pf, bool scaled,
+							   uint32_t *out)
 {
 	size_t np = ((size_t)v->h->count + KL - 1) / KL * KL;
 	double *area = malloc(3 * np * sizeof *area);
@@ -435,7 +437,7 @@ static __attribute__((noinline)) KFATTR int KN(choose_big)(const xt_meta *m, con
 	if (!area)
 		return STRATA_ENOMEM;
 	int rc = KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, area + np, area + 2 * np,
-			       top, false, out);
+			       top, scaled, out);
 	free(area);
 	return rc;
 }
@@ -448,26 +450,19 @@ static __attribute__((noinline)) KFATTR int KN(choose_big)(const xt_meta *m, con
  * down, so huge coordinates grow the tree their scaled-down copies grow
  * (test a_power_of_two_scale_grows_the_same_tree). Where a node mixes
  * 1e300 with units, the units' areas underflow in the copy: the choice is
- * then a valid one, not R*'s. Its own arrays: this is rare. */
+ * then a valid one, not R*'s. */
 static __attribute__((noinline)) KFATTR int KN(choose_scaled)(const xt_meta *m, const xt_view *v,
 							      uint32_t d, const double *lo,
 							      const double *hi, bool child_leaf,
 							      strata_txn *pf, uint32_t *out)
 {
 	uint32_t n = v->h->count;
-	size_t cap = v->h->cap, np = ((size_t)n + KL - 1) / KL * KL;
+	size_t cap = v->h->cap;
 	xt_box all;
-	memcpy(all.lo, lo, d * sizeof *lo);
-	memcpy(all.hi, hi, d * sizeof *hi);
-	for (uint32_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < d; k++) {
-			double a = v->lo[k * cap + i], b = v->hi[k * cap + i];
-			all.lo[k] = a < all.lo[k] ? a : all.lo[k];
-			all.hi[k] = b > all.hi[k] ? b : all.hi[k];
-		}
+	xt_box_of_node(v, d, &all);
+	xt_box_extend(&all, lo, hi, d);
 	double f = xt_unit_scale(all.lo, all.hi, d), slo[XT_MAXD], shi[XT_MAXD];
-	double *g = malloc((2 * (size_t)n * d + 3 * np) * sizeof *g);
-	uint32_t top[CHOOSE_SMALL];
+	double *g = malloc(2 * (size_t)n * d * sizeof *g);
 	if (!g)
 		return STRATA_ENOMEM;
 	xt_hdr h = *v->h;
@@ -480,9 +475,7 @@ static __attribute__((noinline)) KFATTR int KN(choose_scaled)(const xt_meta *m, 
 			sv.hi[(size_t)k * n + i] = v->hi[k * cap + i] * f;
 		}
 	}
-	double *area = sv.hi + (size_t)n * d;
-	int rc = KN(choose_in)(m, &sv, d, slo, shi, child_leaf, pf, area, area + np, area + 2 * np,
-			       top, true, out);
+	int rc = KN(choose_big)(m, &sv, d, slo, shi, child_leaf, pf, true, out);
 	free(g);
 	return rc;
 }
@@ -493,7 +486,7 @@ static __attribute__((noinline)) KFATTR int KN(choose)(const xt_meta *m, const x
 							strata_txn *pf, uint32_t *out)
 {
 	if (v->h->count > CHOOSE_SMALL)
-		return KN(choose_big)(m, v, d, lo, hi, child_leaf, pf, out);
+		return KN(choose_big)(m, v, d, lo, hi, child_leaf, pf, false, out);
 	double area[CHOOSE_SMALL], enl[CHOOSE_SMALL], lb[CHOOSE_SMALL];
 	uint32_t top[CHOOSE_SMALL];
 	return KN(choose_in)(m, v, d, lo, hi, child_leaf, pf, area, enl, lb, top, false, out);
