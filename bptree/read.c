@@ -128,10 +128,12 @@ struct strata_bpt_cursor {
 	strata_node_id ahead_id;
 };
 
+/* A failed open leaves *out NULL, so that closing it is harmless. */
 static int cursor_open(const bpt_rd *r, const char *name, strata_bpt_cursor **out)
 {
 	if (!out)
 		return STRATA_EINVAL;
+	*out = NULL;
 	strata_bpt_cursor *c = calloc(1, sizeof *c);
 	if (!c)
 		return STRATA_ENOMEM;
@@ -148,6 +150,8 @@ static int cursor_open(const bpt_rd *r, const char *name, strata_bpt_cursor **ou
 
 int strata_bpt_cursor_open(const strata_snapshot *snap, const char *name, strata_bpt_cursor **out)
 {
+	if (out)
+		*out = NULL;
 	if (!snap)
 		return STRATA_EINVAL;
 	bpt_rd r = {.snap = snap};
@@ -156,6 +160,8 @@ int strata_bpt_cursor_open(const strata_snapshot *snap, const char *name, strata
 
 int strata_bpt_txn_cursor_open(strata_txn *txn, const char *name, strata_bpt_cursor **out)
 {
+	if (out)
+		*out = NULL;
 	if (!txn)
 		return STRATA_EINVAL;
 	bpt_rd r = {.txn = txn};

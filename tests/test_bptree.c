@@ -631,8 +631,13 @@ Test(bptree, bad_input_leaves_tree_untouched)
 	cr_assert_eq(strata_bpt_check(snap, "plain", NULL, NULL), STRATA_EWRONGINDEX);
 	cr_assert_eq(strata_bpt_is_bptree(snap, "plain"), 0);
 	cr_assert_eq(strata_bpt_is_bptree(snap, TREE), 1);
-	strata_bpt_cursor *c;
+	strata_bpt_cursor *c = (strata_bpt_cursor *)&c; /* not NULL: the open must clear it */
 	cr_assert_eq(strata_bpt_cursor_open(snap, "plain", &c), STRATA_EWRONGINDEX);
+	cr_assert_null(c, "a failed open leaves *out NULL");
+	c = (strata_bpt_cursor *)&c;
+	cr_assert_eq(strata_bpt_cursor_open(snap, "nosuch", &c), STRATA_ENOTFOUND);
+	cr_assert_null(c);
+	strata_bpt_cursor_close(c);
 	strata_snapshot_close(snap);
 	check_tree(s, TREE);
 	test_close(s);

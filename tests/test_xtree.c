@@ -649,7 +649,13 @@ Test(xtree, cursor_yields_incrementally_in_order)
 	strata_snapshot *snap;
 	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
 	double pt[3] = {0.5, 0.5, 0.5};
-	strata_xt_cursor *c;
+	strata_xt_cursor *c = (strata_xt_cursor *)&c; /* not NULL: a failed open must clear it */
+	cr_assert_eq(strata_xt_cursor_open(snap, "nosuch", 3, pt, STRATA_XT_LINF, &c),
+		     STRATA_ENOTFOUND);
+	cr_assert_null(c, "a failed open leaves *out NULL");
+	c = (strata_xt_cursor *)&c;
+	cr_assert_eq(strata_xt_cursor_open(snap, "t", 2, pt, STRATA_XT_LINF, &c), STRATA_EDIMS);
+	cr_assert_null(c);
 	cr_assert_eq(strata_xt_cursor_open(snap, "t", 3, pt, STRATA_XT_LINF, &c), 0);
 	hit prev = {-1, 0};
 	uint64_t first_nodes = 0;

@@ -595,10 +595,13 @@ static int cursor_open(const xt_rd *rd, uint32_t dims, const double *point,
 	return 0;
 }
 
+/* A failed open leaves *out NULL, so that closing it is harmless. */
 STRATA_API int strata_xt_cursor_open(const strata_snapshot *snap, const char *name, uint32_t dims,
 				     const double *point, strata_xt_metric metric,
 				     strata_xt_cursor **out)
 {
+	if (out)
+		*out = NULL;
 	xt_rd rd;
 	int rc = xt_rd_open(snap, name, &rd);
 	return rc ? rc : cursor_open(&rd, dims, point, metric, out);
@@ -608,6 +611,8 @@ STRATA_API int strata_xt_handle_cursor(const strata_xt_handle *h, uint32_t dims,
 				       const double *point, strata_xt_metric metric,
 				       strata_xt_cursor **out)
 {
+	if (out)
+		*out = NULL;
 	return h ? cursor_open(&h->rd, dims, point, metric, out) : STRATA_EINVAL;
 }
 

@@ -111,7 +111,8 @@ STRATA_API int strata_bpt_count(const strata_snapshot *snap, const char *name, c
 typedef struct strata_bpt_cursor strata_bpt_cursor;
 
 /* Opens an unpositioned cursor on tree `name` as of the snapshot, which
- * must stay open while the cursor is used.
+ * must stay open while the cursor is used. On any error *out is NULL (when
+ * out is not).
  * Errors: STRATA_EINVAL, STRATA_ENOTFOUND (no such root name),
  *         STRATA_EWRONGINDEX, STRATA_ENOMEM, STRATA_ECORRUPT. */
 STRATA_API int strata_bpt_cursor_open(const strata_snapshot *snap, const char *name,

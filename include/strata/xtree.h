@@ -163,6 +163,7 @@ STRATA_API int strata_xt_knn(const strata_snapshot *snap, const char *name, uint
  * which must stay open until the cursor is closed. */
 typedef struct strata_xt_cursor strata_xt_cursor;
 
+/* On any error *out is NULL (when out is not). */
 STRATA_API int strata_xt_cursor_open(const strata_snapshot *snap, const char *name, uint32_t dims,
 				     const double *point, strata_xt_metric metric,
 				     strata_xt_cursor **out);
