@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -72,12 +73,36 @@ static bool thread_running(void)
 	return run;
 }
 
+/* Whether task `name` of this process is exiting or gone: pthread_join
+ * returns once the kernel has cleared the thread's tid, which it does while
+ * the thread exits (PF_EXITING set in its flags, state still R), so the
+ * joined thread can still be listed for a moment. A detached thread that
+ * had not yet begun to exit would not have the flag. */
+static bool task_dead(const char *name)
+{
+	char path[300], buf[512];
+	snprintf(path, sizeof path, "/proc/self/task/%s/stat", name);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return true; /* gone between readdir and here */
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	char state;
+	unsigned long flags;
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+		return false;
+	return state == 'Z' || state == 'X' || (flags & 0x4) /* PF_EXITING */;
+}
+
+/* Threads of this process that have not exited. */
 static int task_count(void)
 {
 	DIR *d = opendir("/proc/self/task");
 	int n = 0;
 	for (struct dirent *e; d && (e = readdir(d));)
-		n += e->d_name[0] != '.';
+		n += e->d_name[0] != '.' && !task_dead(e->d_name);
 	if (d)
 		closedir(d);
 	return n;
