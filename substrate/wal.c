@@ -512,6 +512,15 @@ static int adopt_start_file(wal *w, uint64_t seq)
 	}
 	if (!rc)
 		rc = walf_header_decode(b, &h);
+	if (!rc && !memcmp(h.uuid, w->cfg.uuid, 16) && h.file_size == w->cfg.file_size &&
+	    h.seq < seq) {
+		/* A pooled file that reuse_file renamed for seq and was cut short
+		 * before its new header: an old file of this log, no frame of seq
+		 * (replay ended the log at its start); the first flush gives it
+		 * a header and a fresh salt, as it would have. */
+		io_close(f);
+		return 0;
+	}
 	if (!rc && (memcmp(h.uuid, w->cfg.uuid, 16) || h.seq != seq ||
 		    h.file_size != w->cfg.file_size))
 		rc = STRATA_EFORMAT;
