@@ -1006,17 +1006,13 @@ static void crash_commit_ops(uint32_t k, strata_txn *t, model *m, int *rc)
 		m_put(m, "#gen", 4, &k, sizeof k);
 }
 
-/* Power loss (io_sim) at every I/O step of a workload committed SYNC,
- * checkpoints between: whatever unsynced writes the loss drops, keeps or
- * tears, the reopened tree is exactly the tree of the last acknowledged
- * commit or of the one in flight, and passes both checkers. Trees are
- * compared by their count and a hash chained over every key and value in
- * key order. */
-typedef struct bdigest {
-	uint64_t n, h;
-} bdigest;
-
-static bdigest bd_add(bdigest g, const void *k, size_t kl, const void *v, size_t vl)
+/* Power loss (io_sim) after every I/O step of a workload committed SYNC,
+ * checkpoints between (test_power_loss_campaign): whatever unsynced writes
+ * the loss drops, keeps or tears, the reopened tree is exactly the tree of
+ * the last acknowledged commit or of the one in flight, and passes both
+ * checkers. Trees are compared by their count and a hash chained over
+ * every key and value in key order. */
+static test_digest bd_add(test_digest g, const void *k, size_t kl, const void *v, size_t vl)
 {
 	g.n++;
 	g.h = test_fnv(g.h, &kl, sizeof kl);
@@ -1026,9 +1022,9 @@ static bdigest bd_add(bdigest g, const void *k, size_t kl, const void *v, size_t
 	return g;
 }
 
-static bdigest bd_model(const model *m)
+static test_digest bd_model(const model *m)
 {
-	bdigest g = {0, TEST_FNV_SEED};
+	test_digest g = {0, TEST_FNV_SEED};
 	for (size_t i = 0; i < m->n; i++)
 		g = bd_add(g, m->a[i].k, m->a[i].kl, m->a[i].v, m->a[i].vl);
 	return g;
@@ -1036,10 +1032,7 @@ static bdigest bd_model(const model *m)
 
 enum { BPL_TXNS = 12 };
 
-/* The workload on env's store until it ends or the simulated machine
- * stops; want[j]: the tree after commit j (0: the create). Returns how
- * many commits were acknowledged. */
-static uint32_t bpl_workload(io_env *env, bdigest *want)
+static uint32_t bpl_workload(io_env *env, test_digest *want)
 {
 	strata_options o = test_durable_options("db", true);
 	strata_store *s;
@@ -1079,72 +1072,34 @@ out:
 	return acked;
 }
 
+static int bpl_read(strata_store *s, test_digest *got)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	strata_bpt_cursor *c;
+	int rc = strata_bpt_cursor_open(snap, TREE, &c);
+	*got = (test_digest){0, TEST_FNV_SEED};
+	while (!rc && (rc = strata_bpt_cursor_next(c)) == 0) {
+		const void *kp, *vp;
+		size_t kl, vl;
+		cr_assert_eq(strata_bpt_cursor_get(c, &kp, &kl, &vp, &vl), 0);
+		*got = bd_add(*got, kp, kl, vp, vl);
+	}
+	if (c) { /* the walk ended: at the end, or an error */
+		cr_assert_eq(rc, STRATA_ENOTFOUND, "%s", strata_strerror(rc));
+		test_collect col = {0};
+		cr_assert_eq(strata_bpt_check(snap, TREE, test_report_collect, &col), 0, "%s",
+			     col.first);
+		rc = 0;
+	}
+	strata_bpt_cursor_close(c);
+	strata_snapshot_close(snap);
+	return rc;
+}
+
 Test(bptree, power_loss_leaves_the_tree_of_one_commit, .timeout = 600)
 {
-	bdigest want[BPL_TXNS + 1], seen[BPL_TXNS + 1];
-	io_env *env = test_sim_env();
-	uint64_t start = io_sim_steps(env);
-	cr_assert_eq(bpl_workload(env, want), BPL_TXNS + 1);
-	uint64_t total = io_sim_steps(env) - start;
-	io_sim_free(env);
-	const io_sim_loss modes[] = {IO_SIM_DROP_ALL, IO_SIM_KEEP_RANDOM, IO_SIM_TEAR_LAST,
-				     IO_SIM_KEEP_ALL};
-	unsigned checked = 0, partial = 0, missed = 0;
-	for (uint64_t k = 1; k < total; k += 1 + total / 400) { /* every step, below 400 */
-		env = test_sim_env();
-		io_sim_crash_after(env, io_sim_steps(env) + k);
-		uint32_t acked = bpl_workload(env, seen);
-		/* With the bounded cache (STRATA_TEST_CACHE_BYTES) a checkpoint the
-		 * cache asks for runs on the coordinator's own time, so a run may
-		 * take fewer steps than the first: then it ended whole. */
-		missed += !io_sim_crashed(env);
-		io_sim_power_loss(env, modes[k % 4], k);
-		strata_options o = test_durable_options("db", true);
-		strata_store *s;
-		int rc = store_open_env(&o, env, &s);
-		cr_assert_eq(rc, 0, "step %" PRIu64 ": reopen: %s (%s)", k, strata_strerror(rc),
-			     strata_last_error());
-		strata_snapshot *snap;
-		cr_assert_eq(strata_snapshot_open(s, &snap), 0);
-		strata_bpt_cursor *c;
-		rc = strata_bpt_cursor_open(snap, TREE, &c);
-		if (rc == STRATA_ENOTFOUND) { /* the create itself was not acknowledged */
-			cr_assert_eq(acked, 0, "step %" PRIu64 ": the tree is gone", k);
-		} else {
-			cr_assert_eq(rc, 0, "step %" PRIu64 ": %s", k, strata_strerror(rc));
-			bdigest got = {0, TEST_FNV_SEED};
-			while ((rc = strata_bpt_cursor_next(c)) == 0) {
-				const void *kp, *vp;
-				size_t kl, vl;
-				cr_assert_eq(strata_bpt_cursor_get(c, &kp, &kl, &vp, &vl), 0);
-				got = bd_add(got, kp, kl, vp, vl);
-			}
-			cr_assert_eq(rc, STRATA_ENOTFOUND, "step %" PRIu64 ": %s", k, strata_strerror(rc));
-			test_collect col = {0};
-			cr_assert_eq(strata_bpt_check(snap, TREE, test_report_collect, &col), 0,
-				     "step %" PRIu64 ": %s", k, col.first);
-			/* commit acked - 1 was the last acknowledged, acked in flight */
-			uint32_t j = acked ? acked - 1 : 0, last = acked < BPL_TXNS ? acked : BPL_TXNS;
-			while (j <= last && (want[j].n != got.n || want[j].h != got.h))
-				j++;
-			cr_assert_leq(j, last,
-				      "step %" PRIu64 ": %" PRIu64 " keys, the tree of neither the "
-				      "last acknowledged commit (%u) nor the next",
-				      k, got.n, acked);
-			partial += j == acked;
-		}
-		strata_bpt_cursor_close(c);
-		strata_snapshot_close(snap);
-		cr_assert_eq(strata_check(s, test_report, NULL), 0, "step %" PRIu64, k);
-		cr_assert_eq(strata_close(s), 0);
-		io_sim_free(env);
-		checked++;
-	}
-	cr_log_info("%u power-loss points over %" PRIu64 " steps (%u past the end of their run); "
-		    "%u recovered a commit past the last acknowledged",
-		    checked, total, missed, partial);
-	cr_assert_geq(checked - missed, 40, "%u of %u runs ended before their power loss", missed,
-		      checked);
+	test_power_loss_campaign(bpl_workload, bpl_read, BPL_TXNS + 1);
 }
 
 /* The child: commits until killed, reporting each acknowledged commit. */

@@ -1331,16 +1331,13 @@ Test(xtree, recovers_after_sigkill)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Power loss (io_sim) at points all through an X-tree workload committed
- * SYNC, with checkpoints between: whatever unsynced writes the loss drops,
- * keeps or tears, the reopened tree is exactly the tree of one commit, at
- * least the last acknowledged one, and passes both checkers. Trees are
- * compared by a digest: the count and the sum of a hash of each entry (id
- * and box), which is the same whatever order a query returns them in. */
-typedef struct digest {
-	uint64_t n, sum;
-} digest;
-
+/* Power loss (io_sim) after every I/O step of an X-tree workload committed
+ * SYNC, with checkpoints between (test_power_loss_campaign): whatever
+ * unsynced writes the loss drops, keeps or tears, the reopened tree is
+ * exactly the tree of the last acknowledged commit or of the one in flight,
+ * and passes both checkers. Trees are compared by a digest: the count and
+ * the sum of a hash of each entry (id and box), the same whatever order a
+ * query returns them in. */
 static uint64_t entry_hash(uint32_t d, uint64_t id, const double *lo, const double *hi)
 {
 	uint64_t h = test_fnv(TEST_FNV_SEED, &id, sizeof id);
@@ -1348,28 +1345,25 @@ static uint64_t entry_hash(uint32_t d, uint64_t id, const double *lo, const doub
 	return test_fnv(h, hi, d * sizeof *hi);
 }
 
-static digest model_digest(const model *m)
+static test_digest model_digest(const model *m)
 {
-	digest g = {m->n, 0};
+	test_digest g = {m->n, 0};
 	for (size_t i = 0; i < m->n; i++)
-		g.sum += entry_hash(m->d, m->e[i].id, m->e[i].lo, m->e[i].hi);
+		g.h += entry_hash(m->d, m->e[i].id, m->e[i].lo, m->e[i].hi);
 	return g;
 }
 
 static int on_digest(void *ctx, uint64_t id, const double *lo, const double *hi)
 {
-	digest *g = ctx;
+	test_digest *g = ctx;
 	g->n++;
-	g->sum += entry_hash(2, id, lo, hi);
+	g->h += entry_hash(2, id, lo, hi);
 	return 0;
 }
 
 enum { PL_BATCHES = 10 };
 
-/* The workload on env's store until it ends or the simulated machine
- * stops; want[j]: the tree after commit j (0: the empty tree's create).
- * Returns how many commits were acknowledged. */
-static uint32_t pl_workload(io_env *env, digest *want)
+static uint32_t pl_workload(io_env *env, test_digest *want)
 {
 	strata_options o = test_durable_options("db", true);
 	strata_store *s;
@@ -1426,62 +1420,21 @@ out:
 	return acked;
 }
 
+static int pl_read(strata_store *s, test_digest *got)
+{
+	strata_snapshot *snap;
+	cr_assert_eq(strata_snapshot_open(s, &snap), 0);
+	const double lo[2] = {-DBL_MAX, -DBL_MAX}, hi[2] = {DBL_MAX, DBL_MAX};
+	int rc = strata_xt_query(snap, "p", 2, STRATA_XT_INTERSECTS, lo, hi, on_digest, got);
+	if (!rc)
+		cr_assert_eq(strata_xt_check(snap, "p", test_report, NULL), 0);
+	strata_snapshot_close(snap);
+	return rc;
+}
+
 Test(xtree, power_loss_leaves_the_tree_of_one_commit, .timeout = 600)
 {
-	digest want[PL_BATCHES + 1], seen[PL_BATCHES + 1];
-	io_env *env = test_sim_env();
-	uint64_t start = io_sim_steps(env);
-	cr_assert_eq(pl_workload(env, want), PL_BATCHES + 1);
-	uint64_t total = io_sim_steps(env) - start;
-	io_sim_free(env);
-	const io_sim_loss modes[] = {IO_SIM_DROP_ALL, IO_SIM_KEEP_RANDOM, IO_SIM_TEAR_LAST,
-				     IO_SIM_KEEP_ALL};
-	unsigned checked = 0, partial = 0, missed = 0;
-	for (uint64_t k = 1; k < total; k += 1 + total / 400) { /* every step, below 400 */
-		env = test_sim_env();
-		io_sim_crash_after(env, io_sim_steps(env) + k);
-		uint32_t acked = pl_workload(env, seen);
-		/* With the bounded cache (STRATA_TEST_CACHE_BYTES) a checkpoint the
-		 * cache asks for runs on the coordinator's own time, so a run may
-		 * take fewer steps than the first: then it ended whole. */
-		missed += !io_sim_crashed(env);
-		io_sim_power_loss(env, modes[k % 4], k);
-		strata_options o = test_durable_options("db", true);
-		strata_store *s;
-		int rc = store_open_env(&o, env, &s);
-		cr_assert_eq(rc, 0, "step %" PRIu64 ": reopen: %s (%s)", k, strata_strerror(rc),
-			     strata_last_error());
-		strata_snapshot *snap;
-		cr_assert_eq(strata_snapshot_open(s, &snap), 0);
-		digest got = {0, 0};
-		const double lo[2] = {-DBL_MAX, -DBL_MAX}, hi[2] = {DBL_MAX, DBL_MAX};
-		rc = strata_xt_query(snap, "p", 2, STRATA_XT_INTERSECTS, lo, hi, on_digest, &got);
-		if (rc == STRATA_ENOTFOUND) { /* the create itself was not acknowledged */
-			cr_assert_eq(acked, 0, "step %" PRIu64 ": the tree is gone", k);
-		} else {
-			cr_assert_eq(rc, 0, "step %" PRIu64 ": %s", k, strata_strerror(rc));
-			cr_assert_eq(strata_xt_check(snap, "p", test_report, NULL), 0, "step %" PRIu64, k);
-			/* commit acked - 1 was the last acknowledged, acked in flight */
-			uint32_t j = acked ? acked - 1 : 0, last = acked < PL_BATCHES ? acked : PL_BATCHES;
-			while (j <= last && (want[j].n != got.n || want[j].sum != got.sum))
-				j++;
-			cr_assert_leq(j, last,
-				      "step %" PRIu64 ": %" PRIu64 " entries, the tree of neither the "
-				      "last acknowledged commit (%u) nor the next",
-				      k, got.n, acked);
-			partial += j == acked;
-		}
-		strata_snapshot_close(snap);
-		cr_assert_eq(strata_check(s, test_report, NULL), 0, "step %" PRIu64, k);
-		cr_assert_eq(strata_close(s), 0);
-		io_sim_free(env);
-		checked++;
-	}
-	cr_log_info("%u power-loss points over %" PRIu64 " steps (%u past the end of their run); "
-		    "%u recovered a commit past the last acknowledged",
-		    checked, total, missed, partial);
-	cr_assert_geq(checked - missed, 40, "%u of %u runs ended before their power loss", missed,
-		      checked);
+	test_power_loss_campaign(pl_workload, pl_read, PL_BATCHES + 1);
 }
 
 Test(xtree, make_durable_live)

@@ -50,6 +50,26 @@ double test_now_s(void);
 /* strata_stats or fail the test. */
 strata_store_stats test_stats(strata_store *s);
 
+/* ---- power loss under an index (test_xtree, test_bptree) ----
+ * A tree's contents as a count and a hash (each suite decides how). */
+typedef struct test_digest {
+	uint64_t n, h;
+} test_digest;
+/* Runs the suite's workload on a store in env (directory "db", options
+ * test_durable_options("db", true)) until it ends or the simulated machine
+ * stops: commit 0 creates the tree, commits 1..n-1 change it, all SYNC;
+ * want[j] gets the tree after commit j. Returns how many commits were
+ * acknowledged. */
+typedef uint32_t (*test_pl_work)(struct io_env *env, test_digest *want);
+/* The reopened store's tree into *got, its checker asserted clean; the
+ * status (STRATA_ENOTFOUND: there is no tree). */
+typedef int (*test_pl_read)(strata_store *s, test_digest *got);
+/* Cuts power after every I/O step k of the workload (a stride above 400
+ * steps), the four loss modes in turn, reopens, and asserts that the tree
+ * is exactly that of the last acknowledged commit or of the one in flight,
+ * and that strata_check is clean. n: the workload's commits. */
+void test_power_loss_campaign(test_pl_work work, test_pl_read read, uint32_t n);
+
 /* Opens a store with the given options (NULL: defaults) or fails the test. */
 strata_store *test_open(const strata_options *opts);
 /* Closes it, asserting that strata_check is clean first. */
