@@ -397,6 +397,15 @@ Test(wal, enospc_on_a_new_file_fails_the_commit)
 	io_sim_free(env);
 }
 
+/* Commits k, k+1, ... (up to 90000 bytes each) until the log reaches
+ * `until`, then synced. */
+static void append_until(wal *w, uint64_t until, uint8_t *scratch, uint64_t *end, uint64_t *k)
+{
+	while (*end < until)
+		cr_assert_eq(append_commit(w, (*k)++, 90000, scratch, end), 0);
+	cr_assert_eq(wal_sync_to(w, *end), 0);
+}
+
 Test(wal, recycled_files_never_replay_old_frames)
 {
 	io_env *env = sim_with_dir();
@@ -405,9 +414,7 @@ Test(wal, recycled_files_never_replay_old_frames)
 	cr_assert_eq(wal_open(&c, 0, &w), 0);
 	uint8_t *scratch = malloc(100000);
 	uint64_t end = 0, k = 0;
-	while (end < 3 * (uint64_t)SMALL_FILE)
-		cr_assert_eq(append_commit(w, k++, 90000, scratch, &end), 0);
-	cr_assert_eq(wal_sync_to(w, end), 0);
+	append_until(w, 3 * (uint64_t)SMALL_FILE, scratch, &end, &k);
 	/* A checkpoint made everything before the current file unnecessary. */
 	uint64_t keep_from = (end / SMALL_FILE) * SMALL_FILE;
 	cr_assert_eq(wal_recycle(w, keep_from), 0);
@@ -455,9 +462,7 @@ Test(wal, renamed_file_without_its_new_header_is_reused)
 	cr_assert_eq(wal_open(&c, 0, &w), 0);
 	uint8_t *scratch = malloc(100000);
 	uint64_t end = 0, k = 0;
-	while (end < (uint64_t)SMALL_FILE + 1000)
-		cr_assert_eq(append_commit(w, k++, 90000, scratch, &end), 0);
-	cr_assert_eq(wal_sync_to(w, end), 0);
+	append_until(w, (uint64_t)SMALL_FILE + 1000, scratch, &end, &k);
 	wal_close(w);
 	io_file *from, *to;
 	cr_assert_eq(io_open(env, "store/wal.0000000000000000", IO_RDONLY, &from), 0);
