@@ -128,12 +128,12 @@ struct strata_bpt_cursor {
 	strata_node_id ahead_id;
 };
 
-/* A failed open leaves *out NULL, so that closing it is harmless. */
+/* The callers have set *out NULL: a failed open leaves it so, and closing
+ * it is harmless. */
 static int cursor_open(const bpt_rd *r, const char *name, strata_bpt_cursor **out)
 {
 	if (!out)
 		return STRATA_EINVAL;
-	*out = NULL;
 	strata_bpt_cursor *c = calloc(1, sizeof *c);
 	if (!c)
 		return STRATA_ENOMEM;

@@ -7,9 +7,9 @@
  * Checked: each object-table entry's state against its epochs (birth <=
  * retire; LIVE: born, not retired; RETIRED: retired at or before the current
  * epoch; RESERVED: none, as no write transaction is open); every non-free
- * entry's memory is an in-use slot of the right class; per-class used-slot counts
- * and the live/retired counters equal what the table holds; each shard's
- * handles add up (free + dead + in use == issued); the newest version of
+ * entry's memory is an in-use slot of the right class; per-class used-slot
+ * counts and the live/retired counters equal what the table holds; each
+ * shard's handles add up (free + dead + in use == issued); the newest version of
  * every root names a node visible at the current epoch; allocator bitmaps.
  *
  * Write transactions allocate and free their own nodes outside the commit
